@@ -1,0 +1,119 @@
+"""Workflow overhead: `snakemake --cores N` against one Python loop doing the same calls.
+
+Both sides process the same generated frames with the same library functions
+and write the same files; the ratio is snakemake wall time / loop wall time.
+
+    .venv/bin/python bench/workflow_overhead.py --frames 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+from frameloom import layout, stages  # noqa: E402
+from frameloom.config import load_run_config  # noqa: E402
+from frameloom.demo import write_demo_set  # noqa: E402
+from frameloom.discovery import discover_frames  # noqa: E402
+from frameloom.imageio import read_json  # noqa: E402
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_snakemake(workdir: Path, cores: int) -> tuple[float, float]:
+    cpu_before = children_cpu()
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", str(cores),
+         "--directory", str(workdir), "--quiet", "all"],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - started, children_cpu() - cpu_before
+
+
+def run_loop(workdir: Path, config: dict) -> tuple[float, float]:
+    """The same stage functions the rules call, one frame after another, in one process."""
+    cpu_before = own_cpu() + children_cpu()
+    started = time.perf_counter()
+    run = load_run_config(dict(config), workdir, workflow_dir=REPO)
+    out = str(workdir / run.output_dir)
+    logs = workdir / "logs"
+    frames = discover_frames(run.resolve(run.run["input_dir"]))
+    decisions = []
+    for frame, path in frames.items():
+        analysis = layout.analysis(out).format(frame=frame)
+        decision = layout.decision(out).format(frame=frame)
+        stages.analyze(str(path), frame, path.name, analysis, str(run.resolve(run.run["models_dir"])),
+                       str(logs / "analyze" / f"{frame}.log"))
+        stages.decide(analysis, decision, run.decision, run.enabled_strategies, str(logs / "decide" / f"{frame}.log"))
+        decisions.append(decision)
+    stages.plan(decisions, f"{out}/plan.tsv", str(logs / "plan.log"))
+    metas = {}
+    for frame, path in frames.items():
+        strategy = read_json(layout.decision(out).format(frame=frame))["strategy"]
+        if strategy is None:
+            continue
+        outputs = {}
+        for name, pattern in layout.strategy_outputs(out, strategy, run.strategy_cfg(strategy)).items():
+            outputs[name] = [p.format(frame=frame) for p in pattern] if isinstance(pattern, list) else pattern.format(frame=frame)
+        stages.run_strategy(strategy, str(path), layout.analysis(out).format(frame=frame), outputs,
+                            run.strategy_settings(frame, strategy), str(logs / strategy / f"{frame}.log"))
+        metas[frame] = outputs["meta"]
+    stages.merge(f"{out}/plan.tsv", out, metas, layout.training_dir(out), f"{out}/processing_report.json",
+                 run.decision, run.run["merge"]["repeats"], run.run["character"]["trigger_word"],
+                 str(logs / "merge.log"))
+    stages.html_report(f"{out}/processing_report.json", f"{out}/report.html", str(logs / "html_report.log"))
+    return time.perf_counter() - started, own_cpu() + children_cpu() - cpu_before
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=500)
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=360)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="frameloom-bench-") as tmp:
+        root = Path(tmp)
+        frames_dir = root / "frames"
+        write_demo_set(frames_dir, args.frames, width=args.width, height=args.height, truth_dir=root / "truth")
+        config = {"input_dir": str(frames_dir)}
+        for side in ("snakemake", "loop"):
+            (root / side / "config").mkdir(parents=True)
+            (root / side / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+
+        loop_wall, loop_cpu = run_loop(root / "loop", config)
+        smk_wall, smk_cpu = run_snakemake(root / "snakemake", args.cores)
+
+        same = (json.loads((root / "loop/results/processing_report.json").read_text())["summary"]
+                == json.loads((root / "snakemake/results/processing_report.json").read_text())["summary"])
+        print(f"frames: {args.frames} ({args.width}x{args.height}), snakemake --cores {args.cores}")
+        print(f"{'':22}{'wall s':>10}{'cpu s':>10}{'ms/frame':>10}")
+        print(f"{'python loop':22}{loop_wall:10.1f}{loop_cpu:10.1f}{1000 * loop_wall / args.frames:10.1f}")
+        print(f"{'snakemake':22}{smk_wall:10.1f}{smk_cpu:10.1f}{1000 * smk_wall / args.frames:10.1f}")
+        print(f"ratio snakemake/loop: wall {smk_wall / loop_wall:.2f}, cpu {smk_cpu / loop_cpu:.2f}")
+        print(f"identical report summaries: {same}")
+
+
+if __name__ == "__main__":
+    main()

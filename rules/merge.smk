@@ -1,0 +1,31 @@
+# Aggregate: the kohya training folder, processing_report.json and the HTML report.
+
+
+rule merge:
+    input:
+        plan=f"{OUT}/plan.tsv",
+        metas=lambda wildcards: list(planned_metas(wildcards).values()),
+        decisions=expand(layout.decision(OUT), frame=FRAME_IDS),
+    output:
+        training=directory(layout.training_dir(OUT)),
+        report=f"{OUT}/processing_report.json",
+    params:
+        decision=RUN.decision,
+        repeats=RUN.run["merge"]["repeats"],
+        trigger_word=RUN.run["character"]["trigger_word"],
+    log:
+        "logs/merge.log",
+    run:
+        stages.merge(input.plan, OUT, planned_metas(wildcards), output.training, output.report,
+                     params.decision, params.repeats, params.trigger_word, log[0])
+
+
+rule html_report:
+    input:
+        f"{OUT}/processing_report.json",
+    output:
+        report(f"{OUT}/report.html", category="frameloom"),
+    log:
+        "logs/html_report.log",
+    run:
+        stages.html_report(input[0], output[0], log[0])

@@ -1,0 +1,202 @@
+"""Load and validate the three configuration files.
+
+Each file is checked against its JSON schema in ``config/schemas/``, missing
+keys take the schema defaults, and the first problem becomes a one-line
+``ConfigError`` that names the file, the key and the rule that was broken, so
+a run stops before any job starts.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft7Validator, validators
+
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "config" / "schemas"
+STRATEGIES = ("keep_full", "segment", "create_occlusion", "enhance_segment")
+TARGET_SUM_TOLERANCE = 0.01
+
+
+class ConfigError(ValueError):
+    """A configuration value breaks a rule; the message is one line."""
+
+
+def _with_defaults(validator_class):
+    """A validator that also fills in each property's ``default`` (the jsonschema FAQ recipe)."""
+    check_properties = validator_class.VALIDATORS["properties"]
+
+    def fill_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = json.loads(json.dumps(subschema["default"]))
+        yield from check_properties(validator, properties, instance, schema)
+
+    return validators.extend(validator_class, {"properties": fill_defaults})
+
+
+_DefaultingValidator = _with_defaults(Draft7Validator)
+
+
+def _describe(error) -> str:
+    """Turn a jsonschema error into 'key: rule (got value)'."""
+    key = ".".join(str(part) for part in error.absolute_path) or "(top level)"
+    got = json.dumps(error.instance, default=str)
+    if len(got) > 60:
+        got = got[:57] + "..."
+    validator = error.validator
+    if validator == "additionalProperties":
+        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        where = f"{key}." if error.absolute_path else ""
+        return f"{where}{unknown[0]}: unknown key (allowed: {allowed})"
+    if validator in ("minimum", "maximum"):
+        bound = "at least" if validator == "minimum" else "at most"
+        return f"{key}: must be {bound} {error.validator_value} (got {got})"
+    if validator == "enum":
+        return f"{key}: must be one of {', '.join(map(str, error.validator_value))} (got {got})"
+    if validator == "type":
+        return f"{key}: must be of type {error.validator_value} (got {got})"
+    if validator == "pattern":
+        return f"{key}: must match {error.validator_value} (got {got})"
+    return f"{key}: {error.message}"
+
+
+def load_schema(name: str) -> dict:
+    with open(SCHEMA_DIR / f"{name}.schema.yaml", encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def validate(document: Any, schema_name: str, source: str) -> dict:
+    """Fill defaults into ``document`` and validate it; ``source`` names the file in errors."""
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"{source}: (top level): must be a mapping (got {type(document).__name__})")
+    validator = _DefaultingValidator(load_schema(schema_name))
+    errors = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        raise ConfigError(f"{source}: {_describe(errors[0])}")
+    return document
+
+
+def read_yaml(path: Path, source: str) -> Any:
+    if not path.is_file():
+        raise ConfigError(f"{source}: file not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return yaml.safe_load(handle)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{source}: not valid YAML{where}") from None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs, validated and with defaults filled in."""
+
+    run: dict
+    decision: dict
+    strategy: dict
+    workdir: Path
+
+    @property
+    def is_demo(self) -> bool:
+        return self.run["input_dir"] == "demo"
+
+    @property
+    def output_dir(self) -> str:
+        return self.run["output_dir"].rstrip("/")
+
+    @property
+    def enabled_strategies(self) -> list[str]:
+        return [name for name in STRATEGIES if self.strategy["strategies"][name]["enabled"]]
+
+    def strategy_cfg(self, name: str) -> dict:
+        return self.strategy["strategies"][name]
+
+    def strategy_settings(self, frame_id: str, strategy: str) -> dict:
+        """A strategy rule's params for one frame: only what that strategy reads, so
+        unrelated edits (decision thresholds included) rerun none of its jobs."""
+        settings = {
+            "frame": frame_id,
+            "strategy": self.strategy_cfg(strategy),
+            "trigger_word": self.run["character"]["trigger_word"],
+            "caption_prefix": self.strategy_cfg("keep_full")["caption_prefix"],
+        }
+        if strategy == "enhance_segment":
+            settings["segment"] = self.strategy_cfg("segment")
+        return settings
+
+    def model_path(self, key: str) -> Path | None:
+        relative = self.strategy["model_paths"].get(key)
+        if not relative:
+            return None
+        return self.resolve(self.run["models_dir"]) / relative
+
+    def resolve(self, path: str) -> Path:
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else self.workdir / candidate
+
+
+def _check_targets(decision: dict, source: str) -> None:
+    total = sum(decision["strategy_targets"].values())
+    if abs(total - 1.0) > TARGET_SUM_TOLERANCE:
+        raise ConfigError(
+            f"{source}: strategy_targets: must sum to 1 within {TARGET_SUM_TOLERANCE} (sum = {total:.3f})"
+        )
+
+
+def load_run_config(config: dict, workdir: Path, source: str = "config/config.yaml",
+                    workflow_dir: Path | None = None) -> RunConfig:
+    """Validate Snakemake's merged ``config`` and the files it names.
+
+    ``config`` is modified in place (defaults filled) so Snakemake sees them too.
+    Relative paths are relative to the working directory; the threshold and
+    strategy files fall back to the workflow's own ``config/`` copies.
+    """
+    run = validate(config, "config", source)
+    workdir = Path(workdir)
+
+    def resolve(path: str) -> Path:
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else workdir / candidate
+
+    def resolve_config_file(path: str) -> Path:
+        local = resolve(path)
+        if local.exists() or workflow_dir is None:
+            return local
+        return Path(workflow_dir) / path
+
+    if run["input_dir"] != "demo" and not resolve(run["input_dir"]).is_dir():
+        raise ConfigError(f"{source}: input_dir: directory does not exist: {run['input_dir']}")
+
+    decision_source = run["decision_thresholds"]
+    decision = validate(
+        read_yaml(resolve_config_file(decision_source), decision_source), "decision_thresholds", decision_source
+    )
+    _check_targets(decision, decision_source)
+
+    needs_file = run["dataset_needs_file"]
+    if needs_file:
+        path = resolve(needs_file)
+        if not path.is_file():
+            raise ConfigError(f"{source}: dataset_needs_file: file not found: {needs_file}")
+        try:
+            needs = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{needs_file}: not valid JSON at line {err.lineno}") from None
+        decision["dataset_needs"].update(validate(needs, "dataset_needs", needs_file))
+
+    strategy_source = run["strategy_configs"]
+    strategy = validate(
+        read_yaml(resolve_config_file(strategy_source), strategy_source), "strategy_configs", strategy_source
+    )
+    if not any(strategy["strategies"][name]["enabled"] for name in STRATEGIES):
+        raise ConfigError(f"{strategy_source}: strategies: at least one strategy must be enabled")
+    return RunConfig(run=run, decision=decision, strategy=strategy, workdir=workdir)

@@ -1,0 +1,49 @@
+"""Where every file goes: the seed's output tree, one definition for the rules and the merge.
+
+Patterns contain the ``{frame}`` wildcard. Each strategy also writes
+``<strategy>/meta/{frame}.json`` listing what it produced and which backend made it.
+"""
+
+from __future__ import annotations
+
+
+def analysis(out: str) -> str:
+    return f"{out}/analysis/{{frame}}.json"
+
+
+def decision(out: str) -> str:
+    return f"{out}/decisions/{{frame}}.json"
+
+
+def strategy_outputs(out: str, strategy: str, cfg: dict) -> dict[str, str | list[str]]:
+    """Named outputs of one strategy's rule, from that strategy's config block."""
+    images, captions = f"{out}/{strategy}/images", f"{out}/{strategy}/captions"
+    outputs: dict[str, str | list[str]] = {"meta": f"{out}/{strategy}/meta/{{frame}}.json"}
+    if strategy == "keep_full":
+        outputs["image"] = f"{images}/{{frame}}.png"
+        if cfg["generate_caption"]:
+            outputs["caption"] = f"{captions}/{{frame}}.txt"
+    elif strategy == "segment":
+        for role in ("character", "background", "composite"):
+            if cfg[f"save_{role}"]:
+                outputs[role] = f"{images}/{{frame}}_{role}.png"
+        for role in ("character", "background"):
+            if cfg[f"save_{role}"] and cfg["generate_captions"]:
+                outputs[f"{role}_caption"] = f"{captions}/{{frame}}_{role}.txt"
+        if cfg["save_masks"]:
+            outputs["mask"] = f"{out}/{strategy}/masks/{{frame}}_mask.png"
+    elif strategy == "create_occlusion":
+        count = cfg["variations_per_image"]
+        outputs["images"] = [f"{images}/{{frame}}_occ{i}.png" for i in range(count)]
+        outputs["captions"] = [f"{captions}/{{frame}}_occ{i}.txt" for i in range(count)]
+    elif strategy == "enhance_segment":
+        # Without segmentation the enhanced whole frame is the training image.
+        stem = "enhanced_character" if cfg["apply_segmentation"] else "enhanced"
+        outputs |= {"image": f"{images}/{{frame}}_{stem}.png", "caption": f"{captions}/{{frame}}_{stem}.txt"}
+    else:
+        raise ValueError(f"unknown strategy: {strategy}")
+    return outputs
+
+
+def training_dir(out: str) -> str:
+    return f"{out}/training"

@@ -1,0 +1,430 @@
+"""Character segmentation: find every character instance and cut out the target.
+
+The classical backend is GrabCut seeded from the frame analysis (subject box,
+face boxes, instance boxes). It runs on a downscaled working copy for speed;
+the target's alpha is then refined at full resolution with a colour guided
+filter restricted to a thin band around the boundary, so the edge follows the
+real image edge and stays anti-aliased without blurring the interior.
+
+A neural backend (SAM2) replaces this behind the same interface: an object
+with a ``name`` and ``segment(image_bgr, hint) -> Segmentation``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+# GrabCut's max-flow gets slow fast with image size, so each subject is cut
+# coarse-to-fine: a full GrabCut on a small copy of its region, then a second
+# one on the working copy (the frame at WORKING_LONGEST_SIDE) where only a thin
+# band around the coarse edge is open.
+COARSE_LONGEST_SIDE = 160
+WORKING_LONGEST_SIDE = 384
+FINE_ITERATIONS = 1
+# Half-width of the open band of the fine pass, in coarse pixels.
+FINE_BAND = 1.5
+# Extra room around a hinted box: detectors' boxes are tight, GrabCut treats
+# everything outside its box as certain background.
+BOX_PADDING = 0.08
+# Background colours are learnt from this much context around each box; a
+# local model separates better than a whole-frame one on busy backgrounds.
+CONTEXT_PADDING = 0.25
+MAX_HINTED_INSTANCES = 6
+# A component covering more of the frame than this is background, not a character.
+BACKGROUND_AREA_FRACTION = 0.8
+# Parts closer than this (working px) belong to the same character.
+PART_MERGE_GAP = 2
+FACE_COVERAGE_TO_PICK = 0.3
+# Boundary colour difference (Lab units) at which a cut counts as fully confident.
+CONFIDENT_BOUNDARY_CONTRAST = 30.0
+GUIDED_FILTER_EPS = 1e-3
+GRABCUT_RNG_SEED = 12345
+Box = tuple[int, int, int, int]
+
+
+@dataclass
+class Segmentation:
+    target_alpha: np.ndarray  # HxW float32 in 0..1, soft edge, the target character
+    instance_masks: list[np.ndarray]  # HxW bool, every character instance (target included)
+    target_index: int | None  # index into instance_masks; None when nothing usable was found
+    target_score: float  # 0..1 how confident the pick is
+    backend: str
+    notes: str  # one line: why this target, or why none
+
+
+class Segmenter(Protocol):
+    name: str
+
+    def segment(self, image_bgr: np.ndarray, hint: dict | None = None) -> Segmentation: ...
+
+
+@dataclass
+class _Instance:
+    mask: np.ndarray  # HxW bool
+    soft: np.ndarray  # HxW float32: the working-resolution cut, upsampled linearly
+    pixel_size: float  # full-resolution pixels per working pixel (how coarse the edge is)
+
+
+class GrabCutSegmenter:
+    name = "grabcut"
+
+    def __init__(self, min_instance_size: int = 64, iterations: int = 4):
+        self.min_instance_size = min_instance_size
+        self.iterations = iterations
+
+    def segment(self, image_bgr: np.ndarray, hint: dict | None = None) -> Segmentation:
+        hint = hint or {}
+        height, width = image_bgr.shape[:2]
+        faces = _faces_from_hint(hint, width, height)
+        seed_boxes, seed_source = _seed_boxes(hint, faces, width, height)
+
+        instances: list[_Instance] = []
+        for box in seed_boxes:
+            cut = self._cut(image_bgr, box, faces)
+            if cut is None:
+                continue
+            # One box per hinted instance: its cut is that character, even in pieces.
+            instances.extend([cut] if len(seed_boxes) > 1 else _split_parts(cut))
+        if len(seed_boxes) > 1:
+            _resolve_overlaps(instances, seed_boxes)
+
+        kept = [
+            instance
+            for instance in instances
+            if _longest_side(instance.mask) >= self.min_instance_size
+            and instance.mask.mean() <= BACKGROUND_AREA_FRACTION
+        ]
+        if not kept:
+            return Segmentation(
+                target_alpha=np.zeros((height, width), np.float32),
+                instance_masks=[],
+                target_index=None,
+                target_score=0.0,
+                backend=self.name,
+                notes=f"no character above {self.min_instance_size} px found ({seed_source})",
+            )
+
+        masks = [instance.mask for instance in kept]
+        target_index, pick_confidence, why = _pick_target(masks, faces, hint)
+        target = kept[target_index]
+        contrast = _boundary_contrast(image_bgr, target.mask)
+        target_score = pick_confidence * min(1.0, contrast / CONFIDENT_BOUNDARY_CONTRAST)
+        return Segmentation(
+            target_alpha=_refine_alpha(image_bgr, target.soft, target.pixel_size),
+            instance_masks=masks,
+            target_index=target_index,
+            target_score=round(float(target_score), 3),
+            backend=self.name,
+            notes=f"{why}; {len(kept)} instance(s) from {seed_source}; boundary contrast {contrast:.0f}",
+        )
+
+    def _cut(self, image: np.ndarray, box: Box, faces: list[tuple[Box, float]]) -> _Instance | None:
+        """Coarse-to-fine GrabCut of the subject in ``box``; None when nothing was cut."""
+        height, width = image.shape[:2]
+        box = _pad_box(box, BOX_PADDING, width, height)
+        cx, cy, cw, ch = _pad_box(box, CONTEXT_PADDING, width, height)
+        region = image[cy : cy + ch, cx : cx + cw]
+        local_box = (box[0] - cx, box[1] - cy, box[2], box[3])
+
+        # The fine pass works at the frame's working scale, the coarse pass on
+        # a copy of just this region small enough for a fast full GrabCut.
+        fine_scale = min(1.0, WORKING_LONGEST_SIDE / max(height, width))
+        coarse_scale = min(fine_scale, COARSE_LONGEST_SIDE / max(cw, ch))
+        coarse = _resize(region, coarse_scale, cv2.INTER_AREA)
+        coarse_h, coarse_w = coarse.shape[:2]
+        labels = np.full((coarse_h, coarse_w), cv2.GC_BGD, np.uint8)
+        x, y, w, h = _scale_box(local_box, coarse_scale, coarse_w, coarse_h)
+        labels[y : y + h, x : x + w] = cv2.GC_PR_FGD
+        for (fx, fy, fw, fh), _ in faces:
+            # The middle of a face inside this box is certain foreground.
+            if box[0] <= fx + fw / 2 < box[0] + box[2] and box[1] <= fy + fh / 2 < box[1] + box[3]:
+                inner = (fx - cx + fw // 4, fy - cy + fh // 4, fw // 2, fh // 2)
+                ix, iy, iw, ih = _scale_box(inner, coarse_scale, coarse_w, coarse_h)
+                labels[iy : iy + ih, ix : ix + iw] = cv2.GC_FGD
+        if not (labels == cv2.GC_BGD).any():
+            # The box fills the frame: let the outer ring seed the background model.
+            ring = max(2, min(coarse_w, coarse_h) // 40)
+            inner_labels = labels[ring:-ring, ring:-ring].copy()
+            labels[labels != cv2.GC_FGD] = cv2.GC_PR_BGD
+            labels[ring:-ring, ring:-ring] = inner_labels
+        mask = _grabcut(coarse, labels, self.iterations)
+        if not mask.any():
+            return None
+        scale = coarse_scale
+
+        if fine_scale > 1.2 * coarse_scale:
+            fine = _resize(region, fine_scale, cv2.INTER_AREA)
+            fine_size = (fine.shape[1], fine.shape[0])
+            coarse_cut = cv2.resize(mask.astype(np.uint8), fine_size, interpolation=cv2.INTER_NEAREST)
+            band = max(1, round(FINE_BAND * fine_scale / coarse_scale))
+            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1,) * 2)
+            labels = np.full(coarse_cut.shape, cv2.GC_BGD, np.uint8)
+            labels[cv2.dilate(coarse_cut, kernel) > 0] = cv2.GC_PR_BGD
+            labels[coarse_cut > 0] = cv2.GC_PR_FGD
+            labels[cv2.erode(coarse_cut, kernel) > 0] = cv2.GC_FGD
+            refined = _grabcut(fine, labels, FINE_ITERATIONS)
+            if refined.any():
+                mask, scale = refined, fine_scale
+
+        soft = np.zeros((height, width), np.float32)
+        soft[cy : cy + ch, cx : cx + cw] = cv2.resize(
+            mask.astype(np.float32), (cw, ch), interpolation=cv2.INTER_LINEAR
+        )
+        return _Instance(soft >= 0.5, soft, 1.0 / scale)
+
+
+def _grabcut(image: np.ndarray, labels: np.ndarray, iterations: int) -> np.ndarray:
+    """Run GrabCut from ``labels``; the cleaned foreground as a bool mask."""
+    background = (labels == cv2.GC_BGD) | (labels == cv2.GC_PR_BGD)
+    if background.all() or not background.any():
+        # GrabCut needs samples of both colour models.
+        return ~background
+    background_model = np.zeros((1, 65), np.float64)
+    foreground_model = np.zeros((1, 65), np.float64)
+    # GrabCut seeds its colour models with k-means on OpenCV's global RNG.
+    cv2.setRNGSeed(GRABCUT_RNG_SEED)
+    cv2.grabCut(
+        np.ascontiguousarray(image), labels, None, background_model, foreground_model,
+        iterations, cv2.GC_INIT_WITH_MASK,
+    )
+    return _clean_mask((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD))
+
+
+def _resize(image: np.ndarray, scale: float, interpolation: int) -> np.ndarray:
+    if scale == 1.0:
+        return image
+    height, width = image.shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=interpolation)
+
+
+def _valid_box(value, width: int, height: int) -> Box | None:
+    """Clip an [x, y, w, h] hint to the frame; None when malformed or empty."""
+    if value is None or len(value) != 4:
+        return None
+    x, y, w, h = (int(round(float(v))) for v in value)
+    x0, y0 = max(0, x), max(0, y)
+    x1, y1 = min(width, x + w), min(height, y + h)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def _faces_from_hint(hint: dict, width: int, height: int) -> list[tuple[Box, float]]:
+    faces = []
+    for face in hint.get("faces") or []:
+        box = _valid_box(face.get("box"), width, height)
+        if box is not None:
+            faces.append((box, float(face.get("score", 1.0) or 0.0)))
+    return faces
+
+
+def _seed_boxes(hint: dict, faces: list[tuple[Box, float]], width: int, height: int):
+    """Boxes to run GrabCut on, and a few words on where they came from."""
+    frame_area = width * height
+    instance_boxes = [
+        box
+        for box in (_valid_box(inst.get("box"), width, height) for inst in hint.get("instances") or [])
+        if box is not None and box[2] * box[3] <= BACKGROUND_AREA_FRACTION * frame_area
+    ]
+    if len(instance_boxes) > 1:
+        instance_boxes.sort(key=lambda b: b[2] * b[3], reverse=True)
+        return instance_boxes[:MAX_HINTED_INSTANCES], f"{len(instance_boxes)} hinted instance boxes"
+    subject = _valid_box(hint.get("foreground_box"), width, height)
+    if subject is not None:
+        return [subject], "the foreground box"
+    if instance_boxes:
+        return instance_boxes, "the hinted instance box"
+    if faces:
+        # A character's body hangs below its face: widen sideways, extend down.
+        (fx, fy, fw, fh), _ = max(faces, key=lambda f: f[0][2] * f[0][3])
+        body = _valid_box((fx - 1.5 * fw, fy - 0.5 * fh, 4 * fw, 6.5 * fh), width, height)
+        return [body], "a body box below the largest face"
+    centre = (round(0.15 * width), round(0.08 * height), round(0.7 * width), round(0.9 * height))
+    return [centre], "the centre box (no hint)"
+
+
+def _scale_box(box: Box, scale: float, width: int, height: int) -> Box:
+    x0 = min(width - 1, int(box[0] * scale))
+    y0 = min(height - 1, int(box[1] * scale))
+    x1 = max(x0 + 1, min(width, math.ceil((box[0] + box[2]) * scale)))
+    y1 = max(y0 + 1, min(height, math.ceil((box[1] + box[3]) * scale)))
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def _pad_box(box: Box, fraction: float, width: int, height: int) -> Box:
+    x, y, w, h = box
+    pad_x, pad_y = round(fraction * w) + 2, round(fraction * h) + 2
+    x0, y0 = max(0, x - pad_x), max(0, y - pad_y)
+    x1, y1 = min(width, x + w + pad_x), min(height, y + h + pad_y)
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def _clean_mask(mask: np.ndarray) -> np.ndarray:
+    """Drop speckles and fill small enclosed holes (GrabCut leaves both on shading)."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return mask
+    largest = stats[1:, cv2.CC_STAT_AREA].max()
+    keep = np.zeros(count, bool)
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= max(9, 0.02 * largest)
+    mask = keep[labels]
+    holes = ~mask
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(holes.astype(np.uint8), connectivity=4)
+    height, width = mask.shape
+    for index in range(1, count):
+        x, y, w, h, area = stats[index]
+        touches_border = x == 0 or y == 0 or x + w == width or y + h == height
+        if not touches_border and area < 0.01 * largest:
+            mask[labels == index] = True
+    return mask
+
+
+def _split_parts(instance: _Instance) -> list[_Instance]:
+    """Connected components, with parts separated by a hairline gap kept together."""
+    gap = max(1, round(PART_MERGE_GAP * instance.pixel_size))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * gap + 1,) * 2)
+    bridged = cv2.dilate(instance.mask.astype(np.uint8), kernel)
+    count, labels = cv2.connectedComponents(bridged, connectivity=8)
+    if count <= 2:
+        return [instance]
+    parts = []
+    for index in range(1, count):
+        part = labels == index
+        parts.append(_Instance(instance.mask & part, instance.soft * part, instance.pixel_size))
+    return parts
+
+
+def _resolve_overlaps(instances: list[_Instance], boxes: list[Box]) -> None:
+    """A pixel claimed by several instance boxes goes to the box whose centre is nearest."""
+    claims = np.sum([instance.mask for instance in instances], axis=0)
+    ys, xs = np.nonzero(claims > 1)
+    if ys.size == 0:
+        return
+    distances = np.stack([
+        np.where(instance.mask[ys, xs], np.hypot(xs - (b[0] + b[2] / 2), ys - (b[1] + b[3] / 2)), np.inf)
+        for instance, b in zip(instances, boxes)
+    ])
+    nearest = distances.argmin(axis=0)
+    for index, instance in enumerate(instances):
+        lost = nearest != index
+        instance.mask[ys[lost], xs[lost]] = False
+        instance.soft[ys[lost], xs[lost]] = np.minimum(instance.soft[ys[lost], xs[lost]], 0.49)
+
+
+def _longest_side(mask: np.ndarray) -> int:
+    if not mask.any():
+        return 0
+    _, _, w, h = cv2.boundingRect(mask.astype(np.uint8))
+    return max(w, h)
+
+
+def _pick_target(masks: list[np.ndarray], faces, hint: dict) -> tuple[int, float, str]:
+    """(index, confidence 0..1, reason): largest face first, then the analysis' subject, then salience."""
+    height, width = masks[0].shape
+    if faces:
+        (x, y, w, h), face_score = max(faces, key=lambda face: face[0][2] * face[0][3])
+        coverage = [float(mask[y : y + h, x : x + w].mean()) for mask in masks]
+        best = int(np.argmax(coverage))
+        if coverage[best] >= FACE_COVERAGE_TO_PICK:
+            # A character rarely fills more than ~60% of its face box (hair, round head).
+            confidence = min(1.0, coverage[best] / 0.6) * min(1.0, 0.5 + face_score)
+            return best, confidence, f"instance {best} holds the largest face ({coverage[best]:.0%} of its box)"
+
+    half_diagonal = math.hypot(width, height) / 2
+    salience = []
+    for mask in masks:
+        ys, xs = np.nonzero(mask)
+        offset = math.hypot(xs.mean() - width / 2, ys.mean() - height / 2) / half_diagonal
+        salience.append(math.sqrt(mask.mean()) * (1.0 - 0.7 * offset))
+    if len(masks) == 1:
+        return 0, 1.0, "the only instance"
+    best = int(np.argmax(salience))
+    reason = f"instance {best} is the largest central one"
+    subject = _valid_box(hint.get("foreground_box"), width, height)
+    if subject is not None:
+        x, y, w, h = subject
+        inside = [mask[y : y + h, x : x + w].sum() / mask.sum() for mask in masks]
+        chosen = int(np.argmax([share * value for share, value in zip(inside, salience)]))
+        if inside[chosen] >= 0.5:
+            best, reason = chosen, f"instance {chosen} lies in the analysis' foreground box"
+    runner_up = max(value for index, value in enumerate(salience) if index != best)
+    confidence = salience[best] / (salience[best] + runner_up) if salience[best] > 0 else 0.0
+    return best, confidence, reason
+
+
+def _boundary_contrast(image: np.ndarray, mask: np.ndarray) -> float:
+    """Median Lab distance between the mean colours just inside and just outside the cut."""
+    scale = min(1.0, WORKING_LONGEST_SIDE / max(mask.shape))
+    lab = cv2.cvtColor(_resize(image, scale, cv2.INTER_AREA), cv2.COLOR_BGR2LAB).astype(np.float32)
+    inside = _resize(mask.astype(np.float32), scale, cv2.INTER_AREA)
+    outside = 1.0 - inside
+    kernel = (9, 9)
+    weight_in = cv2.blur(inside, kernel)
+    weight_out = cv2.blur(outside, kernel)
+    boundary = (weight_in > 0.2) & (weight_out > 0.2)
+    if not boundary.any():
+        return 0.0
+    colour_in = cv2.blur(lab * inside[..., None], kernel)[boundary] / weight_in[boundary, None]
+    colour_out = cv2.blur(lab * outside[..., None], kernel)[boundary] / weight_out[boundary, None]
+    return float(np.median(np.linalg.norm(colour_in - colour_out, axis=1)))
+
+
+def _refine_alpha(image_bgr: np.ndarray, soft: np.ndarray, pixel_size: float) -> np.ndarray:
+    """Full-resolution soft alpha: a guided filter on a band around the upsampled boundary only."""
+    height, width = soft.shape
+    hard = soft >= 0.5
+    radius = max(2, math.ceil(pixel_size) + 1)
+    band_width = 2 * radius + 1  # beyond two radii the filter returns its input unchanged
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band_width + 1,) * 2)
+    hard_u8 = hard.astype(np.uint8)
+    band = cv2.dilate(hard_u8, kernel).astype(bool) & ~cv2.erode(hard_u8, kernel).astype(bool)
+    alpha = hard.astype(np.float32)
+    if not band.any():
+        return alpha
+    x, y, w, h = cv2.boundingRect(band.astype(np.uint8))
+    margin = 2 * radius
+    x0, y0 = max(0, x - margin), max(0, y - margin)
+    x1, y1 = min(width, x + w + margin), min(height, y + h + margin)
+    guide = image_bgr[y0:y1, x0:x1].astype(np.float32) / 255.0
+    filtered = _guided_filter(guide, soft[y0:y1, x0:x1], radius, GUIDED_FILTER_EPS)
+    band_roi = band[y0:y1, x0:x1]
+    alpha_roi = alpha[y0:y1, x0:x1]
+    alpha_roi[band_roi] = np.clip(filtered[band_roi], 0.0, 1.0)
+    return alpha
+
+
+def _guided_filter(guide: np.ndarray, source: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """He et al.'s colour guided filter: edge-aware smoothing of ``source`` along ``guide``."""
+    ksize = (2 * radius + 1, 2 * radius + 1)
+
+    def box_mean(values: np.ndarray) -> np.ndarray:
+        return cv2.boxFilter(values, cv2.CV_32F, ksize, borderType=cv2.BORDER_REFLECT)
+
+    mean_guide = cv2.split(box_mean(guide))
+    mean_source = box_mean(source)
+    channels = cv2.split(guide)
+    cov_source = [box_mean(channel * source) - mean * mean_source for channel, mean in zip(channels, mean_guide)]
+
+    def covariance(i: int, j: int) -> np.ndarray:
+        value = box_mean(channels[i] * channels[j]) - mean_guide[i] * mean_guide[j]
+        return value + eps if i == j else value
+
+    # Per-pixel 3x3 symmetric covariance, inverted in closed form (adjugate / determinant).
+    a, b, c = covariance(0, 0), covariance(0, 1), covariance(0, 2)
+    d, e, f = covariance(1, 1), covariance(1, 2), covariance(2, 2)
+    inv_00, inv_01, inv_02 = d * f - e * e, c * e - b * f, b * e - c * d
+    inv_11, inv_12, inv_22 = a * f - c * c, b * c - a * e, a * d - b * b
+    determinant = a * inv_00 + b * inv_01 + c * inv_02
+    slope = [
+        (inv_00 * cov_source[0] + inv_01 * cov_source[1] + inv_02 * cov_source[2]) / determinant,
+        (inv_01 * cov_source[0] + inv_11 * cov_source[1] + inv_12 * cov_source[2]) / determinant,
+        (inv_02 * cov_source[0] + inv_12 * cov_source[1] + inv_22 * cov_source[2]) / determinant,
+    ]
+    offset = mean_source - sum(k * m for k, m in zip(slope, mean_guide))
+    return sum(box_mean(k) * channel for k, channel in zip(slope, channels)) + box_mean(offset)

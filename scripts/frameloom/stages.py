@@ -1,0 +1,100 @@
+"""One function per workflow stage, each writing its own log.
+
+Cheap stages run inside the Snakemake process (``run:`` rules executed in
+threads), so they must not print or touch global state: every stage writes
+what it did, or the traceback of what failed, to the rule's log file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import traceback
+from pathlib import Path
+
+from .imageio import read_json, write_json, write_text
+
+
+@contextlib.contextmanager
+def job_log(log_path: str, stage: str):
+    """Collect log lines; write them (and a traceback on failure) atomically at the end."""
+    lines: list[str] = []
+    started = time.perf_counter()
+    try:
+        yield lines
+    except BaseException:
+        lines.append(traceback.format_exc())
+        raise
+    finally:
+        lines.append(f"{stage}: {time.perf_counter() - started:.3f} s")
+        write_text(log_path, "\n".join(lines) + "\n")
+
+
+def render_demo(frame_paths: list[str], truth_dir: str, n: int, seed: int, width: int, height: int, log: str) -> None:
+    from .demo import write_demo_set
+
+    with job_log(log, "demo") as lines:
+        written = write_demo_set(Path(frame_paths[0]).parent, n, seed=seed, width=width, height=height,
+                                 truth_dir=truth_dir)
+        lines.append(f"{len(written)} demo frames in {Path(frame_paths[0]).parent}")
+
+
+def analyze(frame_path: str, frame_id: str, source: str, output: str, models_dir: str, log: str) -> None:
+    from .analysis import analyze_file
+
+    with job_log(log, "analyze") as lines:
+        record = analyze_file(frame_path, frame_id, source, models_dir=models_dir)
+        write_json(output, record)
+        lines.append(f"{frame_id}: ok={record['ok']} error={record.get('error')}")
+
+
+def decide(analysis_path: str, output: str, decision_cfg: dict, enabled: list[str], log: str) -> None:
+    from .decision import decide as decide_strategy
+
+    with job_log(log, "decide") as lines:
+        record = decide_strategy(read_json(analysis_path), decision_cfg, enabled)
+        write_json(output, record)
+        lines.append(f"{record['frame']}: {record['strategy']} ({record['reasoning']})")
+
+
+def plan(decision_paths: list[str], output: str, log: str) -> None:
+    from .merge import write_plan
+
+    with job_log(log, "plan") as lines:
+        planned = write_plan(decision_paths, output)
+        lines.append(f"{len(planned)} frames planned")
+
+
+def run_strategy(strategy: str, frame_path: str, analysis_path: str, outputs: dict, settings: dict,
+                 log: str) -> None:
+    from .strategies import execute
+
+    with job_log(log, strategy) as lines:
+        meta = execute(strategy, frame_path, analysis_path, outputs, settings)
+        lines.append(f"{settings['frame']}: {len(meta['outputs'])} outputs, error={meta['error']}")
+
+
+def merge(plan_path: str, out_dir: str, metas: dict[str, str], training_dir: str, report_path: str,
+          decision_cfg: dict, repeats: int, trigger_word: str, log: str) -> None:
+    from . import layout
+    from .merge import build_report, build_training_folder, prune_stale_outputs, read_plan, write_report
+
+    with job_log(log, "merge") as lines:
+        planned = read_plan(plan_path)
+        removed = prune_stale_outputs(out_dir, planned)
+        lines.append(f"pruned {len(removed)} stale outputs of earlier decisions")
+        count = build_training_folder(list(metas.values()), training_dir, repeats, trigger_word)
+        lines.append(f"{count} training images in {training_dir}")
+        analyses = {frame: layout.analysis(out_dir).format(frame=frame) for frame in planned}
+        decisions = {frame: layout.decision(out_dir).format(frame=frame) for frame in planned}
+        report = build_report(planned, analyses, decisions, metas, decision_cfg)
+        write_report(report, report_path)
+        lines.append(f"report: {report['summary']}")
+
+
+def html_report(report_path: str, output: str, log: str) -> None:
+    from .report_html import render_report
+
+    with job_log(log, "html_report") as lines:
+        write_text(output, render_report(read_json(report_path), Path(output).parent))
+        lines.append(f"wrote {output}")

@@ -1,0 +1,209 @@
+"""The four strategy executors: read a frame and its analysis, write the seed's outputs.
+
+Each executor takes the rule's named outputs and one ``settings`` dict (the
+rule's params, kept JSON-serialisable so a model step in another environment
+can receive the same values), writes every file atomically, and finishes with
+the meta file that lists each output, whether it goes into the training
+folder, and which backend made it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from . import captions
+from .enhance import enhance_classical
+from .imageio import copy_file, read_image, read_json, write_image, write_json, write_text
+from .inpainting import OpenCVInpainter
+from .occlusion import make_occlusion_variants
+from .segmentation import GrabCutSegmenter, Segmentation
+
+NEUTRAL_GREY = 128  # what trainers that drop alpha see behind a cut-out character
+CROP_MARGIN = 0.1  # of the character's box, kept around it in the cut-out
+
+
+def frame_seed(frame_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(frame_id.encode()).digest()[:4], "big")
+
+
+def _entry(image: str, caption: str | None, role: str, backend: str, train: bool) -> dict:
+    return {"image": image, "caption": caption, "role": role, "backend": backend, "train": train}
+
+
+def _caption_prefix(settings: dict) -> tuple[str, str]:
+    return settings["trigger_word"], settings["caption_prefix"]
+
+
+def make_segmenter(segment_cfg: dict) -> tuple[GrabCutSegmenter, str]:
+    """The segmentation backend and its name as reported (fallbacks say so)."""
+    segmenter = GrabCutSegmenter(min_instance_size=segment_cfg["min_instance_size"])
+    requested = segment_cfg["segmentation_model"]
+    if requested == segmenter.name:
+        return segmenter, segmenter.name
+    return segmenter, f"{segmenter.name} (fallback: {requested} not available)"
+
+
+def make_inpainter(segment_cfg: dict) -> tuple[OpenCVInpainter, str]:
+    inpainter = OpenCVInpainter()
+    requested = segment_cfg["inpainting_model"]
+    if requested == "opencv":
+        return inpainter, inpainter.name
+    return inpainter, f"{inpainter.name} (fallback: {requested} not available)"
+
+
+def cutout(image: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """BGRA crop around the character; colour premultiplied onto grey so alpha-less readers see a clean backdrop."""
+    ys, xs = np.nonzero(alpha > 0.02)
+    height, width = alpha.shape
+    if len(xs) == 0:
+        x0, y0, x1, y1 = 0, 0, width, height
+    else:
+        x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+        pad_x, pad_y = int((x1 - x0) * CROP_MARGIN), int((y1 - y0) * CROP_MARGIN)
+        x0, y0 = max(0, x0 - pad_x), max(0, y0 - pad_y)
+        x1, y1 = min(width, x1 + pad_x), min(height, y1 + pad_y)
+    a = alpha[y0:y1, x0:x1, None].astype(np.float32)
+    colour = image[y0:y1, x0:x1].astype(np.float32) * a + NEUTRAL_GREY * (1.0 - a)
+    bgra = np.dstack([np.clip(colour + 0.5, 0, 255).astype(np.uint8), np.clip(a[..., 0] * 255 + 0.5, 0, 255).astype(np.uint8)])
+    return bgra, [int(x0), int(y0), int(x1 - x0), int(y1 - y0)]
+
+
+def _segmentation_record(seg: Segmentation, crop_box: list[int] | None) -> dict:
+    return {
+        "backend": seg.backend,
+        "instances_found": len(seg.instance_masks),
+        "target_index": seg.target_index,
+        "target_score": round(float(seg.target_score), 4),
+        "notes": seg.notes,
+        "crop_box": crop_box,
+    }
+
+
+def _scaled_hint(analysis: dict, scale: float) -> dict:
+    """The analysis boxes in the coordinates of an upscaled image."""
+    def scale_box(box):
+        return [int(round(v * scale)) for v in box] if box else box
+
+    hint = dict(analysis)
+    hint["foreground_box"] = scale_box(analysis.get("foreground_box"))
+    hint["faces"] = [dict(face, box=scale_box(face["box"])) for face in analysis.get("faces", [])]
+    hint["instances"] = [dict(inst, box=scale_box(inst["box"])) for inst in analysis.get("instances", [])]
+    return hint
+
+
+def run_keep_full(frame_path: str, analysis: dict, outputs: dict, settings: dict) -> dict:
+    cfg = settings["strategy"]
+    if Path(frame_path).suffix.lower() == ".png":
+        copy_file(frame_path, outputs["image"])
+    else:
+        write_image(outputs["image"], read_image(frame_path))  # same pixels, stored as PNG
+    caption_path = outputs.get("caption")
+    if caption_path:
+        trigger, prefix = _caption_prefix(settings)
+        write_text(caption_path, captions.character_caption(trigger, prefix, analysis) + "\n")
+    return {"outputs": [_entry(outputs["image"], caption_path, "full", "original", cfg["generate_caption"])]}
+
+
+def run_segment(frame_path: str, analysis: dict, outputs: dict, settings: dict) -> dict:
+    cfg = settings["strategy"]
+    image = read_image(frame_path)
+    segmenter, seg_backend = make_segmenter(cfg)
+    inpainter, inpaint_backend = make_inpainter(cfg)
+    seg = segmenter.segment(image, analysis)
+    found = seg.target_index is not None
+    trigger, prefix = _caption_prefix(settings)
+    entries = []
+    crop_box = None
+    alpha = seg.target_alpha if found else np.zeros(image.shape[:2], np.float32)
+    background = inpainter.inpaint(image, alpha > 0.05, dilation=cfg["mask_dilation"]) if found else image
+
+    if "character" in outputs:
+        character, crop_box = cutout(image, alpha)
+        write_image(outputs["character"], character)
+        caption = outputs.get("character_caption")
+        if caption:
+            write_text(caption, captions.character_caption(
+                trigger, prefix, analysis, cfg["character_caption_suffix"], with_background=False) + "\n")
+        entries.append(_entry(outputs["character"], caption, "character", seg_backend, found))
+    if "background" in outputs:
+        write_image(outputs["background"], background)
+        caption = outputs.get("background_caption")
+        if caption:
+            write_text(caption, captions.background_caption(analysis, cfg["background_caption_suffix"]) + "\n")
+        entries.append(_entry(outputs["background"], caption, "background", inpaint_backend, found))
+    if "composite" in outputs:
+        # The cut-out laid back over the inpainted plate: a review image, not training data.
+        a = alpha[..., None]
+        composite = np.clip(image * a + background * (1 - a) + 0.5, 0, 255).astype(np.uint8)
+        write_image(outputs["composite"], composite)
+        entries.append(_entry(outputs["composite"], None, "composite", seg_backend, False))
+    if "mask" in outputs:
+        write_image(outputs["mask"], np.clip(alpha * 255 + 0.5, 0, 255).astype(np.uint8))
+        entries.append(_entry(outputs["mask"], None, "mask", seg_backend, False))
+    meta = {"outputs": entries, "segmentation": _segmentation_record(seg, crop_box)}
+    if not found:
+        meta["error"] = f"NoCharacterFound: {seg.notes}"
+    return meta
+
+
+def run_create_occlusion(frame_path: str, analysis: dict, outputs: dict, settings: dict) -> dict:
+    cfg = settings["strategy"]
+    image = read_image(frame_path)
+    variants = make_occlusion_variants(image, cfg, frame_seed(settings["frame"]), analysis.get("foreground_box"))
+    trigger, prefix = _caption_prefix(settings)
+    entries = []
+    for variant, image_path, caption_path in zip(variants, outputs["images"], outputs["captions"], strict=True):
+        write_image(image_path, variant.image)
+        tag = variant.description if cfg["add_occlusion_tags"] else ""
+        write_text(caption_path, captions.character_caption(trigger, prefix, analysis, tag) + "\n")
+        entries.append(_entry(image_path, caption_path, f"occlusion:{variant.kind}:{variant.position}", "synthetic", True))
+    return {"outputs": entries}
+
+
+def run_enhance_segment(frame_path: str, analysis: dict, outputs: dict, settings: dict) -> dict:
+    cfg = settings["strategy"]
+    image = read_image(frame_path)
+    enhanced, steps = enhance_classical(image, analysis, cfg)
+    trigger, prefix = _caption_prefix(settings)
+    meta = {"steps": [vars(step) for step in steps]}
+    enhance_backend = "+".join(step.backend for step in steps if step.applied) or "none"
+    if cfg["apply_segmentation"]:
+        segment_cfg = settings["segment"]
+        segmenter, seg_backend = make_segmenter(segment_cfg)
+        seg = segmenter.segment(enhanced, _scaled_hint(analysis, enhanced.shape[1] / image.shape[1]))
+        found = seg.target_index is not None
+        alpha = seg.target_alpha if found else np.zeros(enhanced.shape[:2], np.float32)
+        result, crop_box = cutout(enhanced, alpha)
+        meta["segmentation"] = _segmentation_record(seg, crop_box)
+        backend = f"{enhance_backend} -> {seg_backend}"
+        if not found:
+            meta["error"] = f"NoCharacterFound: {seg.notes}"
+        with_background = False
+    else:
+        result, found, backend, with_background = enhanced, True, enhance_backend, True
+    write_image(outputs["image"], result)
+    write_text(outputs["caption"], captions.character_caption(
+        trigger, prefix, analysis, cfg["caption_suffix"], with_background=with_background) + "\n")
+    meta["outputs"] = [_entry(outputs["image"], outputs["caption"], "enhanced_character", backend, found)]
+    return meta
+
+
+EXECUTORS = {
+    "keep_full": run_keep_full,
+    "segment": run_segment,
+    "create_occlusion": run_create_occlusion,
+    "enhance_segment": run_enhance_segment,
+}
+
+
+def execute(strategy: str, frame_path: str, analysis_path: str, outputs: dict, settings: dict) -> dict:
+    """Run one strategy on one frame and write its meta file last (it marks the job complete)."""
+    analysis = read_json(analysis_path)
+    meta = {"frame": settings["frame"], "strategy": strategy, "error": None}
+    meta |= EXECUTORS[strategy](frame_path, analysis, outputs, settings)
+    write_json(outputs["meta"], meta)
+    return meta
+

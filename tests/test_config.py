@@ -1,0 +1,142 @@
+"""Config files: defaults from the schemas, and one-line named errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from frameloom.config import ConfigError, load_run_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_yaml(path: Path, payload) -> str:
+    path.write_text(yaml.safe_dump(payload))
+    return str(path)
+
+
+def load(tmp_path: Path, decision=None, strategy=None, **run):
+    config = {"input_dir": "demo", **run}
+    if decision is not None:
+        config["decision_thresholds"] = write_yaml(tmp_path / "thresholds.yaml", decision)
+    if strategy is not None:
+        config["strategy_configs"] = write_yaml(tmp_path / "strategies.yaml", strategy)
+    return load_run_config(config, tmp_path, workflow_dir=REPO)
+
+
+def error_of(tmp_path, **kwargs) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, **kwargs)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_shipped_files_match_the_seed_defaults(tmp_path):
+    run = load(tmp_path)
+    assert run.decision["thresholds"] == {
+        "simple_background": 0.3, "good_lighting": 0.7, "low_occlusion": 0.2,
+        "multi_character": 2, "poor_quality": 0.5, "low_sharpness": 0.4,
+    }
+    assert run.decision["strategy_targets"] == {
+        "keep_full": 0.30, "segment": 0.40, "create_occlusion": 0.15, "enhance_segment": 0.15,
+    }
+    assert run.decision["dataset_needs"] == {
+        "occlusion": 0.8, "multi_character": 0.9, "far_shot": 0.7, "complex_bg": 0.6,
+    }
+    occlusion = run.strategy_cfg("create_occlusion")
+    assert occlusion["blur_radius"] == 15 and occlusion["variations_per_image"] == 3
+    assert occlusion["blur_positions"] == ["left", "right", "bottom"] and occlusion["overlay_opacity"] == 0.3
+    assert run.strategy_cfg("enhance_segment")["face_enhance_fidelity"] == 0.7
+    assert run.enabled_strategies == ["keep_full", "segment", "create_occlusion", "enhance_segment"]
+
+
+def test_missing_keys_take_schema_defaults(tmp_path):
+    run = load(tmp_path, decision={"thresholds": {"good_lighting": 0.75}}, strategy={})
+    assert run.decision["thresholds"]["good_lighting"] == 0.75
+    assert run.decision["thresholds"]["simple_background"] == 0.3
+    assert run.decision["strategy_targets"]["segment"] == 0.40
+    assert run.strategy_cfg("segment")["mask_dilation"] == 5
+    assert run.run["merge"]["repeats"] == 10 and run.run["limit"] == 0
+
+
+def test_threshold_outside_unit_interval(tmp_path):
+    message = error_of(tmp_path, decision={"thresholds": {"good_lighting": 1.4}})
+    assert message == f"{tmp_path / 'thresholds.yaml'}: thresholds.good_lighting: must be at most 1 (got 1.4)"
+
+
+def test_negative_threshold(tmp_path):
+    assert "thresholds.low_sharpness: must be at least 0 (got -0.1)" in error_of(
+        tmp_path, decision={"thresholds": {"low_sharpness": -0.1}})
+
+
+def test_targets_must_sum_to_one(tmp_path):
+    targets = {"keep_full": 0.5, "segment": 0.4, "create_occlusion": 0.15, "enhance_segment": 0.15}
+    message = error_of(tmp_path, decision={"strategy_targets": targets})
+    assert "thresholds.yaml: strategy_targets: must sum to 1 within 0.01 (sum = 1.200)" in message
+
+
+def test_targets_within_tolerance_pass(tmp_path):
+    targets = {"keep_full": 0.305, "segment": 0.40, "create_occlusion": 0.15, "enhance_segment": 0.15}
+    load(tmp_path, decision={"strategy_targets": targets})
+
+
+def test_unknown_strategy_in_targets(tmp_path):
+    message = error_of(tmp_path, decision={"strategy_targets": {"powerpaint": 0.1}})
+    assert "strategy_targets.powerpaint: unknown key (allowed: create_occlusion, enhance_segment, keep_full, segment)" in message
+
+
+def test_unknown_strategy_in_strategy_file(tmp_path):
+    message = error_of(tmp_path, strategy={"strategies": {"my_custom": {"enabled": True}}})
+    assert "strategies.yaml: strategies.my_custom: unknown key" in message
+
+
+def test_bad_enum_value(tmp_path):
+    message = error_of(tmp_path, strategy={"strategies": {"segment": {"inpainting_model": "photoshop"}}})
+    assert "strategies.segment.inpainting_model: must be one of lama, opencv (got \"photoshop\")" in message
+
+
+def test_missing_input_dir(tmp_path):
+    message = error_of(tmp_path, input_dir=str(tmp_path / "nowhere"))
+    assert message.startswith("config/config.yaml: input_dir: directory does not exist")
+
+
+def test_all_strategies_disabled(tmp_path):
+    off = {name: {"enabled": False} for name in ("keep_full", "segment", "create_occlusion", "enhance_segment")}
+    assert "at least one strategy must be enabled" in error_of(tmp_path, strategy={"strategies": off})
+
+
+def test_dataset_needs_file_overrides(tmp_path):
+    needs = tmp_path / "needs.json"
+    needs.write_text(json.dumps({"occlusion": 0.2}))
+    run = load(tmp_path, dataset_needs_file=str(needs))
+    assert run.decision["dataset_needs"]["occlusion"] == 0.2
+    assert run.decision["dataset_needs"]["far_shot"] == 0.7
+    needs.write_text(json.dumps({"occlusion": 3}))
+    assert "needs.json: occlusion: must be at most 1 (got 3)" in error_of(tmp_path, dataset_needs_file=str(needs))
+
+
+def test_invalid_yaml_names_the_line(tmp_path):
+    bad = tmp_path / "thresholds.yaml"
+    bad.write_text("thresholds:\n  good_lighting: [0.7\n")
+    with pytest.raises(ConfigError, match=r"thresholds.yaml: not valid YAML at line \d+"):
+        load_run_config({"decision_thresholds": str(bad)}, tmp_path, workflow_dir=REPO)
+
+
+@pytest.mark.slow
+def test_snakemake_stops_before_any_job(tmp_path):
+    bad = write_yaml(tmp_path / "thresholds.yaml", {"thresholds": {"good_lighting": 1.4}})
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "1",
+         "--directory", str(tmp_path), "--config", f"decision_thresholds={bad}"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("frameloom:")]
+    assert errors == [f"frameloom: configuration error: {bad}: thresholds.good_lighting: must be at most 1 (got 1.4)"]
+    assert not (tmp_path / "results").exists()

@@ -1,0 +1,132 @@
+"""The decision engine: the seed's rule table, disabled strategies, steering."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from frameloom.config import STRATEGIES
+from frameloom.decision import decide
+
+with open("config/decision_thresholds.yaml") as handle:
+    DEFAULTS = yaml.safe_load(handle)
+
+
+def config(steering=False, **needs):
+    cfg = copy.deepcopy(DEFAULTS)
+    cfg["steering"] = steering
+    cfg["dataset_needs"].update(needs)
+    return cfg
+
+
+def frame(frame_id="f", **metrics):
+    record = {"frame": frame_id, "ok": True, "complexity": 0.18, "lighting": 0.85, "occlusion": 0.05,
+              "quality": 0.8, "sharpness": 0.7, "instance_count": 1, "shot_type": "medium"}
+    record.update(metrics)
+    return record
+
+
+# (metrics, dataset_needs.occlusion, strategy): the seed's pseudo-code, rule by rule and at its edges.
+SEED_TABLE = [
+    ({}, 0.8, "keep_full"),                                             # perfect conditions
+    ({"instance_count": 3}, 0.8, "keep_full"),                          # rule 1 wins over multi-character
+    ({"lighting": 0.5, "instance_count": 2}, 0.8, "segment"),           # multi-character
+    ({"complexity": 0.45}, 0.8, "segment"),                             # complex background
+    ({"complexity": 0.45, "quality": 0.2}, 0.8, "segment"),             # rule 2 before rule 3
+    ({"lighting": 0.5, "quality": 0.3}, 0.8, "enhance_segment"),        # poor quality
+    ({"occlusion": 0.4, "sharpness": 0.2}, 0.8, "enhance_segment"),     # low sharpness
+    ({"lighting": 0.5}, 0.8, "create_occlusion"),                       # needs occlusion
+    ({"occlusion": 0.3}, 0.8, "create_occlusion"),
+    ({"lighting": 0.5}, 0.4, "segment"),                                # safe default
+    ({"lighting": 0.5}, 0.5, "segment"),                                # need must be > 0.5
+    ({"lighting": 0.7}, 0.4, "segment"),                                # lighting must be > 0.7
+    ({"occlusion": 0.2}, 0.4, "segment"),                               # occlusion must be < 0.2
+    ({"complexity": 0.3}, 0.4, "segment"),                              # 0.3 is neither simple nor complex
+    ({"complexity": 0.3, "quality": 0.49}, 0.4, "enhance_segment"),
+    ({"complexity": 0.3, "quality": 0.5, "sharpness": 0.4}, 0.4, "segment"),  # thresholds are strict
+]
+
+
+@pytest.mark.parametrize("metrics,need,expected", SEED_TABLE)
+def test_seed_rule_table(metrics, need, expected):
+    decision = decide(frame(**metrics), config(occlusion=need), list(STRATEGIES))
+    assert decision["seed_rule"] == expected
+    assert decision["strategy"] == expected  # steering off: the seed's choice stands
+    assert 0.5 <= decision["confidence"] <= 1.0
+
+
+def test_reasoning_in_the_seed_style():
+    decision = decide(frame(), config(), list(STRATEGIES))
+    assert decision["reasoning"] == (
+        "Simple background (complexity=0.18) | Good lighting (quality=0.85) | Low occlusion (level=0.05)"
+    )
+    segment = decide(frame(lighting=0.5, instance_count=3, complexity=0.6), config(), list(STRATEGIES))
+    assert segment["reasoning"] == "Multi-character (instances=3) | Complex background (complexity=0.60)"
+
+
+def test_disabled_strategies_are_never_chosen():
+    enabled = ["segment", "create_occlusion", "enhance_segment"]
+    assert decide(frame(), config(), enabled)["strategy"] == "create_occlusion"
+    assert decide(frame(), config(occlusion=0.1), enabled)["strategy"] == "segment"
+    only_keep = ["keep_full"]
+    decision = decide(frame(complexity=0.9), config(), only_keep)
+    assert decision["strategy"] == "keep_full"
+    assert "disabled: segment, create_occlusion, enhance_segment" in decision["reasoning"]
+    for frame_id in map(str, range(200)):
+        chosen = decide(frame(frame_id), config(steering=True), enabled)["strategy"]
+        assert chosen in enabled
+
+
+def test_confidence_grows_with_the_margin():
+    near = decide(frame(complexity=0.29, lighting=0.71, occlusion=0.19), config(), list(STRATEGIES))
+    far = decide(frame(complexity=0.02, lighting=0.98, occlusion=0.01), config(), list(STRATEGIES))
+    assert near["strategy"] == far["strategy"] == "keep_full"
+    assert near["confidence"] < 0.6 < 0.85 <= far["confidence"]
+
+
+def test_failed_analysis_gives_no_strategy():
+    decision = decide({"frame": "bad", "ok": False, "error": "FrameDecodeError: empty file"}, config(), list(STRATEGIES))
+    assert decision["strategy"] is None and not decision["ok"]
+    assert decision["error"] == "FrameDecodeError: empty file"
+
+
+def test_steering_is_deterministic_and_per_frame():
+    cfg = config(steering=True)
+    first = [decide(frame(str(i)), cfg, list(STRATEGIES)) for i in range(50)]
+    again = [decide(frame(str(i)), cfg, list(STRATEGIES)) for i in range(50)]
+    assert first == again
+
+
+def test_steering_follows_targets_and_needs():
+    """Clean frames split between keep_full and create_occlusion in proportion to target x (1 + need)."""
+    cfg = config(steering=True)
+    decisions = [decide(frame(f"clean_{i}"), cfg, list(STRATEGIES)) for i in range(4000)]
+    share = sum(d["strategy"] == "create_occlusion" for d in decisions) / len(decisions)
+    expected = 0.15 * 1.8 / (0.30 + 0.15 * 1.8)
+    assert abs(share - expected) < 0.03
+    assert all(d["seed_rule"] == "keep_full" for d in decisions)
+    assert all("Steered to" in d["reasoning"] for d in decisions)
+    # A lower occlusion need diverts fewer frames.
+    low = config(steering=True, occlusion=0.55)
+    low_share = sum(decide(frame(f"clean_{i}"), low, list(STRATEGIES))["strategy"] == "create_occlusion"
+                    for i in range(4000)) / 4000
+    assert low_share < share
+
+
+def test_occluded_frames_are_not_offered_synthetic_occlusion():
+    cfg = config(steering=True)
+    for i in range(200):
+        decision = decide(frame(str(i), complexity=0.5, occlusion=0.5), cfg, list(STRATEGIES))
+        assert "create_occlusion" not in decision["eligible"]
+
+
+def test_multi_character_keeps_full_frames_more_often():
+    cfg = config(steering=True, occlusion=0.4)
+    single = [decide(frame(str(i), instance_count=1, complexity=0.35, lighting=0.8), cfg, list(STRATEGIES))
+              for i in range(2000)]
+    multi = [decide(frame(str(i), instance_count=2), cfg, list(STRATEGIES)) for i in range(2000)]
+    kept_multi = sum(d["strategy"] == "keep_full" for d in multi) / 2000
+    assert all(d["strategy"] == "segment" for d in single)
+    assert abs(kept_multi - 0.30 * 1.9 / (0.30 * 1.9 + 0.40)) < 0.03

@@ -1,0 +1,182 @@
+"""End to end: snakemake on generated frames, reruns, lint."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from frameloom.config import STRATEGIES
+from frameloom.demo import write_demo_set
+from frameloom.imageio import read_image, write_image
+
+REPO = Path(__file__).resolve().parents[1]
+TRIGGER = "tstchar"
+pytestmark = pytest.mark.slow
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2",
+         "--directory", str(workdir), *args],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result
+
+
+def write_config(workdir: Path, **overrides) -> None:
+    config = {"input_dir": "frames", "character": {"name": "test", "trigger_word": TRIGGER},
+              "merge": {"repeats": 5}, **overrides}
+    (workdir / "config").mkdir(exist_ok=True)
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
+    """mtime and content of every output file."""
+    return {
+        str(path.relative_to(root)): (path.stat().st_mtime_ns, path.read_bytes())
+        for path in sorted(root.rglob("*")) if path.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("workflow")
+    write_demo_set(workdir / "frames", 12, seed=7, truth_dir=workdir / "truth")
+    write_config(workdir)
+    snakemake(workdir)
+    return workdir
+
+
+def test_report_has_the_seed_shape(run_dir):
+    report = json.loads((run_dir / "results" / "processing_report.json").read_text())
+    summary = report["summary"]
+    assert summary["total_frames"] == 12
+    assert summary["successful"] + summary["failed"] == 12
+    assert set(summary["strategies"]) == set(STRATEGIES)
+    assert sum(summary["strategies"].values()) == summary["successful"]
+    for result in report["results"]:
+        assert {"frame", "strategy", "confidence", "reasoning", "outputs", "success", "error", "backends"} <= set(result)
+        assert result["frame"].endswith(".png")
+        for output in result["outputs"]:
+            assert (run_dir / output).is_file(), output
+        assert set(result["backends"]) <= set(result["outputs"])
+
+
+def test_every_strategy_produced_its_files(run_dir):
+    report = json.loads((run_dir / "results" / "processing_report.json").read_text())
+    by_strategy = {}
+    for result in report["results"]:
+        by_strategy.setdefault(result["strategy"], []).append(result)
+    assert set(by_strategy) == set(STRATEGIES), {k: len(v) for k, v in by_strategy.items()}
+    out = run_dir / "results"
+    for result in by_strategy["keep_full"]:
+        frame = result["frame_id"]
+        assert (out / "keep_full/images" / f"{frame}.png").read_bytes() == (run_dir / "frames" / result["frame"]).read_bytes()
+        assert (out / "keep_full/captions" / f"{frame}.txt").read_text().startswith(f"{TRIGGER}, ")
+    for result in by_strategy["segment"]:
+        frame = result["frame_id"]
+        character = read_image(out / "segment/images" / f"{frame}_character.png", keep_alpha=True)
+        alpha = character[..., 3]
+        assert alpha.max() == 255 and alpha.min() == 0
+        assert np.any((alpha > 0) & (alpha < 255)), "alpha edge should be soft"
+        for role in ("background", "composite"):
+            assert (out / "segment/images" / f"{frame}_{role}.png").is_file()
+        assert "isolated character, clean background" in (out / "segment/captions" / f"{frame}_character.txt").read_text()
+        background_caption = (out / "segment/captions" / f"{frame}_background.txt").read_text()
+        assert "environment only, no characters" in background_caption and TRIGGER not in background_caption
+    for result in by_strategy["create_occlusion"]:
+        frame = result["frame_id"]
+        captions = [(out / "create_occlusion/captions" / f"{frame}_occ{i}.txt").read_text() for i in range(3)]
+        assert all((out / "create_occlusion/images" / f"{frame}_occ{i}.png").is_file() for i in range(3))
+        for caption, description in zip(captions, ["partially obscured", "with foreground elements",
+                                                   "partially hidden behind object"]):
+            assert description in caption
+    for result in by_strategy["enhance_segment"]:
+        frame = result["frame_id"]
+        assert (out / "enhance_segment/images" / f"{frame}_enhanced_character.png").is_file()
+        assert "enhanced" in (out / "enhance_segment/captions" / f"{frame}_enhanced_character.txt").read_text()
+
+
+def test_training_folder_is_kohya_shaped(run_dir):
+    report = json.loads((run_dir / "results" / "processing_report.json").read_text())
+    concept = run_dir / "results" / "training" / f"5_{TRIGGER}"
+    images = sorted(p for p in concept.iterdir() if p.suffix == ".png")
+    captions = sorted(p for p in concept.iterdir() if p.suffix == ".txt")
+    assert len(images) == report["summary"]["training_images"] > 0
+    assert [p.stem for p in images] == [p.stem for p in captions]
+    assert not any("_composite" in p.name for p in images)  # review images stay out of training
+    assert (run_dir / "results" / "report.html").read_text().count("<tr>") > 12
+
+
+def test_nothing_to_do_on_an_unchanged_rerun(run_dir):
+    result = snakemake(run_dir, "-n")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_changing_one_frame_reruns_only_its_chain(run_dir):
+    before = snapshot(run_dir / "results")
+    report = json.loads((run_dir / "results" / "processing_report.json").read_text())
+    target = report["results"][3]
+    frame_file = run_dir / "frames" / target["frame"]
+    image = read_image(frame_file)
+    image[:20, :20] = 255 - image[:20, :20]
+    write_image(frame_file, image)
+
+    snakemake(run_dir)
+    after = snapshot(run_dir / "results")
+    frame = target["frame_id"]
+    changed = {path for path in after if path not in before or before[path][0] != after[path][0]}
+    own_chain = {path for path in changed if f"/{frame}" in f"/{path}" or Path(path).name.startswith(frame)}
+    aggregates = {path for path in changed if path.startswith("training/")} | {
+        "plan.tsv", "processing_report.json", "report.html"}
+    assert f"analysis/{frame}.json" in changed and f"decisions/{frame}.json" in changed
+    assert changed - own_chain - aggregates == set(), sorted(changed - own_chain - aggregates)
+
+
+def test_threshold_change_reruns_decisions_not_analysis(run_dir):
+    before = snapshot(run_dir / "results")
+    thresholds = yaml.safe_load((REPO / "config" / "decision_thresholds.yaml").read_text())
+    thresholds["thresholds"]["good_lighting"] = 0.2
+    (run_dir / "config" / "decision_thresholds.yaml").write_text(yaml.safe_dump(thresholds))
+    snakemake(run_dir)
+    after = snapshot(run_dir / "results")
+    analyses = [p for p in before if p.startswith("analysis/")]
+    assert analyses and all(after[p] == before[p] for p in analyses)
+    decisions = [p for p in before if p.startswith("decisions/")]
+    assert all(after[p][0] != before[p][0] for p in decisions)
+    old = {r["frame_id"]: r["strategy"] for r in json.loads(before["processing_report.json"][1])["results"]}
+    new = {r["frame_id"]: r["strategy"] for r in json.loads(after["processing_report.json"][1])["results"]}
+    unchanged = [frame for frame in old if old[frame] == new[frame]]
+    assert unchanged and any(old[f] != new[f] for f in old)
+    # Frames that kept their strategy keep their strategy outputs untouched.
+    for frame in unchanged:
+        meta = f"{new[frame]}/meta/{frame}.json"
+        assert after[meta] == before[meta]
+    # Frames that moved lose their old strategy's outputs.
+    for frame in set(old) - set(unchanged):
+        assert f"{old[frame]}/meta/{frame}.json" not in after
+
+
+def test_lint_is_clean(run_dir):
+    result = snakemake(run_dir, "--lint")
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+def test_demo_run_uses_generated_frames(tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(
+        {"input_dir": "demo", "demo": {"frames": 4, "width": 320, "height": 180}}))
+    env_free = snakemake(tmp_path, "-n")
+    assert "demo_frames" in env_free.stdout
+    snakemake(tmp_path)
+    report = json.loads((tmp_path / "results" / "processing_report.json").read_text())
+    assert report["summary"]["total_frames"] == 4
+    assert sorted(os.listdir(tmp_path / "results" / "demo" / "frames")) == [f"demo_{i:04d}.png" for i in range(4)]
