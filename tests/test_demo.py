@@ -64,7 +64,8 @@ def assert_truth_consistent(image: np.ndarray, truth: dict) -> None:
 
 
 def test_same_spec_gives_identical_bytes_and_truth():
-    spec = FrameSpec(seed=5, n_characters=2, background="cluttered", occluder="pole", noise_std=12, blur_sigma=1.5, **SMALL)
+    spec = FrameSpec(seed=5, n_characters=2, background="cluttered", occluder="pole", noise_std=12, blur_sigma=1.5,
+                     **SMALL)
     first_image, first_truth = render_frame(spec)
     second_image, second_truth = render_frame(spec)
     assert first_image.tobytes() == second_image.tobytes()

@@ -82,3 +82,5 @@ def test_captions_trigger_first_and_facts_only():
     background = background_caption(analysis, ", environment only, no characters")
     assert background.startswith("3d animated scene, environment only, no characters") and "luca" not in background
     assert compose("a, b", ["b", "c"], "", None) == "a, b, c"
+    with_others = background_caption(analysis, ", environment only, no characters", other_characters=2)
+    assert "no characters" not in with_others and "2 other characters" in with_others

@@ -51,8 +51,14 @@ def character_caption(trigger: str, prefix: str, analysis: dict | None,
     return compose(trigger, prefix, scene_tags(analysis, with_background=with_background), suffix)
 
 
-def background_caption(analysis: dict | None, suffix: str) -> str:
-    """Environment-only images carry no trigger word: they must not teach it the scenery."""
+def background_caption(analysis: dict | None, suffix: str, other_characters: int = 0) -> str:
+    """Caption of the inpainted plate. Only the target is removed, so when other
+    characters stay in it the caption says so instead of "no characters". No
+    trigger word: the plate must not teach it the scenery."""
     tags = scene_tags(analysis)
     environment = [tag for tag in tags if tag.endswith("background") or tag in ("well-lit", "dim lighting")]
-    return compose(BACKGROUND_SUBJECT, suffix, environment)
+    suffix_tags = _tags(suffix)
+    if other_characters:
+        suffix_tags = [tag for tag in suffix_tags if tag != "no characters"]
+        suffix_tags.append("other character" if other_characters == 1 else f"{other_characters} other characters")
+    return compose(BACKGROUND_SUBJECT, suffix_tags, environment)

@@ -460,7 +460,8 @@ def _draw_character(painter: _Painter, owner: int, design: CharacterDesign, pose
         painter.ellipsoid(owner, at(foot + side * 0.02, 0.04), (0.085 * scale, 0.048 * scale),
                           _bgr(design.shoes), _SHOE, roundness=0.8)
 
-    painter.ellipsoid(owner, at(0, design.leg_length + torso_h / 2), (torso_w / 2 * scale, (torso_h / 2 + 0.035) * scale),
+    painter.ellipsoid(owner, at(0, design.leg_length + torso_h / 2),
+                      (torso_w / 2 * scale, (torso_h / 2 + 0.035) * scale),
                       shirt, _CLOTH, power=design.torso_power, roundness=0.85)
     # Trim stripe across the chest, shaded like the shirt it sits on.
     painter.ellipsoid(owner, at(0, torso_top - torso_h * 0.38), (torso_w / 2 * 0.97 * scale, 0.025 * scale),
@@ -531,17 +532,21 @@ def _draw_hair(painter: _Painter, owner: int, design: CharacterDesign, hp, r: fl
             spike = math.radians(-75 + 25 * k)
             painter.ellipsoid(owner, hp(0.85 * math.sin(spike), -0.85 * math.cos(spike)), (0.2 * r, 0.5 * r), hair,
                               _HAIR, angle=tilt + spike)
-        painter.ellipsoid(owner, hp(0, -0.08), (1.05 * r, 0.98 * r), hair, _HAIR, angle=tilt, cut=(-0.3, 0.55, 0.08, 5.0))
+        painter.ellipsoid(owner, hp(0, -0.08), (1.05 * r, 0.98 * r), hair, _HAIR, angle=tilt,
+                          cut=(-0.3, 0.55, 0.08, 5.0))
     elif style == "cap":
         hat = _bgr(design.accent)
         painter.ellipsoid(owner, hp(0, 0.0), (1.06 * r, 0.99 * r), hair, _HAIR, angle=tilt, cut=(-0.1, 0.9, 0.06, 6.0))
-        painter.ellipsoid(owner, hp(0, -0.22), (1.09 * r, 0.98 * r), hat, _CLOTH, angle=tilt, cut=(-0.12, 0.0, 0.0, 0.0))
+        painter.ellipsoid(owner, hp(0, -0.22), (1.09 * r, 0.98 * r), hat, _CLOTH, angle=tilt,
+                          cut=(-0.12, 0.0, 0.0, 0.0))
         painter.ellipsoid(owner, hp(0, -0.33), (1.18 * r, 0.19 * r), hat * 0.8, _CLOTH, angle=tilt, roundness=0.5)
         painter.ellipsoid(owner, hp(0, -1.18), (0.12 * r, 0.1 * r), hat * 0.9, _CLOTH, angle=tilt)
     elif style == "bun":
-        painter.ellipsoid(owner, hp(0, -0.05), (1.04 * r, 0.99 * r), hair, _HAIR, angle=tilt, cut=(-0.45, 0.6, 0.03, 2.0))
+        painter.ellipsoid(owner, hp(0, -0.05), (1.04 * r, 0.99 * r), hair, _HAIR, angle=tilt,
+                          cut=(-0.45, 0.6, 0.03, 2.0))
     elif style == "curly":
-        painter.ellipsoid(owner, hp(0, -0.06), (1.05 * r, 0.99 * r), hair, _HAIR, angle=tilt, cut=(-0.4, 0.7, 0.05, 6.0))
+        painter.ellipsoid(owner, hp(0, -0.06), (1.05 * r, 0.99 * r), hair, _HAIR, angle=tilt,
+                          cut=(-0.4, 0.7, 0.05, 6.0))
         for k in range(11):
             curl = math.radians(-105 + 21 * k)
             painter.ellipsoid(owner, hp(0.95 * math.sin(curl), -0.95 * math.cos(curl)), (0.3 * r, 0.3 * r),
@@ -646,8 +651,9 @@ def _random_colours(rng: np.random.Generator, count: int) -> list[tuple[int, int
 def _cluttered_backdrop(rng: np.random.Generator, width: int, height: int, horizon: float) -> np.ndarray:
     """A busy set: patterned wall, tiled floor and dozens of outlined props in many colours."""
     colours = itertools.cycle(_random_colours(rng, 128))  # shelves can hold many books: never runs dry
-    # Patterns are built as a per-pixel palette index, then looked up once.
-    palette = np.array([next(colours) for _ in range(4)], np.uint8)  # wall a/b, floor a/b
+    # Patterns are built as a per-pixel palette index, then looked up once (cv2.LUT is the fastest lookup).
+    palette = np.zeros((256, 1, 3), np.uint8)
+    palette[:4, 0] = [next(colours) for _ in range(4)]  # wall a/b, floor a/b
     xs = np.arange(width + height, dtype=np.int32)
     period = max(4, int(width * rng.uniform(0.02, 0.05)))
     style = int(rng.integers(3))
@@ -668,7 +674,7 @@ def _cluttered_backdrop(rng: np.random.Generator, width: int, height: int, horiz
     tile_rows = np.arange(horizon_row, height)
     checker = np.stack([(xs[:width] // tile + parity) % 2 for parity in (0, 1)]).astype(np.uint8) + 2
     index[horizon_row:] = checker[(tile_rows // tile) % 2]
-    image = np.take(palette, index, axis=0)
+    image = cv2.LUT(cv2.merge([index, index, index]), palette)
 
     line = cv2.LINE_AA
     for _ in range(int(rng.integers(28, 42))):
@@ -688,7 +694,8 @@ def _cluttered_backdrop(rng: np.random.Generator, width: int, height: int, horiz
         elif kind == 1:  # ball with a highlight
             radius = int(size / 2)
             cv2.circle(image, (int(cx), int(cy)), radius, colour, -1, line)
-            cv2.circle(image, (int(cx - radius / 3), int(cy - radius / 3)), max(1, radius // 4), (245, 245, 245), -1, line)
+            glint = (int(cx - radius / 3), int(cy - radius / 3))
+            cv2.circle(image, glint, max(1, radius // 4), (245, 245, 245), -1, line)
             cv2.circle(image, (int(cx), int(cy)), radius, dark, 2, line)
         elif kind == 2:  # angular shape
             corners = int(rng.integers(3, 6))
@@ -720,7 +727,7 @@ def _cluttered_backdrop(rng: np.random.Generator, width: int, height: int, horiz
     rows = np.arange(height, dtype=np.float32)[:, None] / np.float32(height)
     cols = np.arange(width, dtype=np.float32)[None, :] / np.float32(width) - np.float32(0.5)
     lighting = (1.05 - 0.25 * (cols * cols * 2.0 + (rows - 0.4) ** 2)) * np.float32(1 / 255)
-    return cv2.multiply(image, cv2.merge([lighting, lighting, lighting]), dtype=cv2.CV_32F)
+    return cv2.multiply(image.astype(np.float32), cv2.merge([lighting, lighting, lighting]))
 
 
 # ----------------------------------------------------------------------------
@@ -911,7 +918,8 @@ def _layout(spec: FrameSpec, designs: Sequence[CharacterDesign], rng: np.random.
             if spec.shot in ("full-body", "far"):
                 ground_y = main_ground - (1.0 - shrink) * main_scale * 0.6
             else:  # keep the head in frame: same top margin as the main character
-                ground_y = main_ground - (1.0 + designs[0].hair_height) * main_scale + (1.0 + design.hair_height) * scale
+                main_top = main_ground - (1.0 + designs[0].hair_height) * main_scale
+                ground_y = main_top + (1.0 + design.hair_height) * scale
         half = design.half_width * scale
         foot_x = float(np.clip(centres[slots[index]] * width, min(half, width / 2), max(width - half, width / 2)))
         placements.append((index, foot_x, ground_y, scale))

@@ -26,7 +26,7 @@ SHARPEN_AMOUNT = 0.8
 SHARPEN_MIN_THRESHOLD = 2.0
 SHARPEN_NOISE_MULTIPLE = 2.5
 # The fraction of flattest pixels the noise estimate is measured on.
-NOISE_ESTIMATE_FLAT_FRACTION = 0.5
+NOISE_ESTIMATE_FLAT_FRACTION = 0.3
 
 
 @dataclass

@@ -16,7 +16,7 @@ import numpy as np
 
 # cv2.inpaint's cost grows with the hole's pixel count; above this many hole
 # pixels the fill is computed on a downscaled copy (a smooth fill loses nothing).
-MAX_FULL_RESOLUTION_HOLE = 12_000
+MAX_FULL_RESOLUTION_HOLE = 50_000
 METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
 
 

@@ -97,7 +97,7 @@ def _reach(position: str, subject, width: int, height: int, rng) -> int:
         "bottom": (height - (y + h) + coverage * h, height),
     }
     distance, dimension = extent[position]
-    return int(np.clip(distance, MIN_DEPTH_FRACTION * dimension, MAX_DEPTH_FRACTION * dimension))
+    return max(1, int(np.clip(distance, MIN_DEPTH_FRACTION * dimension, MAX_DEPTH_FRACTION * dimension)))
 
 
 def _distance_from_border(position: str, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -131,6 +131,7 @@ def _edge_blur(image: np.ndarray, position: str, subject, blur_radius: float, rn
     weight = weight * weight * (3.0 - 2.0 * weight)  # smoothstep: no visible ramp ends
     # Out-of-focus foreground objects are usually in shadow relative to the lit subject.
     shade = rng.uniform(0.75, 0.95)
+    # blur_radius is the Gaussian sigma: a strong blur, like a lens focused far behind the object.
     sigma = max(1.0, blur_radius)
     blurred = cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REFLECT).astype(np.float32) * shade
     return _blend(image, blurred, weight)
@@ -143,24 +144,26 @@ def _overlay(image: np.ndarray, position: str, subject, opacity: float, rng) -> 
     styles = [s for s in OVERLAY_STYLES if not (s == "silhouette" and position == "top")]
     style = styles[rng.integers(len(styles))]
     # Draw in a canvas whose column 0 is the occluder's border, then turn it into place.
+    # (8-bit, because OpenCV anti-aliases shapes only on 8-bit images.)
     along_length = height if position in ("left", "right") else width
-    canvas = np.zeros((along_length, depth), np.float32)
+    canvas = np.zeros((along_length, depth), np.uint8)
     if style == "leaves":
         colour = _draw_leaves(canvas, rng)
     elif style == "railing":
         colour = _draw_railing(canvas, rng)
     else:
         colour = _draw_silhouette(canvas, rng, stands_along_border=position in ("left", "right"))
-    canvas = cv2.GaussianBlur(canvas, (0, 0), max(1.0, depth / 120))  # slightly out of focus
+    # Slightly out of focus, like anything that close to the lens.
+    coverage = cv2.GaussianBlur(canvas.astype(np.float32) / 255.0, (0, 0), max(1.0, depth / 120))
     layer = np.zeros((height, width), np.float32)
     if position == "left":
-        layer[:, :depth] = canvas
+        layer[:, :depth] = coverage
     elif position == "right":
-        layer[:, width - depth :] = canvas[:, ::-1]
+        layer[:, width - depth :] = coverage[:, ::-1]
     elif position == "top":
-        layer[:depth, :] = canvas.T
+        layer[:depth, :] = coverage.T
     else:
-        layer[height - depth :, :] = canvas.T[::-1, :]
+        layer[height - depth :, :] = coverage.T[::-1, :]
     layer = np.clip(layer, 0.0, 1.0)
     colour = np.asarray(colour, np.float32)
     covered = layer > 0.5
@@ -175,16 +178,17 @@ def _draw_leaves(canvas: np.ndarray, rng) -> tuple[float, float, float]:
     length, depth = canvas.shape
     for _ in range(rng.integers(2, 4)):
         start_along = rng.uniform(0.1, 0.9) * length
-        tip = (rng.uniform(0.55, 0.95) * depth, start_along + rng.uniform(-0.2, 0.2) * length)
-        cv2.line(canvas, (0, int(start_along)), (int(tip[0]), int(tip[1])), 1.0, max(1, depth // 60), cv2.LINE_AA)
+        tip = (rng.uniform(0.85, 1.0) * depth, start_along + rng.uniform(-0.2, 0.2) * length)
+        cv2.line(canvas, (0, int(start_along)), (int(tip[0]), int(tip[1])), 255, max(1, depth // 60), cv2.LINE_AA)
         for _ in range(rng.integers(6, 12)):
             t = rng.uniform(0.2, 1.0)
-            leaf = max(4.0, rng.uniform(0.06, 0.12) * depth)
+            # Sized by the frame, not the band, so a shallow band still gets real leaves.
+            leaf = float(np.clip(rng.uniform(0.05, 0.08) * length, 4.0, 0.3 * depth))
             centre_x = min(t * tip[0], depth - 1.2 * leaf)
             centre_y = start_along + t * (tip[1] - start_along)
             cv2.ellipse(
                 canvas, (int(centre_x), int(centre_y)), (int(leaf), int(leaf * 0.45)),
-                rng.uniform(0, 180), 0, 360, 1.0, -1, cv2.LINE_AA,
+                rng.uniform(0, 180), 0, 360, 255, -1, cv2.LINE_AA,
             )
     return (30.0, rng.uniform(70, 100), 40.0)
 
@@ -193,13 +197,14 @@ def _draw_railing(canvas: np.ndarray, rng) -> tuple[float, float, float]:
     """Rails parallel to the border joined by evenly spaced posts."""
     length, depth = canvas.shape
     rail_width = max(3, depth // 14)
-    rails = sorted(rng.uniform(0.25, 0.85, size=2) * depth)
+    # The inner rail sits at the occluder's full reach, where it crosses the subject.
+    rails = [rng.uniform(0.35, 0.6) * depth, rng.uniform(0.88, 0.98) * depth]
     for rail in rails:
-        cv2.rectangle(canvas, (int(rail) - rail_width, 0), (int(rail), length), 1.0, -1, cv2.LINE_AA)
+        cv2.rectangle(canvas, (int(rail) - rail_width, 0), (int(rail), length), 255, -1, cv2.LINE_AA)
     spacing = rng.uniform(0.12, 0.2) * length
     post_width = max(2, int(spacing * 0.15))
     for start in np.arange(rng.uniform(0, spacing), length, spacing):
-        cv2.rectangle(canvas, (0, int(start)), (int(rails[-1]), int(start) + post_width), 1.0, -1, cv2.LINE_AA)
+        cv2.rectangle(canvas, (0, int(start)), (int(rails[-1]), int(start) + post_width), 255, -1, cv2.LINE_AA)
     return (40.0, 55.0, 75.0)
 
 
@@ -211,17 +216,17 @@ def _draw_silhouette(canvas: np.ndarray, rng, stands_along_border: bool) -> tupl
         head = min(0.3 * depth, 0.12 * length)
         shoulder_top = length - rng.uniform(0.25, 0.35) * length
         cv2.ellipse(
-            canvas, (int(0.2 * depth), length), (int(0.75 * depth), int(length - shoulder_top)),
-            0, 0, 360, 1.0, -1, cv2.LINE_AA,
+            canvas, (int(0.45 * depth), length), (int(0.5 * depth), int(length - shoulder_top)),
+            0, 0, 360, 255, -1, cv2.LINE_AA,
         )
-        cv2.circle(canvas, (int(0.35 * depth), int(shoulder_top - 0.7 * head)), int(head), 1.0, -1, cv2.LINE_AA)
+        cv2.circle(canvas, (int(0.5 * depth), int(shoulder_top - 0.7 * head)), int(head), 255, -1, cv2.LINE_AA)
     else:
         # From the bottom border: the figure rises away from it (along the canvas' columns).
         centre = rng.uniform(0.3, 0.7) * length
         shoulder = rng.uniform(0.15, 0.25) * length
-        cv2.ellipse(canvas, (0, int(centre)), (int(0.55 * depth), int(shoulder)), 0, -90, 90, 1.0, -1, cv2.LINE_AA)
+        cv2.ellipse(canvas, (0, int(centre)), (int(0.55 * depth), int(shoulder)), 0, -90, 90, 255, -1, cv2.LINE_AA)
         head = min(0.22 * depth, 0.4 * shoulder)
-        cv2.circle(canvas, (int(0.55 * depth + 0.7 * head), int(centre)), int(head), 1.0, -1, cv2.LINE_AA)
+        cv2.circle(canvas, (int(0.55 * depth + 0.7 * head), int(centre)), int(head), 255, -1, cv2.LINE_AA)
     return (25.0, 22.0, 20.0)
 
 

@@ -1,10 +1,11 @@
 """Character segmentation: find every character instance and cut out the target.
 
 The classical backend is GrabCut seeded from the frame analysis (subject box,
-face boxes, instance boxes). It runs on a downscaled working copy for speed;
-the target's alpha is then refined at full resolution with a colour guided
-filter restricted to a thin band around the boundary, so the edge follows the
-real image edge and stays anti-aliased without blurring the interior.
+face boxes, instance boxes). Each subject is cut coarse-to-fine on downscaled
+copies for speed; the target's alpha is then refined at full resolution with a
+colour guided filter restricted to a thin band around the boundary, so the
+edge follows the real image edge and stays anti-aliased without blurring the
+interior.
 
 A neural backend (SAM2) replaces this behind the same interface: an object
 with a ``name`` and ``segment(image_bgr, hint) -> Segmentation``.
@@ -34,6 +35,11 @@ BOX_PADDING = 0.08
 # Background colours are learnt from this much context around each box; a
 # local model separates better than a whole-frame one on busy backgrounds.
 CONTEXT_PADDING = 0.25
+# Below this much certain background (share of the box), the backdrop's
+# colours are sampled from the frame border instead (see _label_background_colours).
+LOW_CONTEXT_SHARE = 0.25
+BORDER_SAMPLE_SHARE = 0.05
+COLOUR_BINS = 16
 MAX_HINTED_INSTANCES = 6
 # A component covering more of the frame than this is background, not a character.
 BACKGROUND_AREA_FRACTION = 0.8
@@ -83,15 +89,13 @@ class GrabCutSegmenter:
         faces = _faces_from_hint(hint, width, height)
         seed_boxes, seed_source = _seed_boxes(hint, faces, width, height)
 
-        instances: list[_Instance] = []
-        for box in seed_boxes:
-            cut = self._cut(image_bgr, box, faces)
-            if cut is None:
-                continue
-            # One box per hinted instance: its cut is that character, even in pieces.
-            instances.extend([cut] if len(seed_boxes) > 1 else _split_parts(cut))
+        cuts = [(cut, box) for box in seed_boxes if (cut := self._cut(image_bgr, box, faces)) is not None]
         if len(seed_boxes) > 1:
-            _resolve_overlaps(instances, seed_boxes)
+            # One box per hinted instance: its cut is that character, even in pieces.
+            _resolve_overlaps(cuts)
+            instances = [cut for cut, _ in cuts]
+        else:
+            instances = [part for cut, _ in cuts for part in _split_parts(cut)]
 
         kept = [
             instance
@@ -131,10 +135,11 @@ class GrabCutSegmenter:
         region = image[cy : cy + ch, cx : cx + cw]
         local_box = (box[0] - cx, box[1] - cy, box[2], box[3])
 
-        # The fine pass works at the frame's working scale, the coarse pass on
-        # a copy of just this region small enough for a fast full GrabCut.
-        fine_scale = min(1.0, WORKING_LONGEST_SIDE / max(height, width))
-        coarse_scale = min(fine_scale, COARSE_LONGEST_SIDE / max(cw, ch))
+        # The coarse pass sees just this region, small enough for a fast full
+        # GrabCut; the fine pass works at the frame's working scale (or finer
+        # for a small subject, whose coarse copy may already be full size).
+        coarse_scale = min(1.0, COARSE_LONGEST_SIDE / max(cw, ch))
+        fine_scale = max(coarse_scale, min(1.0, WORKING_LONGEST_SIDE / max(height, width)))
         coarse = _resize(region, coarse_scale, cv2.INTER_AREA)
         coarse_h, coarse_w = coarse.shape[:2]
         labels = np.full((coarse_h, coarse_w), cv2.GC_BGD, np.uint8)
@@ -146,12 +151,9 @@ class GrabCutSegmenter:
                 inner = (fx - cx + fw // 4, fy - cy + fh // 4, fw // 2, fh // 2)
                 ix, iy, iw, ih = _scale_box(inner, coarse_scale, coarse_w, coarse_h)
                 labels[iy : iy + ih, ix : ix + iw] = cv2.GC_FGD
-        if not (labels == cv2.GC_BGD).any():
-            # The box fills the frame: let the outer ring seed the background model.
-            ring = max(2, min(coarse_w, coarse_h) // 40)
-            inner_labels = labels[ring:-ring, ring:-ring].copy()
-            labels[labels != cv2.GC_FGD] = cv2.GC_PR_BGD
-            labels[ring:-ring, ring:-ring] = inner_labels
+        if (labels == cv2.GC_BGD).sum() < LOW_CONTEXT_SHARE * w * h:
+            at_border = {"left": cx == 0, "right": cx + cw == width, "top": cy == 0}
+            _label_background_colours(coarse, labels, at_border)
         mask = _grabcut(coarse, labels, self.iterations)
         if not mask.any():
             return None
@@ -176,6 +178,44 @@ class GrabCutSegmenter:
             mask.astype(np.float32), (cw, ch), interpolation=cv2.INTER_LINEAR
         )
         return _Instance(soft >= 0.5, soft, 1.0 / scale)
+
+
+def _label_background_colours(image: np.ndarray, labels: np.ndarray, at_border: dict[str, bool]) -> None:
+    """Start pixels coloured like the background as probable background.
+
+    When a box fills (nearly) the whole frame there is too little certain
+    background for GrabCut to learn from, and its foreground model would be
+    mostly backdrop. The backdrop is sampled from the certain background and
+    the frame's top, left and right borders (characters leave frames at the
+    bottom); colours more common there than inside the box start as background.
+    """
+    height, width = labels.shape
+    ring_x = max(1, round(BORDER_SAMPLE_SHARE * width))
+    ring_y = max(1, round(BORDER_SAMPLE_SHARE * height))
+    samples = labels == cv2.GC_BGD
+    if at_border["left"]:
+        samples[:, :ring_x] = True
+    if at_border["right"]:
+        samples[:, -ring_x:] = True
+    if at_border["top"]:
+        samples[:ring_y, :] = True
+    unknown = (labels == cv2.GC_PR_FGD) & ~samples
+    quantised = (image // (256 // COLOUR_BINS)).astype(np.int32)
+    colour = (quantised[..., 0] * COLOUR_BINS + quantised[..., 1]) * COLOUR_BINS + quantised[..., 2]
+    share_outside = _colour_histogram(colour[samples])
+    share_inside = _colour_histogram(colour[unknown])
+    looks_like_background = share_outside[colour] > 0.5 * share_inside[colour]
+    labels[(labels == cv2.GC_PR_FGD) & looks_like_background] = cv2.GC_PR_BGD
+
+
+def _colour_histogram(colour_indices: np.ndarray) -> np.ndarray:
+    """Share of samples per colour bin, spread to neighbouring bins so gradients match."""
+    counts = np.bincount(colour_indices, minlength=COLOUR_BINS**3).astype(np.float32)
+    cube = counts.reshape((COLOUR_BINS,) * 3)
+    for axis in range(3):
+        padded = np.pad(cube, [(1, 1) if a == axis else (0, 0) for a in range(3)])
+        cube = sum(np.take(padded, range(offset, offset + COLOUR_BINS), axis=axis) for offset in range(3))
+    return cube.ravel() / max(1.0, float(cube.sum()))
 
 
 def _grabcut(image: np.ndarray, labels: np.ndarray, iterations: int) -> np.ndarray:
@@ -224,7 +264,7 @@ def _faces_from_hint(hint: dict, width: int, height: int) -> list[tuple[Box, flo
     return faces
 
 
-def _seed_boxes(hint: dict, faces: list[tuple[Box, float]], width: int, height: int):
+def _seed_boxes(hint: dict, faces: list[tuple[Box, float]], width: int, height: int) -> tuple[list[Box], str]:
     """Boxes to run GrabCut on, and a few words on where they came from."""
     frame_area = width * height
     instance_boxes = [
@@ -243,7 +283,7 @@ def _seed_boxes(hint: dict, faces: list[tuple[Box, float]], width: int, height: 
     if faces:
         # A character's body hangs below its face: widen sideways, extend down.
         (fx, fy, fw, fh), _ = max(faces, key=lambda f: f[0][2] * f[0][3])
-        body = _valid_box((fx - 1.5 * fw, fy - 0.5 * fh, 4 * fw, 6.5 * fh), width, height)
+        body = _valid_box((fx - fw, fy - 0.4 * fh, 3 * fw, 6 * fh), width, height)
         return [body], "a body box below the largest face"
     centre = (round(0.15 * width), round(0.08 * height), round(0.7 * width), round(0.9 * height))
     return [centre], "the centre box (no hint)"
@@ -300,18 +340,20 @@ def _split_parts(instance: _Instance) -> list[_Instance]:
     return parts
 
 
-def _resolve_overlaps(instances: list[_Instance], boxes: list[Box]) -> None:
+def _resolve_overlaps(cuts: list[tuple[_Instance, Box]]) -> None:
     """A pixel claimed by several instance boxes goes to the box whose centre is nearest."""
-    claims = np.sum([instance.mask for instance in instances], axis=0)
+    if len(cuts) < 2:
+        return
+    claims = np.sum([instance.mask for instance, _ in cuts], axis=0)
     ys, xs = np.nonzero(claims > 1)
     if ys.size == 0:
         return
     distances = np.stack([
         np.where(instance.mask[ys, xs], np.hypot(xs - (b[0] + b[2] / 2), ys - (b[1] + b[3] / 2)), np.inf)
-        for instance, b in zip(instances, boxes)
+        for instance, b in cuts
     ])
     nearest = distances.argmin(axis=0)
-    for index, instance in enumerate(instances):
+    for index, (instance, _) in enumerate(cuts):
         lost = nearest != index
         instance.mask[ys[lost], xs[lost]] = False
         instance.soft[ys[lost], xs[lost]] = np.minimum(instance.soft[ys[lost], xs[lost]], 0.49)
