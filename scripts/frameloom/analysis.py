@@ -287,7 +287,8 @@ def _backdrop_layer(work_bgr: np.ndarray, image_width: int) -> _Layer:
                                          flags=cv2.DECOMP_NORMAL | cv2.DECOMP_SVD)
         residual = np.sqrt(((border_lab - border_design @ coefficients) ** 2).sum(axis=1))
         if step < 2:
-            inliers = residual <= np.partition(residual, int(0.6 * (residual.size - 1)))[int(0.6 * (residual.size - 1))]
+            rank = int(0.6 * (residual.size - 1))
+            inliers = residual <= np.partition(residual, rank)[rank]
         else:
             sigma = 1.4826 * float(np.median(residual[inliers]))
             inliers = residual <= max(3.0 * sigma, 2.0)
@@ -487,10 +488,11 @@ def _fragments_of_one_body(first, second, stats, faces_of, layer: _Layer) -> boo
     (ay0, ay1), (by0, by1) = (extent(g, cv2.CC_STAT_TOP, cv2.CC_STAT_HEIGHT) for g in (first, second))
     smaller, larger = sorted((_group_area(first, stats), _group_area(second, stats)))
     allowed_gap = (SMALL_FRAGMENT_GAP if smaller < SMALL_FRAGMENT_SHARE * larger else MERGE_GAP) * layer.mask.shape[1]
-    for (gap_start, gap_end), crossed, overlap, shorter in (
-        ((min(ax1, bx1), max(ax0, bx0)), layer.crossed_columns, min(ay1, by1) - max(ay0, by0), min(ay1 - ay0, by1 - by0)),
-        ((min(ay1, by1), max(ay0, by0)), layer.crossed_rows, min(ax1, bx1) - max(ax0, bx0), min(ax1 - ax0, bx1 - bx0)),
-    ):
+    side_by_side = ((min(ax1, bx1), max(ax0, bx0)), layer.crossed_columns,
+                    min(ay1, by1) - max(ay0, by0), min(ay1 - ay0, by1 - by0))
+    stacked = ((min(ay1, by1), max(ay0, by0)), layer.crossed_rows,
+               min(ax1, bx1) - max(ax0, bx0), min(ax1 - ax0, bx1 - bx0))
+    for (gap_start, gap_end), crossed, overlap, shorter in (side_by_side, stacked):
         gap = gap_end - gap_start - int(crossed[gap_start:max(gap_start, gap_end)].sum())
         if gap <= allowed_gap and overlap >= MERGE_OVERLAP * shorter:
             return True

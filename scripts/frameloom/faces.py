@@ -214,7 +214,10 @@ def load_face_detector(
     replace them and must exist. With neither weight file present, OpenCV's
     packaged Haar frontal-face cascade is used and ``name`` says so.
     """
-    key = tuple(Path(p).expanduser().resolve() if p is not None else None for p in (models_dir, yunet_path, cascade_path))
+    key = tuple(
+        Path(path).expanduser().resolve() if path is not None else None
+        for path in (models_dir, yunet_path, cascade_path)
+    )
     cache = getattr(_per_thread, "detectors", None)
     if cache is None:
         cache = _per_thread.detectors = {}
