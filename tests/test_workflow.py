@@ -55,6 +55,7 @@ def snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
 def run_dir(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("workflow")
     write_demo_set(workdir / "frames", 12, seed=7, truth_dir=workdir / "truth")
+    (workdir / "frames" / "zz broken.png").write_text("not an image")  # fails alone, by name
     write_config(workdir)
     snakemake(workdir)
     return workdir
@@ -63,8 +64,11 @@ def run_dir(tmp_path_factory) -> Path:
 def test_report_has_the_seed_shape(run_dir):
     report = json.loads((run_dir / "results" / "processing_report.json").read_text())
     summary = report["summary"]
-    assert summary["total_frames"] == 12
-    assert summary["successful"] + summary["failed"] == 12
+    assert summary["total_frames"] == 13
+    assert summary["successful"] + summary["failed"] == 13
+    broken = next(r for r in report["results"] if r["frame"] == "zz broken.png")
+    assert broken == {**broken, "success": False, "strategy": None, "outputs": [],
+                      "error": "FrameDecodeError: not a decodable image: zz broken.png"}
     assert set(summary["strategies"]) == set(STRATEGIES)
     assert sum(summary["strategies"].values()) == summary["successful"]
     for result in report["results"]:
@@ -79,7 +83,8 @@ def test_every_strategy_produced_its_files(run_dir):
     report = json.loads((run_dir / "results" / "processing_report.json").read_text())
     by_strategy = {}
     for result in report["results"]:
-        by_strategy.setdefault(result["strategy"], []).append(result)
+        if result["strategy"]:
+            by_strategy.setdefault(result["strategy"], []).append(result)
     assert set(by_strategy) == set(STRATEGIES), {k: len(v) for k, v in by_strategy.items()}
     out = run_dir / "results"
     for result in by_strategy["keep_full"]:
@@ -87,7 +92,7 @@ def test_every_strategy_produced_its_files(run_dir):
         assert (out / "keep_full/images" / f"{frame}.png").read_bytes() == (run_dir / "frames" / result["frame"]).read_bytes()
         assert (out / "keep_full/captions" / f"{frame}.txt").read_text().startswith(f"{TRIGGER}, ")
     if HAS_FACE_WEIGHTS:
-        assert report["summary"]["failed"] == 0, [r["error"] for r in report["results"] if r["error"]]
+        assert report["summary"]["failed"] == 1, [r["error"] for r in report["results"] if r["error"]]
     for result in by_strategy["segment"]:
         frame = result["frame_id"]
         if not result["success"]:
@@ -128,7 +133,7 @@ def test_training_folder_is_kohya_shaped(run_dir):
     assert len(images) == report["summary"]["training_images"] > 0
     assert [p.stem for p in images] == [p.stem for p in captions]
     assert not any("_composite" in p.name for p in images)  # review images stay out of training
-    assert (run_dir / "results" / "report.html").read_text().count("<tr>") > 12
+    assert (run_dir / "results" / "report.html").read_text().count("<tr>") > 13
 
 
 def test_nothing_to_do_on_an_unchanged_rerun(run_dir):
@@ -169,7 +174,7 @@ def test_threshold_change_reruns_decisions_not_analysis(run_dir):
     assert all(after[p][0] != before[p][0] for p in decisions)
     old = {r["frame_id"]: r["strategy"] for r in json.loads(before["processing_report.json"][1])["results"]}
     new = {r["frame_id"]: r["strategy"] for r in json.loads(after["processing_report.json"][1])["results"]}
-    unchanged = [frame for frame in old if old[frame] == new[frame]]
+    unchanged = [frame for frame in old if old[frame] == new[frame] and new[frame]]
     assert unchanged and any(old[f] != new[f] for f in old)
     # Frames that kept their strategy keep their strategy outputs untouched.
     for frame in unchanged:
@@ -177,7 +182,8 @@ def test_threshold_change_reruns_decisions_not_analysis(run_dir):
         assert after[meta] == before[meta]
     # Frames that moved lose their old strategy's outputs.
     for frame in set(old) - set(unchanged):
-        assert f"{old[frame]}/meta/{frame}.json" not in after
+        if old[frame]:
+            assert f"{old[frame]}/meta/{frame}.json" not in after
 
 
 def test_lint_is_clean(run_dir):
