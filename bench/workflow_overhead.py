@@ -63,7 +63,7 @@ def run_loop(workdir: Path, config: dict) -> tuple[float, float]:
         analysis = layout.analysis(out).format(frame=frame)
         decision = layout.decision(out).format(frame=frame)
         stages.analyze(str(path), frame, path.name, analysis, str(run.resolve(run.run["models_dir"])),
-                       str(logs / "analyze" / f"{frame}.log"))
+                       run.face_weights(), str(logs / "analyze" / f"{frame}.log"))
         stages.decide(analysis, decision, run.decision, run.enabled_strategies, str(logs / "decide" / f"{frame}.log"))
         decisions.append(decision)
     stages.plan(decisions, f"{out}/plan.tsv", str(logs / "plan.log"))

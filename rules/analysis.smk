@@ -10,10 +10,13 @@ rule analyze:
     params:
         source=frame_source,
         models_dir=str(RUN.resolve(RUN.run["models_dir"])),
+        # Which weights exist is part of the params: adding them reruns the analysis.
+        face_weights=RUN.face_weights(),
     log:
         "logs/analyze/{frame}.log",
     run:
-        stages.analyze(input.frame, wildcards.frame, params.source, output[0], params.models_dir, log[0])
+        stages.analyze(input.frame, wildcards.frame, params.source, output[0], params.models_dir,
+                       params.face_weights, log[0])
 
 
 rule decide:

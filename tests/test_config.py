@@ -140,3 +140,16 @@ def test_snakemake_stops_before_any_job(tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("frameloom:")]
     assert errors == [f"frameloom: configuration error: {bad}: thresholds.good_lighting: must be at most 1 (got 1.4)"]
     assert not (tmp_path / "results").exists()
+
+
+def test_face_weights_follow_model_paths(tmp_path):
+    models = tmp_path / "models"
+    (models / "faces").mkdir(parents=True)
+    run = load(tmp_path, models_dir=str(models))
+    assert run.face_weights() == {}
+    (models / "faces" / "lbpcascade_animeface.xml").write_text("<cascade/>")
+    assert run.face_weights() == {"cascade_path": str(models / "faces" / "lbpcascade_animeface.xml")}
+    (models / "faces" / "face_detection_yunet.onnx").write_bytes(b"onnx")
+    assert run.face_weights() == {"yunet_path": str(models / "faces" / "face_detection_yunet.onnx")}
+    custom = load(tmp_path, models_dir=str(models), strategy={"model_paths": {"yunet": "elsewhere/yunet.onnx"}})
+    assert custom.face_weights() == {"cascade_path": str(models / "faces" / "lbpcascade_animeface.xml")}

@@ -692,13 +692,16 @@ def analyze_image(image_bgr: np.ndarray, face_detector: FaceDetector) -> dict:
     })
 
 
-def analyze_file(path, frame_id: str, source: str, models_dir=None) -> dict:
-    """Decode and analyse one frame file; bad input gives ok=False, never raises."""
+def analyze_file(path, frame_id: str, source: str, models_dir=None, yunet_path=None, cascade_path=None) -> dict:
+    """Decode and analyse one frame file; bad input gives ok=False, never raises.
+
+    Face weights: the explicit paths (the config's ``model_paths``) when given,
+    else the default file names under ``{models_dir}/faces/``."""
     head = {"frame": frame_id, "source": source}
     try:
         image = read_image(path)
     except (FrameDecodeError, cv2.error, OSError) as error:
         lines = str(error).strip().splitlines()
         return {**head, "ok": False, "error": f"{type(error).__name__}: {lines[0] if lines else 'unreadable'}"}
-    record = analyze_image(image, load_face_detector(models_dir))
+    record = analyze_image(image, load_face_detector(models_dir, yunet_path, cascade_path))
     return {**head, "ok": True, "error": None, **record}

@@ -139,6 +139,14 @@ class RunConfig:
             return None
         return self.resolve(self.run["models_dir"]) / relative
 
+    def face_weights(self) -> dict[str, str]:
+        """The face detector files from ``model_paths`` that exist: YuNet, else the anime cascade."""
+        for key, argument in (("yunet", "yunet_path"), ("anime_face_cascade", "cascade_path")):
+            path = self.model_path(key)
+            if path is not None and path.is_file():
+                return {argument: str(path)}
+        return {}
+
     def resolve(self, path: str) -> Path:
         candidate = Path(path).expanduser()
         return candidate if candidate.is_absolute() else self.workdir / candidate

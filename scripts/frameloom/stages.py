@@ -39,11 +39,12 @@ def render_demo(frame_paths: list[str], truth_dir: str, n: int, seed: int, width
         lines.append(f"{len(written)} demo frames in {Path(frame_paths[0]).parent}")
 
 
-def analyze(frame_path: str, frame_id: str, source: str, output: str, models_dir: str, log: str) -> None:
+def analyze(frame_path: str, frame_id: str, source: str, output: str, models_dir: str, face_weights: dict,
+            log: str) -> None:
     from .analysis import analyze_file
 
     with job_log(log, "analyze") as lines:
-        record = analyze_file(frame_path, frame_id, source, models_dir=models_dir)
+        record = analyze_file(frame_path, frame_id, source, models_dir=models_dir, **face_weights)
         write_json(output, record)
         lines.append(f"{frame_id}: ok={record['ok']} error={record.get('error')}")
 
