@@ -1,14 +1,18 @@
+import functools
+import json
 import sys
 from pathlib import Path
 
 import cv2
+from snakemake.settings.types import DeploymentMethod
 
-# The package lives in scripts/; run: rules import it in-process.
-sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
+# The package lives in scripts/; run: rules import it in-process, shell steps via PYTHONPATH.
+SCRIPTS_DIR = str(Path(workflow.basedir) / "scripts")
+sys.path.insert(0, SCRIPTS_DIR)
 # Snakemake already runs one job per core: nested OpenCV threads would only oversubscribe.
 cv2.setNumThreads(1)
 
-from frameloom import layout, stages
+from frameloom import layout, model_step, stages
 from frameloom.config import ConfigError, load_run_config
 from frameloom.discovery import discover_frames
 from frameloom.merge import FAILED, read_plan
@@ -26,6 +30,13 @@ except ConfigError as error:
 
 OUT = RUN.output_dir
 DEMO_FRAMES_DIR = f"{OUT}/demo/frames"
+CACHE_DIR = f"{OUT}/.cache"
+# A conda env brings its own python; otherwise the interpreter running Snakemake.
+MODEL_PYTHON = (
+    "python"
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+    else sys.executable
+)
 
 
 def _frame_index():
@@ -44,6 +55,8 @@ INPUT_ROOT = Path(DEMO_FRAMES_DIR) if RUN.is_demo else RUN.resolve(RUN.run["inpu
 
 wildcard_constraints:
     frame="[A-Za-z0-9][A-Za-z0-9._-]*",
+    strategy="segment|enhance_segment",
+    batch="[0-9]+",
 
 
 def frame_path(wildcards):
@@ -72,3 +85,44 @@ def planned_metas(wildcards):
         for frame, strategy in planned.items()
         if strategy != FAILED
     }
+
+
+@functools.lru_cache(maxsize=4)
+def _batches(plan_path, plan_mtime, strategy):
+    """{batch: [frames]}: this strategy's frames in order, `processing.batch_size` per batch."""
+    frames = sorted(f for f, s in read_plan(plan_path).items() if s == strategy)
+    size = RUN.strategy["processing"]["batch_size"]
+    return {f"{i // size:04d}": frames[i : i + size] for i in range(0, len(frames), size)}
+
+
+def strategy_batches(strategy):
+    plan_path = checkpoints.plan.get().output[0]
+    return _batches(plan_path, Path(plan_path).stat().st_mtime_ns, strategy)
+
+
+def batch_manifest(strategy, frame):
+    for batch, frames in strategy_batches(strategy).items():
+        if frame in frames:
+            return f"{OUT}/{strategy}/batches/{batch}.json"
+    raise ValueError(f"frame {frame} is not planned for {strategy}")
+
+
+def batch_inputs(wildcards):
+    frames = strategy_batches(wildcards.strategy)[wildcards.batch]
+    return {
+        "frames": [str(FRAMES[frame]) for frame in frames],
+        "analyses": [layout.analysis(OUT).format(frame=frame) for frame in frames],
+    }
+
+
+def batch_members_json(wildcards, input):
+    frames = strategy_batches(wildcards.strategy)[wildcards.batch]
+    return json.dumps(
+        {f: [p, a] for f, p, a in zip(frames, input.frames, input.analyses, strict=True)}
+    )
+
+
+def model_step_json(strategy):
+    return json.dumps(
+        {"settings": RUN.strategy_settings("", strategy), "outputs": strategy_outputs(strategy)}
+    )

@@ -1,9 +1,8 @@
 # One rule per strategy; each writes the seed's output tree plus a meta file.
-# With the classical backends of this release every strategy is a `run:` rule
-# executed in-process (no interpreter start per frame); model backends will
-# run as batched shell steps in their own conda envs, with `benchmark:`.
-# In-process jobs carry no `benchmark:`: it would sample the whole Snakemake
-# process (~50 ms a sample); each job log records the step's own wall time.
+# keep_full and create_occlusion are `run:` rules executed in-process (no
+# interpreter start per frame). In-process jobs carry no `benchmark:`: it would
+# sample the whole Snakemake process (~50 ms a sample); each job log records
+# the step's own wall time.
 
 
 rule keep_full:
@@ -34,29 +33,57 @@ rule create_occlusion:
         stages.run_strategy(rule, input.frame, input.analysis, dict(output.items()), params.settings, log[0])
 
 
+# Model steps: batches of `processing.batch_size` frames per shell job, models
+# loaded once per job, results in a content-addressed cache (see
+# frameloom.model_step). Then a cheap per-frame export links them into place.
+# When one frame of a batch changes, its batch-mates come from the cache: their
+# exports relink the same files (same bytes; Snakemake refreshes their mtime).
+
+
+rule model_batch:
+    input:
+        unpack(batch_inputs),
+    output:
+        f"{OUT}/{{strategy}}/batches/{{batch}}.json",
+    params:
+        python=MODEL_PYTHON,
+        scripts=SCRIPTS_DIR,
+        members=batch_members_json,
+        step=lambda wildcards: model_step_json(wildcards.strategy),
+        cache=CACHE_DIR,
+    log:
+        "logs/{strategy}/batches/{batch}.log",
+    benchmark:
+        "logs/benchmarks/{strategy}/{batch}.tsv"
+    resources:
+        gpu=lambda wildcards: int(RUN.uses_gpu),
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=lambda wildcards, attempt: 30 * attempt,
+    conda:
+        "../envs/segmentation.yaml"
+    shell:
+        "PYTHONPATH={params.scripts:q} {params.python} -m frameloom.model_step {wildcards.strategy}"
+        " --members {params.members:q} --step {params.step:q} --cache-dir {params.cache:q}"
+        " --manifest {output:q} --log {log:q}"
+
+
 rule segment:
     input:
-        frame=frame_path,
-        analysis=layout.analysis(OUT),
+        manifest=lambda wildcards: batch_manifest("segment", wildcards.frame),
     output:
         **strategy_outputs("segment"),
-    params:
-        settings=strategy_params("segment"),
     log:
         "logs/segment/{frame}.log",
     run:
-        stages.run_strategy(rule, input.frame, input.analysis, dict(output.items()), params.settings, log[0])
+        model_step.export_frame(wildcards.frame, input.manifest, CACHE_DIR, dict(output.items()), log[0])
 
 
 rule enhance_segment:
     input:
-        frame=frame_path,
-        analysis=layout.analysis(OUT),
+        manifest=lambda wildcards: batch_manifest("enhance_segment", wildcards.frame),
     output:
         **strategy_outputs("enhance_segment"),
-    params:
-        settings=strategy_params("enhance_segment"),
     log:
         "logs/enhance_segment/{frame}.log",
     run:
-        stages.run_strategy(rule, input.frame, input.analysis, dict(output.items()), params.settings, log[0])
+        model_step.export_frame(wildcards.frame, input.manifest, CACHE_DIR, dict(output.items()), log[0])

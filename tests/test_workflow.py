@@ -144,7 +144,8 @@ def test_nothing_to_do_on_an_unchanged_rerun(run_dir):
 def test_changing_one_frame_reruns_only_its_chain(run_dir):
     before = snapshot(run_dir / "results")
     report = json.loads((run_dir / "results" / "processing_report.json").read_text())
-    target = report["results"][3]
+    # A segmented frame: its batch-mates are served from the cache, byte- and mtime-identical.
+    target = next(r for r in report["results"] if r["strategy"] == "segment" and r["success"])
     frame_file = run_dir / "frames" / target["frame"]
     image = read_image(frame_file)
     image[:20, :20] = 255 - image[:20, :20]
@@ -153,12 +154,24 @@ def test_changing_one_frame_reruns_only_its_chain(run_dir):
     snakemake(run_dir)
     after = snapshot(run_dir / "results")
     frame = target["frame_id"]
+    batch = json.loads((run_dir / "results" / "segment" / "batches" / "0000.json").read_text())["frames"]
+    batch_mates = [f for f in batch if f != frame]
+
+    def owner(path):
+        return next((f for f in [frame, *batch_mates] if f"/{f}" in f"/{path}" or Path(path).name.startswith(f)), None)
+
     changed = {path for path in after if path not in before or before[path][0] != after[path][0]}
-    own_chain = {path for path in changed if f"/{frame}" in f"/{path}" or Path(path).name.startswith(frame)}
-    aggregates = {path for path in changed if path.startswith("training/")} | {
-        "plan.tsv", "processing_report.json", "report.html"}
-    assert f"analysis/{frame}.json" in changed and f"decisions/{frame}.json" in changed
-    assert changed - own_chain - aggregates == set(), sorted(changed - own_chain - aggregates)
+    aggregates = {path for path in changed if path.startswith(("training/", ".cache/"))
+                  or "/batches/" in path} | {"plan.tsv", "processing_report.json", "report.html"}
+    assert f"analysis/{frame}.json" in changed and f"segment/images/{frame}_character.png" in changed
+    assert {p for p in changed - aggregates if owner(p) != frame} == {
+        p for p in changed - aggregates if owner(p) in batch_mates}, "only this frame and its batch-mates moved"
+    # Batch-mates are served from the cache: identical bytes, and not recomputed.
+    for path in changed - aggregates:
+        if owner(path) in batch_mates:
+            assert after[path][1] == before[path][1], path
+    batch_log = (run_dir / "logs" / "segment" / "batches" / "0000.log").read_text()
+    assert f"computed 1, from cache {len(batch_mates)}" in batch_log
 
 
 def test_threshold_change_reruns_decisions_not_analysis(run_dir):

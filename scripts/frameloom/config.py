@@ -131,7 +131,21 @@ class RunConfig:
         }
         if strategy == "enhance_segment":
             settings["segment"] = self.strategy_cfg("segment")
+        if strategy in ("segment", "enhance_segment"):
+            settings["models"] = self.model_requirements()
+            settings["device"] = self.run["device"]
         return settings
+
+    @property
+    def uses_gpu(self) -> bool:
+        """Model jobs reserve the `gpu` resource unless the run is pinned to the CPU."""
+        return self.run["device"] != "cpu" and any(r["present"] for r in self.model_requirements().values())
+
+    def model_requirements(self) -> dict[str, dict]:
+        from .backends import model_requirements
+
+        return model_requirements(self.strategy_cfg("segment"), self.strategy["model_paths"],
+                                  self.resolve(self.run["models_dir"]))
 
     def model_path(self, key: str) -> Path | None:
         relative = self.strategy["model_paths"].get(key)
@@ -207,4 +221,11 @@ def load_run_config(config: dict, workdir: Path, source: str = "config/config.ya
     )
     if not any(strategy["strategies"][name]["enabled"] for name in STRATEGIES):
         raise ConfigError(f"{strategy_source}: strategies: at least one strategy must be enabled")
-    return RunConfig(run=run, decision=decision, strategy=strategy, workdir=workdir)
+    config = RunConfig(run=run, decision=decision, strategy=strategy, workdir=workdir)
+    if run["strict_models"]:
+        from .backends import missing_models
+
+        missing = missing_models(config.model_requirements())
+        if missing:
+            raise ConfigError(f"{source}: strict_models: {missing[0]}")
+    return config

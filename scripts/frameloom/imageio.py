@@ -20,6 +20,16 @@ import numpy as np
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates 0600 files; outputs get the usual permissions instead.
+FILE_MODE = 0o666 & ~_current_umask()
+
+
 class FrameDecodeError(ValueError):
     """The file exists but is not an image OpenCV can decode."""
 
@@ -59,6 +69,7 @@ def _atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -131,6 +131,8 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
             "strategy_targets": decision_cfg["strategy_targets"],
             "training_images": sum(r["training_images"] for r in results if r["success"]),
             "backends": dict(sorted(backends.items())),
+            # Outputs made by a classical method standing in for a missing model.
+            "fallbacks": sum(count for name, count in backends.items() if "(fallback:" in name),
         },
         "results": results,
     }

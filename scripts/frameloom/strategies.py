@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from . import captions
+from .backends import Backends
 from .enhance import enhance_classical
 from .imageio import copy_file, read_image, read_json, write_image, write_json, write_text
-from .inpainting import OpenCVInpainter
 from .occlusion import make_occlusion_variants
-from .segmentation import GrabCutSegmenter, Segmentation
+from .segmentation import Segmentation
 
 NEUTRAL_GREY = 128  # what trainers that drop alpha see behind a cut-out character
 CROP_MARGIN = 0.1  # of the character's box, kept around it in the cut-out
@@ -35,24 +35,6 @@ def _entry(image: str, caption: str | None, role: str, backend: str, train: bool
 
 def _caption_prefix(settings: dict) -> tuple[str, str]:
     return settings["trigger_word"], settings["caption_prefix"]
-
-
-def make_segmenter(segment_cfg: dict) -> tuple[GrabCutSegmenter, str]:
-    """The segmentation backend and its name as reported (fallbacks say so)."""
-    segmenter = GrabCutSegmenter(min_instance_size=segment_cfg["min_instance_size"])
-    requested = segment_cfg["segmentation_model"]
-    if requested == segmenter.name:
-        return segmenter, segmenter.name
-    return segmenter, f"{segmenter.name} (fallback: {requested} not available)"
-
-
-def make_inpainter(segment_cfg: dict) -> tuple[OpenCVInpainter, str]:
-    # Navier-Stokes smears less than Telea on the large, smooth holes characters leave.
-    inpainter = OpenCVInpainter(method="ns")
-    requested = segment_cfg["inpainting_model"]
-    if requested == "opencv":
-        return inpainter, inpainter.name
-    return inpainter, f"{inpainter.name} (fallback: {requested} not available)"
 
 
 def cutout(image: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, list[int]]:
@@ -95,7 +77,12 @@ def _scaled_hint(analysis: dict, scale: float) -> dict:
     return hint
 
 
-def run_keep_full(frame_path: str, analysis: dict, outputs: dict, settings: dict) -> dict:
+def backends_for(settings: dict) -> Backends:
+    segment_cfg = settings["segment"] if "segment" in settings else settings["strategy"]
+    return Backends(segment_cfg, settings["models"], settings["device"])
+
+
+def run_keep_full(frame_path: str, analysis: dict, outputs: dict, settings: dict, backends=None) -> dict:
     cfg = settings["strategy"]
     if Path(frame_path).suffix.lower() == ".png":
         copy_file(frame_path, outputs["image"])
@@ -108,11 +95,11 @@ def run_keep_full(frame_path: str, analysis: dict, outputs: dict, settings: dict
     return {"outputs": [_entry(outputs["image"], caption_path, "full", "original", cfg["generate_caption"])]}
 
 
-def run_segment(frame_path: str, analysis: dict, outputs: dict, settings: dict) -> dict:
+def run_segment(frame_path: str, analysis: dict, outputs: dict, settings: dict, backends: Backends) -> dict:
     cfg = settings["strategy"]
     image = read_image(frame_path)
-    segmenter, seg_backend = make_segmenter(cfg)
-    inpainter, inpaint_backend = make_inpainter(cfg)
+    segmenter, seg_backend = backends.segmenter()
+    inpainter, inpaint_backend = backends.inpainter()
     seg = segmenter.segment(image, analysis)
     found = seg.target_index is not None
     trigger, prefix = _caption_prefix(settings)
@@ -151,7 +138,7 @@ def run_segment(frame_path: str, analysis: dict, outputs: dict, settings: dict) 
     return meta
 
 
-def run_create_occlusion(frame_path: str, analysis: dict, outputs: dict, settings: dict) -> dict:
+def run_create_occlusion(frame_path: str, analysis: dict, outputs: dict, settings: dict, backends=None) -> dict:
     cfg = settings["strategy"]
     image = read_image(frame_path)
     variants = make_occlusion_variants(image, cfg, frame_seed(settings["frame"]), analysis.get("foreground_box"))
@@ -165,7 +152,7 @@ def run_create_occlusion(frame_path: str, analysis: dict, outputs: dict, setting
     return {"outputs": entries}
 
 
-def run_enhance_segment(frame_path: str, analysis: dict, outputs: dict, settings: dict) -> dict:
+def run_enhance_segment(frame_path: str, analysis: dict, outputs: dict, settings: dict, backends: Backends) -> dict:
     cfg = settings["strategy"]
     image = read_image(frame_path)
     enhanced, steps = enhance_classical(image, analysis, cfg)
@@ -173,8 +160,7 @@ def run_enhance_segment(frame_path: str, analysis: dict, outputs: dict, settings
     meta = {"steps": [vars(step) for step in steps]}
     enhance_backend = "+".join(step.backend for step in steps if step.applied) or "none"
     if cfg["apply_segmentation"]:
-        segment_cfg = settings["segment"]
-        segmenter, seg_backend = make_segmenter(segment_cfg)
+        segmenter, seg_backend = backends.segmenter()
         seg = segmenter.segment(enhanced, _scaled_hint(analysis, enhanced.shape[1] / image.shape[1]))
         found = seg.target_index is not None
         alpha = seg.target_alpha if found else np.zeros(enhanced.shape[:2], np.float32)
@@ -201,11 +187,20 @@ EXECUTORS = {
 }
 
 
-def execute(strategy: str, frame_path: str, analysis_path: str, outputs: dict, settings: dict) -> dict:
-    """Run one strategy on one frame and write its meta file last (it marks the job complete)."""
+MODEL_STRATEGIES = ("segment", "enhance_segment")
+
+
+def execute(strategy: str, frame_path: str, analysis_path: str, outputs: dict, settings: dict,
+            backends: Backends | None = None) -> dict:
+    """Run one strategy on one frame and write its meta file last (it marks the job complete).
+
+    Model strategies take the job's ``backends``, so a batch builds its models once.
+    """
     analysis = read_json(analysis_path)
+    if backends is None and strategy in MODEL_STRATEGIES:
+        backends = backends_for(settings)
     meta = {"frame": settings["frame"], "strategy": strategy, "error": None}
-    meta |= EXECUTORS[strategy](frame_path, analysis, outputs, settings)
+    meta |= EXECUTORS[strategy](frame_path, analysis, outputs, settings, backends)
     write_json(outputs["meta"], meta)
     return meta
 

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Create .venv and install frameloom into it.
+#   --test    pytest and hypothesis
+#   --models  the neural backends: torch, SAM2, LaMa (several GB)
+# The model packages need pip flags pyproject extras cannot carry, hence this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+models=0
+target="."
+for arg in "$@"; do
+  case "$arg" in
+    --models) models=1 ;;
+    --test) target=".[test]" ;;
+    *) echo "usage: $0 [--test] [--models]" >&2; exit 2 ;;
+  esac
+done
+
+python3 -m venv .venv
+pip() { .venv/bin/pip --disable-pip-version-check --quiet "$@"; }
+pip install -e "$target"
+if [ "$models" = 1 ]; then
+  # A matched pair from PyPI (CUDA builds; they also run on CPU).
+  pip install torch==2.15.0 torchvision==0.29.2
+  # sam2 is an sdist: build it without CUDA kernels, against the torch above.
+  SAM2_BUILD_CUDA=0 pip install --no-build-isolation sam2==1.1.0
+  # simple-lama-inpainting pins numpy<2 and pillow<10, which would break snakemake;
+  # its code works on the versions installed here.
+  pip install --no-deps simple-lama-inpainting==0.1.2
+fi

@@ -1,0 +1,95 @@
+"""Batched model steps: one model build per job, content-addressed cache, exports, strict mode."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from frameloom import layout
+from frameloom.analysis import analyze_file
+from frameloom.backends import missing_models, model_requirements
+from frameloom.config import ConfigError, load_run_config
+from frameloom.demo import FrameSpec, render_frame
+from frameloom.imageio import read_json, write_image, write_json
+from frameloom.model_step import export_frame, run_batch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def batch(tmp_path):
+    run = load_run_config({"input_dir": "demo", "models_dir": str(tmp_path / "models")}, tmp_path, workflow_dir=REPO)
+    members = {}
+    for i in range(3):
+        frame = f"f{i}"
+        image, _ = render_frame(FrameSpec(seed=40 + i, width=256, height=144))
+        write_image(tmp_path / f"{frame}.png", image)
+        write_json(tmp_path / f"{frame}.json", analyze_file(tmp_path / f"{frame}.png", frame, f"{frame}.png"))
+        members[frame] = [str(tmp_path / f"{frame}.png"), str(tmp_path / f"{frame}.json")]
+    out = str(tmp_path / "results")
+    return {
+        "run": run, "members": members, "tmp": tmp_path, "out": out,
+        "outputs": layout.strategy_outputs(out, "segment", run.strategy_cfg("segment")),
+        "settings": run.strategy_settings("", "segment"),
+    }
+
+
+def run(batch, log="batch.log"):
+    return run_batch("segment", batch["members"], batch["settings"], batch["outputs"],
+                     str(batch["tmp"] / "cache"), str(batch["tmp"] / "manifest.json"), str(batch["tmp"] / log))
+
+
+def test_models_are_built_once_per_batch_and_cached(batch):
+    run(batch)
+    log = (batch["tmp"] / "batch.log").read_text()
+    assert "frames: 3 (computed 3, from cache 0)" in log
+    # One segmenter and one inpainter for the whole batch, named as fallbacks (no weights here).
+    assert "grabcut (fallback: sam2_hiera_large weights missing:" in log and log.count(" x1") == 2
+    run(batch, "again.log")
+    assert "frames: 3 (computed 0, from cache 3)" in (batch["tmp"] / "again.log").read_text()
+    assert "model loads: none" in (batch["tmp"] / "again.log").read_text()
+
+
+def test_changing_one_frame_recomputes_only_it(batch):
+    run(batch)
+    first = read_json(batch["tmp"] / "manifest.json")["frames"]
+    analysis = read_json(batch["members"]["f1"][1])
+    analysis["foreground_box"] = None
+    write_json(batch["members"]["f1"][1], analysis)
+    run(batch, "again.log")
+    second = read_json(batch["tmp"] / "manifest.json")["frames"]
+    assert "computed 1, from cache 2" in (batch["tmp"] / "again.log").read_text()
+    assert [f for f in first if first[f] != second[f]] == ["f1"]
+
+
+def test_export_links_cached_files_with_final_paths(batch):
+    run(batch)
+    outputs = {name: pattern.format(frame="f0") for name, pattern in batch["outputs"].items()}
+    export_frame("f0", str(batch["tmp"] / "manifest.json"), str(batch["tmp"] / "cache"), outputs,
+                 str(batch["tmp"] / "export.log"))
+    meta = read_json(outputs["meta"])
+    assert {entry["image"] for entry in meta["outputs"]} == {outputs["character"], outputs["background"],
+                                                             outputs["composite"]}
+    assert all(Path(path).is_file() for path in outputs.values())
+    manifest = read_json(batch["tmp"] / "manifest.json")
+    cached = batch["tmp"] / "cache" / "segment" / manifest["frames"]["f0"] / "character.png"
+    assert Path(outputs["character"]).stat().st_ino == cached.stat().st_ino
+
+
+def test_model_requirements_and_strict_mode(tmp_path):
+    models = tmp_path / "models"
+    segment_cfg = {"segmentation_model": "sam2_hiera_tiny", "inpainting_model": "lama"}
+    required = model_requirements(segment_cfg, {"lama": "inpainting/big-lama.pt"}, models)
+    assert required["segmentation"]["path"] == str(models / "segmentation" / "sam2_hiera_tiny.pt")
+    assert not required["inpainting"]["present"]
+    assert missing_models(required)[0] == (
+        f"sam2_hiera_tiny weights missing: {models / 'segmentation' / 'sam2_hiera_tiny.pt'} "
+        "(download: python -m frameloom.download --models sam2)")
+    assert model_requirements({"segmentation_model": "grabcut", "inpainting_model": "opencv"}, {}, models) == {}
+    with pytest.raises(ConfigError, match=r"^config/config.yaml: strict_models: sam2_hiera_large weights missing: .*"
+                                          r"\(download: python -m frameloom.download --models sam2\)$"):
+        load_run_config({"input_dir": "demo", "strict_models": True, "models_dir": str(models)}, tmp_path,
+                        workflow_dir=REPO)
+    json.dumps(required)
