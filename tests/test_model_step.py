@@ -86,10 +86,40 @@ def test_model_requirements_and_strict_mode(tmp_path):
     assert not required["inpainting"]["present"]
     assert missing_models(required)[0] == (
         f"sam2_hiera_tiny weights missing: {models / 'segmentation' / 'sam2_hiera_tiny.pt'} "
-        "(download: python -m frameloom.download --models sam2)")
+        "(download: python -m frameloom.download --models sam2_hiera_tiny)")
     assert model_requirements({"segmentation_model": "grabcut", "inpainting_model": "opencv"}, {}, models) == {}
     with pytest.raises(ConfigError, match=r"^config/config.yaml: strict_models: sam2_hiera_large weights missing: .*"
-                                          r"\(download: python -m frameloom.download --models sam2\)$"):
+                                          r"\(download: python -m frameloom.download --models sam2_hiera_large\)$"):
         load_run_config({"input_dir": "demo", "strict_models": True, "models_dir": str(models)}, tmp_path,
                         workflow_dir=REPO)
     json.dumps(required)
+
+
+def test_reference_images_choose_the_target_or_report_no_match(tmp_path):
+    from frameloom.demo import render_reference
+
+    write_image(tmp_path / "refs" / "target.png", render_reference(2, size=256))
+    run = load_run_config({"input_dir": "demo", "models_dir": str(tmp_path / "models"),
+                           "character": {"reference_images": [str(tmp_path / "refs")]}}, tmp_path, workflow_dir=REPO)
+    members, truths = {}, {}
+    for frame, identities in (("with_target", (0, 2)), ("without_target", (0, 3))):
+        image, truths[frame] = render_frame(FrameSpec(seed=5, width=480, height=270, n_characters=2,
+                                                      shot="full-body", identities=identities))
+        write_image(tmp_path / f"{frame}.png", image)
+        write_json(tmp_path / f"{frame}.json", analyze_file(tmp_path / f"{frame}.png", frame, f"{frame}.png"))
+        members[frame] = [str(tmp_path / f"{frame}.png"), str(tmp_path / f"{frame}.json")]
+    out = str(tmp_path / "results")
+    run_batch("segment", members, run.strategy_settings("", "segment"),
+              layout.strategy_outputs(out, "segment", run.strategy_cfg("segment")),
+              str(tmp_path / "cache"), str(tmp_path / "manifest.json"), str(tmp_path / "batch.log"))
+    manifest = read_json(tmp_path / "manifest.json")["frames"]
+    found = read_json(tmp_path / "cache" / "segment" / manifest["with_target"] / "meta.json")
+    assert found["error"] is None and "matches the references" in found["segmentation"]["notes"]
+    assert found["segmentation"]["target_score"] >= 0.73
+    # The cut-out is the identity-2 character: its crop centre lies in that character's true box.
+    x, y, w, h = found["segmentation"]["crop_box"]
+    bx, by, bw, bh = truths["with_target"]["boxes"][1]
+    assert bx <= x + w / 2 <= bx + bw and by <= y + h / 2 <= by + bh
+    missing = read_json(tmp_path / "cache" / "segment" / manifest["without_target"] / "meta.json")
+    assert missing["error"].startswith("NoCharacterMatch: no instance matches the references")
+    assert not any(entry["train"] for entry in missing["outputs"])

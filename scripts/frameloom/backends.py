@@ -17,8 +17,6 @@ from .segmentation import GrabCutSegmenter
 
 CLASSICAL_SEGMENTATION = "grabcut"
 CLASSICAL_INPAINTING = "opencv"
-# Download groups of `python -m frameloom.download --models ...`, for error messages.
-DOWNLOAD_GROUP = {"segmentation": "sam2", "inpainting": "lama"}
 
 
 def model_requirements(segment_cfg: dict, model_paths: dict, models_dir: Path) -> dict[str, dict]:
@@ -42,8 +40,8 @@ def missing_models(requirements: dict[str, dict]) -> list[str]:
     """One line per required model file that is absent, naming the download command."""
     return [
         f"{req['name']} weights missing: {req['path']} "
-        f"(download: python -m frameloom.download --models {DOWNLOAD_GROUP[step]})"
-        for step, req in requirements.items()
+        f"(download: python -m frameloom.download --models {req['name']})"
+        for req in requirements.values()
         if not req["present"]
     ]
 
@@ -51,10 +49,12 @@ def missing_models(requirements: dict[str, dict]) -> list[str]:
 class Backends:
     """The segmenter and inpainter of one job, each built on first use and then reused."""
 
-    def __init__(self, segment_cfg: dict, requirements: dict[str, dict], device: str = "auto"):
+    def __init__(self, segment_cfg: dict, requirements: dict[str, dict], device: str = "auto",
+                 references: dict | None = None):
         self._cfg = segment_cfg
         self._requirements = requirements
         self._device = device
+        self._references = references or {"files": {}, "threshold": 1.0}
         self._built: dict[str, tuple[object, str]] = {}
         self.loads: Counter = Counter()
 
@@ -78,6 +78,18 @@ class Backends:
                 self._built["segmentation"] = (model, name)
             self.loads[self._built["segmentation"][1]] += 1
         return self._built["segmentation"]
+
+    def matcher(self):
+        """The reference matcher, or None when the user gave no reference images."""
+        if "matcher" not in self._built:
+            matcher = None
+            if self._references["files"]:
+                from .target import ReferenceMatcher
+
+                matcher = ReferenceMatcher.from_paths(list(self._references["files"]),
+                                                      threshold=self._references["threshold"])
+            self._built["matcher"] = (matcher, matcher.name if matcher else "")
+        return self._built["matcher"][0]
 
     def inpainter(self):
         if "inpainting" not in self._built:

@@ -8,6 +8,7 @@ a run stops before any job starts.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,7 +135,21 @@ class RunConfig:
         if strategy in ("segment", "enhance_segment"):
             settings["models"] = self.model_requirements()
             settings["device"] = self.run["device"]
+            settings["references"] = self.references()
         return settings
+
+    def references(self) -> dict:
+        """The target's reference images with content digests (editing one reruns the model steps)."""
+        from .imageio import IMAGE_EXTENSIONS
+
+        files = []
+        for entry in self.run["character"]["reference_images"]:
+            path = self.resolve(entry)
+            files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS) if path.is_dir() else [path]
+        return {
+            "files": {str(p): hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in files},
+            "threshold": self.run["character"]["reference_threshold"],
+        }
 
     @property
     def uses_gpu(self) -> bool:
@@ -197,6 +212,9 @@ def load_run_config(config: dict, workdir: Path, source: str = "config/config.ya
 
     if run["input_dir"] != "demo" and not resolve(run["input_dir"]).is_dir():
         raise ConfigError(f"{source}: input_dir: directory does not exist: {run['input_dir']}")
+    for index, reference in enumerate(run["character"]["reference_images"]):
+        if not resolve(reference).exists():
+            raise ConfigError(f"{source}: character.reference_images.{index}: not found: {reference}")
 
     decision_source = run["decision_thresholds"]
     decision = validate(

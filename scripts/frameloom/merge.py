@@ -103,6 +103,7 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
             output_backends[entry["image"]] = entry["backend"]
             backends[entry["backend"]] += 1
         success = decision["ok"] and meta is not None and not meta.get("error")
+        segmentation = (meta or {}).get("segmentation")
         if success:
             strategies[decision["strategy"]] += 1
         results.append({
@@ -115,6 +116,9 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
             "outputs": outputs,
             "training_images": sum(1 for e in (meta or {}).get("outputs", []) if e["train"]),
             "backends": output_backends,
+            # The segmenter's instance count replaces the analysis estimate when there is one.
+            "instance_count": segmentation["instances_found"] if segmentation else analysis.get("instance_count"),
+            "target": segmentation and {k: segmentation[k] for k in ("target_index", "target_score", "notes")},
             "success": bool(success),
             "error": error,
         })

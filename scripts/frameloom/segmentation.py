@@ -7,8 +7,9 @@ colour guided filter restricted to a thin band around the boundary, so the
 edge follows the real image edge and stays anti-aliased without blurring the
 interior.
 
-A neural backend (SAM2) replaces this behind the same interface: an object
-with a ``name`` and ``segment(image_bgr, hint) -> Segmentation``.
+A neural backend (SAM2, in ``sam2_backend``) replaces this behind the same
+interface: an object with a ``name`` and ``segment(image_bgr, hint) ->
+Segmentation``; it reuses ``pick_target`` and ``soft_alpha`` from here.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class GrabCutSegmenter:
     def segment(self, image_bgr: np.ndarray, hint: dict | None = None) -> Segmentation:
         hint = hint or {}
         height, width = image_bgr.shape[:2]
-        faces = _faces_from_hint(hint, width, height)
+        faces = faces_from_hint(hint, width, height)
         seed_boxes, seed_source = _seed_boxes(hint, faces, width, height)
 
         cuts = [(cut, box) for box in seed_boxes if (cut := self._cut(image_bgr, box, faces)) is not None]
@@ -114,17 +115,15 @@ class GrabCutSegmenter:
             )
 
         masks = [instance.mask for instance in kept]
-        target_index, pick_confidence, why = _pick_target(masks, faces, hint)
+        target_index, target_score, why = pick_target(image_bgr, masks, hint)
         target = kept[target_index]
-        contrast = _boundary_contrast(image_bgr, target.mask)
-        target_score = pick_confidence * min(1.0, contrast / CONFIDENT_BOUNDARY_CONTRAST)
         return Segmentation(
-            target_alpha=_refine_alpha(image_bgr, target.soft, target.pixel_size),
+            target_alpha=soft_alpha(image_bgr, target.soft, target.pixel_size),
             instance_masks=masks,
             target_index=target_index,
-            target_score=round(float(target_score), 3),
+            target_score=target_score,
             backend=self.name,
-            notes=f"{why}; {len(kept)} instance(s) from {seed_source}; boundary contrast {contrast:.0f}",
+            notes=f"{why}; {len(kept)} instance(s) from {seed_source}",
         )
 
     def _cut(self, image: np.ndarray, box: Box, faces: list[tuple[Box, float]]) -> _Instance | None:
@@ -255,7 +254,8 @@ def _valid_box(value, width: int, height: int) -> Box | None:
     return x0, y0, x1 - x0, y1 - y0
 
 
-def _faces_from_hint(hint: dict, width: int, height: int) -> list[tuple[Box, float]]:
+def faces_from_hint(hint: dict, width: int, height: int) -> list[tuple[Box, float]]:
+    """The analysis' face boxes clipped to the frame, with their detection scores."""
     faces = []
     for face in hint.get("faces") or []:
         box = _valid_box(face.get("box"), width, height)
@@ -366,7 +366,28 @@ def _longest_side(mask: np.ndarray) -> int:
     return max(w, h)
 
 
-def _pick_target(masks: list[np.ndarray], faces, hint: dict) -> tuple[int, float, str]:
+def pick_target(
+    image_bgr: np.ndarray, instance_masks: list[np.ndarray], hint: dict | None
+) -> tuple[int | None, float, str]:
+    """Which instance is the frame's character: (index, score 0..1, one-line reason).
+
+    The instance holding the largest hinted face wins; otherwise the largest
+    central one, unless another lies in the analysis' foreground box. The score
+    is the pick's confidence discounted by how weakly the cut's boundary
+    separates from its surroundings. None when there are no instances.
+    """
+    if not instance_masks:
+        return None, 0.0, "no instances to pick from"
+    hint = hint or {}
+    height, width = instance_masks[0].shape
+    faces = faces_from_hint(hint, width, height)
+    index, confidence, reason = _pick_instance(instance_masks, faces, hint)
+    contrast = _boundary_contrast(image_bgr, instance_masks[index])
+    score = confidence * min(1.0, contrast / CONFIDENT_BOUNDARY_CONTRAST)
+    return index, round(float(score), 3), f"{reason}; boundary contrast {contrast:.0f}"
+
+
+def _pick_instance(masks: list[np.ndarray], faces, hint: dict) -> tuple[int, float, str]:
     """(index, confidence 0..1, reason): largest face first, then the analysis' subject, then salience."""
     height, width = masks[0].shape
     if faces:
@@ -417,8 +438,14 @@ def _boundary_contrast(image: np.ndarray, mask: np.ndarray) -> float:
     return float(np.median(np.linalg.norm(colour_in - colour_out, axis=1)))
 
 
-def _refine_alpha(image_bgr: np.ndarray, soft: np.ndarray, pixel_size: float) -> np.ndarray:
-    """Full-resolution soft alpha: a guided filter on a band around the upsampled boundary only."""
+def soft_alpha(image_bgr: np.ndarray, mask: np.ndarray, pixel_size: float = 1.0) -> np.ndarray:
+    """Full-resolution float32 alpha: a guided filter on a band around the cut's boundary only.
+
+    ``mask`` is the cut at frame size: bool, or float 0..1 when upsampled from a
+    coarser cut whose pixels are ``pixel_size`` frame pixels wide (the band and
+    filter radius grow with it, so a coarse staircase edge is fully re-fitted).
+    """
+    soft = mask.astype(np.float32, copy=False)
     height, width = soft.shape
     hard = soft >= 0.5
     radius = max(2, math.ceil(pixel_size) + 1)

@@ -19,7 +19,7 @@ from .backends import Backends
 from .enhance import enhance_classical
 from .imageio import copy_file, read_image, read_json, write_image, write_json, write_text
 from .occlusion import make_occlusion_variants
-from .segmentation import Segmentation
+from .segmentation import Segmentation, soft_alpha
 
 NEUTRAL_GREY = 128  # what trainers that drop alpha see behind a cut-out character
 CROP_MARGIN = 0.1  # of the character's box, kept around it in the cut-out
@@ -79,7 +79,24 @@ def _scaled_hint(analysis: dict, scale: float) -> dict:
 
 def backends_for(settings: dict) -> Backends:
     segment_cfg = settings["segment"] if "segment" in settings else settings["strategy"]
-    return Backends(segment_cfg, settings["models"], settings["device"])
+    return Backends(segment_cfg, settings["models"], settings["device"], settings.get("references"))
+
+
+def segment_target(image: np.ndarray, hint: dict, backends: Backends) -> tuple[Segmentation, str, str | None]:
+    """Segment, then pick the target: against the reference images when given, else the
+    segmenter's own pick. Returns the segmentation, the backend name and an error (no target)."""
+    segmenter, backend = backends.segmenter()
+    seg = segmenter.segment(image, hint)
+    matcher = backends.matcher()
+    if matcher is not None and seg.instance_masks:
+        index, score, note = matcher.pick(image, seg.instance_masks)
+        seg.target_index, seg.target_score, seg.notes = index, score, f"{note} [{matcher.name}]"
+        if index is not None:
+            seg.target_alpha = soft_alpha(image, seg.instance_masks[index])
+    if seg.target_index is None:
+        kind = "NoCharacterMatch" if matcher is not None and seg.instance_masks else "NoCharacterFound"
+        return seg, backend, f"{kind}: {seg.notes}"
+    return seg, backend, None
 
 
 def run_keep_full(frame_path: str, analysis: dict, outputs: dict, settings: dict, backends=None) -> dict:
@@ -98,10 +115,9 @@ def run_keep_full(frame_path: str, analysis: dict, outputs: dict, settings: dict
 def run_segment(frame_path: str, analysis: dict, outputs: dict, settings: dict, backends: Backends) -> dict:
     cfg = settings["strategy"]
     image = read_image(frame_path)
-    segmenter, seg_backend = backends.segmenter()
+    seg, seg_backend, error = segment_target(image, analysis, backends)
     inpainter, inpaint_backend = backends.inpainter()
-    seg = segmenter.segment(image, analysis)
-    found = seg.target_index is not None
+    found = error is None
     trigger, prefix = _caption_prefix(settings)
     entries = []
     crop_box = None
@@ -133,8 +149,8 @@ def run_segment(frame_path: str, analysis: dict, outputs: dict, settings: dict, 
         write_image(outputs["mask"], np.clip(alpha * 255 + 0.5, 0, 255).astype(np.uint8))
         entries.append(_entry(outputs["mask"], None, "mask", seg_backend, False))
     meta = {"outputs": entries, "segmentation": _segmentation_record(seg, crop_box)}
-    if not found:
-        meta["error"] = f"NoCharacterFound: {seg.notes}"
+    if error:
+        meta["error"] = error
     return meta
 
 
@@ -160,15 +176,15 @@ def run_enhance_segment(frame_path: str, analysis: dict, outputs: dict, settings
     meta = {"steps": [vars(step) for step in steps]}
     enhance_backend = "+".join(step.backend for step in steps if step.applied) or "none"
     if cfg["apply_segmentation"]:
-        segmenter, seg_backend = backends.segmenter()
-        seg = segmenter.segment(enhanced, _scaled_hint(analysis, enhanced.shape[1] / image.shape[1]))
-        found = seg.target_index is not None
+        seg, seg_backend, error = segment_target(
+            enhanced, _scaled_hint(analysis, enhanced.shape[1] / image.shape[1]), backends)
+        found = error is None
         alpha = seg.target_alpha if found else np.zeros(enhanced.shape[:2], np.float32)
         result, crop_box = cutout(enhanced, alpha)
         meta["segmentation"] = _segmentation_record(seg, crop_box)
         backend = f"{enhance_backend} -> {seg_backend}"
-        if not found:
-            meta["error"] = f"NoCharacterFound: {seg.notes}"
+        if error:
+            meta["error"] = error
         with_background = False
     else:
         result, found, backend, with_background = enhanced, True, enhance_backend, True

@@ -1,0 +1,375 @@
+"""Download the model weights the workflow can use, verified against published sha256 hashes.
+
+    python -m frameloom.download --models sam2 lama realesrgan codeformer [--models-dir DIR]
+
+Each file goes to ``{models_dir}/{relative_path}``, the path ``model_paths`` in
+``config/strategy_configs.yaml`` expects by default. Downloads stream into a
+``.part`` file beside the target; an interrupted download continues from where
+it stopped (HTTP Range) on the next run, and the file is renamed into place
+only once its sha256 matches. Files already present with the right hash are
+skipped. A model without a published hash is refused unless explicitly allowed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import os
+import re
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+CHUNK_BYTES = 1 << 20
+TIMEOUT_S = 60  # per socket operation, not per file
+USER_AGENT = "frameloom-model-download"
+PROGRESS_INTERVAL_S = 0.25  # between redraws of the live bar on a terminal
+LOG_INTERVAL_S = 10.0  # between progress lines when stderr is a log file
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    name: str  # the model's name in the workflow config (model_paths key or segmentation_model value)
+    url: str
+    relative_path: str  # under models_dir
+    sha256: str | None  # None: no published hash found, downloaded only with allow_unverified
+    size: int | None = None  # bytes; shown in progress when the server sends no length
+
+
+_SAM2 = "https://dl.fbaipublicfiles.com/segment_anything_2"
+
+MODELS: dict[str, ModelFile] = {
+    model.name: model
+    for model in (
+        # SAM 2 (2024-07-29), Meta's official download URLs. sha256: the checksums pinned by
+        # mazurowski-lab/SlicerSegmentWithSAM (SegmentWithSAM/SegmentWithSAM.py, verified by 3D
+        # Slicer's downloadFileIntoCache) and, identically, the "sam2.0" HASHES that
+        # computational-cell-analytics/micro-sam (micro_sam/v2/util.py) passed to pooch.
+        # Sizes as recorded by other repositories pinning the same hashes; base_plus's unknown.
+        ModelFile("sam2_hiera_tiny", f"{_SAM2}/072824/sam2_hiera_tiny.pt", "segmentation/sam2_hiera_tiny.pt",
+                  "65b50056e05bcb13694174f51bb6da89c894b57b75ccdf0ba6352c597c5d1125", 155_906_050),
+        ModelFile("sam2_hiera_small", f"{_SAM2}/072824/sam2_hiera_small.pt", "segmentation/sam2_hiera_small.pt",
+                  "95949964d4e548409021d47b22712d5f1abf2564cc0c3c765ba599a24ac7dce3", 184_309_650),
+        ModelFile("sam2_hiera_base_plus", f"{_SAM2}/072824/sam2_hiera_base_plus.pt",
+                  "segmentation/sam2_hiera_base_plus.pt",
+                  "d0bb7f236400a49669ffdd1be617959a8b1d1065081789d7bbff88eded3a8071"),
+        ModelFile("sam2_hiera_large", f"{_SAM2}/072824/sam2_hiera_large.pt", "segmentation/sam2_hiera_large.pt",
+                  "7442e4e9b732a508f80e141e7c2913437a3610ee0c77381a66658c3a445df87b", 897_952_466),
+        # SAM 2.1 (2024-09-29), Meta's official download URLs. sha256: the HASHES that
+        # computational-cell-analytics/micro-sam (micro_sam/v2/util.py) verifies through pooch;
+        # other repositories record the same values as the Hugging Face LFS SHA256 of
+        # facebook/sam2.1-hiera-* (tiny at revision de431c40), with these sizes.
+        ModelFile("sam2.1_hiera_tiny", f"{_SAM2}/092824/sam2.1_hiera_tiny.pt", "segmentation/sam2.1_hiera_tiny.pt",
+                  "7402e0d864fa82708a20fbd15bc84245c2f26dff0eb43a4b5b93452deb34be69", 156_008_466),
+        ModelFile("sam2.1_hiera_small", f"{_SAM2}/092824/sam2.1_hiera_small.pt", "segmentation/sam2.1_hiera_small.pt",
+                  "6d1aa6f30de5c92224f8172114de081d104bbd23dd9dc5c58996f0cad5dc4d38", 184_416_285),
+        ModelFile("sam2.1_hiera_base_plus", f"{_SAM2}/092824/sam2.1_hiera_base_plus.pt",
+                  "segmentation/sam2.1_hiera_base_plus.pt",
+                  "a2345aede8715ab1d5d31b4a509fb160c5a4af1970f199d9054ccfb746c004c5", 323_606_802),
+        ModelFile("sam2.1_hiera_large", f"{_SAM2}/092824/sam2.1_hiera_large.pt", "segmentation/sam2.1_hiera_large.pt",
+                  "2647878d5dfa5098f2f8649825738a9345572bae2d4350a2468587ece47dd318", 898_083_611),
+        # Big-LaMa as TorchScript, the export simple-lama-inpainting loads, from its original
+        # publisher (Sanster, author of lama-cleaner/IOPaint, whose lama.py pins this URL with
+        # md5 e3aa4aaa15225a33ec84f9f4bc47e500). sha256 and size: as pinned by several independent
+        # repositories for that same artifact (one notes it was computed from the file matching
+        # IOPaint's md5). simple-lama's own re-upload (enesmsahin/.../v0.1.0/big-lama.pt) is
+        # recorded with conflicting sizes and hashes, so it is not used.
+        ModelFile("lama", "https://github.com/Sanster/models/releases/download/add_big_lama/big-lama.pt",
+                  "inpainting/big-lama.pt",
+                  "344c77bbcb158f17dd143070d1e789f38a66c04202311ae3a258ef66667a9ea9", 205_669_692),
+        # Real-ESRGAN release v0.2.2.4. sha256: the AUR package's sha256sums for this asset, also
+        # pinned by other download scripts (one notes it was measured from the release file) and
+        # matching Civitai's record of the file; 17,938,799 bytes.
+        ModelFile("realesrgan",
+                  "https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.2.4/RealESRGAN_x4plus_anime_6B.pth",
+                  "enhancement/RealESRGAN_x4plus_anime_6B.pth",
+                  "f872d837d3c90ed2e05227bed711af5671a6fd1c9f7d7e91c911a61f155e99da", 17_938_799),
+        # CodeFormer release v0.1.0 (S-Lab License 1.0, non-commercial). sha256: SwarmUI FaceTools'
+        # ModelSha256Checksums for codeformer-v0.1.0.pth, pinned identically by several other
+        # repositories; 376,637,898 bytes.
+        ModelFile("codeformer", "https://github.com/sczhou/CodeFormer/releases/download/v0.1.0/codeformer.pth",
+                  "enhancement/codeformer.pth",
+                  "1009e537e0c2a07d4cabce6355f53cb66767cd4b4297ec7a4a64ca4b8a5684b7", 376_637_898),
+        # OpenCV Zoo YuNet, the 2026may dynamic-input export (the one OpenCV 5 needs; 4.x loads it
+        # too), pinned to opencv_zoo commit 47534e27 (a Git LFS file, hence media.githubusercontent).
+        # sha256: as pinned by several repositories, one noting it matches the oid of upstream's
+        # LFS pointer; 229,738 bytes.
+        ModelFile("yunet",
+                  "https://media.githubusercontent.com/media/opencv/opencv_zoo/47534e27c9851bb1128ccc0102f1145e27f23f98"
+                  "/models/face_detection_yunet/face_detection_yunet_2026may.onnx",
+                  "faces/face_detection_yunet.onnx",
+                  "ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0", 229_738),
+        # nagadomi/lbpcascade_animeface at commit 4433ab1a (MIT). sha256: as pinned by several
+        # repositories for the file at that commit, as downloaded (LF line endings).
+        ModelFile("anime_face_cascade",
+                  "https://raw.githubusercontent.com/nagadomi/lbpcascade_animeface"
+                  "/4433ab1ae1166ea75acfe99eb0f18709dac329a0/lbpcascade_animeface.xml",
+                  "faces/lbpcascade_animeface.xml",
+                  "9376d30ac38db6bda2a68b88b3b76bbd7e6aa33af47f7f5c76bc88ca75f1ce30", 246_945),
+    )
+}
+
+# Names that stand for several files, or for the file the default config uses.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "sam2": ("sam2_hiera_large",),  # the default segmentation_model
+    "faces": ("yunet", "anime_face_cascade"),
+    "all": tuple(MODELS),
+}
+
+
+class DownloadError(RuntimeError):
+    """A download failed; the message is one line naming the model and the cause."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    path: Path
+    action: str  # "present", "downloaded" or "resumed"
+    bytes_fetched: int
+    sha256: str
+    verified: bool  # False only for a file without a published hash
+
+
+class _StaleResume(Exception):
+    """The partial file cannot be continued; start over from byte 0."""
+
+
+def resolve_names(names: Iterable[str], registry: Mapping[str, ModelFile] | None = None) -> list[str]:
+    """Expand group names and drop repeats, keeping the order given."""
+    registry = MODELS if registry is None else registry
+    resolved: list[str] = []
+    for name in names:
+        members = (name,) if name in registry else GROUPS.get(name, (name,))
+        for member in members:
+            if member not in registry:
+                raise DownloadError(
+                    f"unknown model {name!r} (models: {', '.join(registry)}; groups: {', '.join(GROUPS)})")
+            if member not in resolved:
+                resolved.append(member)
+    return resolved
+
+
+def download(
+    names: Iterable[str],
+    models_dir: str | os.PathLike,
+    base_url_override: str | None = None,
+    progress: bool = True,
+    *,
+    allow_unverified: bool = False,
+    registry: Mapping[str, ModelFile] | None = None,
+) -> list[Outcome]:
+    """Fetch each named model (or group) into ``models_dir``; returns what was done per file.
+
+    ``base_url_override`` fetches every file from ``{base}/{relative_path}`` instead of its
+    official URL (a mirror laid out like models_dir); the hashes are checked all the same.
+    """
+    registry = MODELS if registry is None else registry
+    models = [registry[name] for name in resolve_names(names, registry)]
+    unverified = [model.name for model in models if model.sha256 is None]
+    # Checked before any transfer, so a refusal never leaves half a job done.
+    if unverified and not allow_unverified:
+        raise DownloadError(
+            f"no published sha256 for {', '.join(unverified)}; pass --allow-unverified to download anyway")
+    root = Path(models_dir)
+    outcomes = []
+    for model in models:
+        url = model.url if base_url_override is None else f"{base_url_override.rstrip('/')}/{model.relative_path}"
+        outcomes.append(_download_one(model, url, root / model.relative_path, progress))
+    return outcomes
+
+
+def _download_one(model: ModelFile, url: str, target: Path, progress: bool) -> Outcome:
+    if target.is_file():
+        present_hash = _file_sha256(target).hexdigest()
+        if model.sha256 is None or present_hash == model.sha256:
+            return Outcome(model.name, target, "present", 0, present_hash, model.sha256 is not None)
+        # A corrupt or different file is replaced, but only by a verified download.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    try:
+        return _fetch(model, url, target, part, progress)
+    except _StaleResume:
+        part.unlink(missing_ok=True)
+        return _fetch(model, url, target, part, progress)
+
+
+def _fetch(model: ModelFile, url: str, target: Path, part: Path, progress: bool) -> Outcome:
+    """One transfer into ``part``, continuing it when it already holds a prefix of the file."""
+    offset = part.stat().st_size if part.is_file() else 0
+    digest = _file_sha256(part) if offset else hashlib.sha256()
+    headers = {"User-Agent": USER_AGENT}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    try:
+        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=TIMEOUT_S)
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and offset:
+            # Nothing left to send: the .part is complete, or longer than the file.
+            return _finish(model, url, target, part, digest, offset, fetched=0, resumed=True)
+        raise DownloadError(f"{model.name}: HTTP {error.code} {error.reason} from {url}") from None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise DownloadError(f"{model.name}: cannot reach {url}: {reason}") from None
+
+    with response:
+        resumed = offset > 0 and response.status == 206
+        if resumed and _content_range_start(response.headers.get("Content-Range")) != offset:
+            raise _StaleResume
+        if not resumed:
+            offset, digest = 0, hashlib.sha256()  # the server sent the whole file
+        length = response.headers.get("Content-Length")
+        expected_bytes = int(length) if length is not None else None
+        total = offset + expected_bytes if expected_bytes is not None else model.size
+        bar = _ProgressBar(model.name, total, offset) if progress else None
+        fetched = 0
+        with open(part, "ab" if resumed else "wb") as handle:
+            try:
+                while chunk := response.read(CHUNK_BYTES):
+                    handle.write(chunk)
+                    digest.update(chunk)
+                    fetched += len(chunk)
+                    if bar:
+                        bar.update(offset + fetched)
+                handle.flush()
+                os.fsync(handle.fileno())
+            except (OSError, http.client.HTTPException) as error:
+                raise DownloadError(
+                    f"{model.name}: download interrupted after {offset + fetched} bytes ({error!r}); "
+                    f"run again to resume from {part}") from None
+            finally:
+                if bar:
+                    bar.close()
+    # http.client returns EOF, not an error, when the server closes early.
+    if expected_bytes is not None and fetched < expected_bytes:
+        raise DownloadError(
+            f"{model.name}: download interrupted after {offset + fetched} of {offset + expected_bytes} bytes; "
+            f"run again to resume from {part}")
+    return _finish(model, url, target, part, digest, offset + fetched, fetched, resumed)
+
+
+def _finish(model: ModelFile, url: str, target: Path, part: Path, digest, size: int, fetched: int,
+            resumed: bool) -> Outcome:
+    actual = digest.hexdigest()
+    if model.sha256 is not None and actual != model.sha256:
+        if resumed:
+            raise _StaleResume  # the kept prefix may be from another file: one fresh try
+        part.unlink(missing_ok=True)
+        raise DownloadError(
+            f"{model.name}: sha256 mismatch for {url}: expected {model.sha256}, got {actual} "
+            f"({size} bytes, discarded)")
+    os.replace(part, target)
+    return Outcome(model.name, target, "resumed" if resumed else "downloaded", fetched, actual,
+                   model.sha256 is not None)
+
+
+def _content_range_start(header: str | None) -> int | None:
+    match = re.match(r"bytes (\d+)-", header or "")
+    return int(match.group(1)) if match else None
+
+
+def _file_sha256(path: Path):
+    """A sha256 object fed with the file's bytes, so a resumed download can keep feeding it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.1f}"
+
+
+class _ProgressBar:
+    """Plain-text progress on stderr: redrawn in place on a terminal, periodic lines in a log."""
+
+    WIDTH = 30
+
+    def __init__(self, label: str, total: int | None, start: int):
+        self.label, self.total, self.start = label, total, start
+        self.stream = sys.stderr
+        self.live = self.stream.isatty()
+        self.began = self.last_shown = time.monotonic()
+        self.done = start
+
+    def update(self, done: int) -> None:
+        self.done = done
+        now = time.monotonic()
+        if now - self.last_shown >= (PROGRESS_INTERVAL_S if self.live else LOG_INTERVAL_S):
+            self.last_shown = now
+            self._show()
+
+    def close(self) -> None:
+        self._show()
+        if self.live:
+            self.stream.write("\n")
+        self.stream.flush()
+
+    def _show(self) -> None:
+        elapsed = max(time.monotonic() - self.began, 1e-6)
+        rate = f"{_mib(round((self.done - self.start) / elapsed))} MiB/s"
+        if self.total:
+            fraction = min(1.0, self.done / self.total)
+            filled = round(fraction * self.WIDTH)
+            bar = "#" * filled + "-" * (self.WIDTH - filled)
+            line = f"{self.label} [{bar}] {fraction:4.0%} {_mib(self.done)}/{_mib(self.total)} MiB {rate}"
+        else:
+            line = f"{self.label} {_mib(self.done)} MiB {rate}"
+        self.stream.write(f"\r{line}\x1b[K" if self.live else f"{line}\n")
+        self.stream.flush()
+
+
+def _describe(outcome: Outcome) -> str:
+    check = "sha256 verified" if outcome.verified else f"UNVERIFIED, sha256 {outcome.sha256}"
+    if outcome.action == "present":
+        return f"{outcome.name}: already present, {check}: {outcome.path}"
+    how = "resumed, fetched" if outcome.action == "resumed" else "downloaded"
+    return f"{outcome.name}: {how} {_mib(outcome.bytes_fetched)} MiB, {check}: {outcome.path}"
+
+
+def _registry_listing() -> list[str]:
+    lines = []
+    for model in MODELS.values():
+        size = f"{_mib(model.size)} MiB" if model.size else "size unknown"
+        check = "sha256 pinned" if model.sha256 else "no published sha256"
+        lines.append(f"{model.name:24} {model.relative_path:46} {size:>12}  {check}")
+    lines.extend(f"group {group}: {' '.join(members)}" for group, members in GROUPS.items() if group != "all")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m frameloom.download",
+        description="Download model weights into models_dir, resumable and sha256-verified.")
+    parser.add_argument("--models", nargs="+", metavar="NAME",
+                        help=f"model or group names ({', '.join(GROUPS)}); --list shows them")
+    parser.add_argument("--models-dir", default="models", help="weights root (config.yaml models_dir; default: models)")
+    parser.add_argument("--base-url", help="fetch from this mirror, laid out like models_dir, instead")
+    parser.add_argument("--allow-unverified", action="store_true",
+                        help="also download models that have no published sha256")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument("--list", action="store_true", help="list the known models and groups, then exit")
+    args = parser.parse_args(argv)
+    if args.list:
+        print("\n".join(_registry_listing()))
+        return 0
+    if not args.models:
+        parser.error("--models is required (or --list)")
+    try:
+        outcomes = download(args.models, args.models_dir, args.base_url, progress=not args.no_progress,
+                            allow_unverified=args.allow_unverified)
+    except DownloadError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print("\n".join(_describe(outcome) for outcome in outcomes))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
