@@ -55,6 +55,7 @@ rule model_batch:
         "logs/{strategy}/batches/{batch}.log",
     benchmark:
         "logs/benchmarks/{strategy}/{batch}.tsv"
+    threads: MODEL_THREADS
     resources:
         gpu=lambda wildcards: int(RUN.uses_gpu),
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
@@ -64,7 +65,7 @@ rule model_batch:
     shell:
         "PYTHONPATH={params.scripts:q} {params.python} -m frameloom.model_step {wildcards.strategy}"
         " --members {params.members:q} --step {params.step:q} --cache-dir {params.cache:q}"
-        " --manifest {output:q} --log {log:q}"
+        " --manifest {output:q} --threads {threads} --log {log:q}"
 
 
 rule segment:

@@ -147,8 +147,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step", required=True, help='JSON: {"settings": ..., "outputs": output patterns}')
     parser.add_argument("--cache-dir", required=True)
     parser.add_argument("--manifest", required=True)
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch and OpenCV")
     parser.add_argument("--log", required=True)
     args = parser.parse_args(argv)
+    import cv2
+
+    cv2.setNumThreads(args.threads)
+    if any(model["present"] for model in json.loads(args.step)["settings"]["models"].values()):
+        import torch
+
+        torch.set_num_threads(args.threads)
     step = json.loads(args.step)
     run_batch(args.strategy, json.loads(args.members), step["settings"], step["outputs"],
               args.cache_dir, args.manifest, args.log)

@@ -132,7 +132,7 @@ class SAM2Segmenter:
         )
 
     def _autocast(self):
-        # bfloat16 roughly halves SAM2's GPU time; most CPUs have no fast bfloat16 matmul.
+        # SAM2 is meant to run under bfloat16 autocast on GPUs; most CPUs have no fast bfloat16 matmul.
         if self.device.startswith("cuda"):
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
