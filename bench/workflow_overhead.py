@@ -97,7 +97,8 @@ def main() -> None:
         root = Path(tmp)
         frames_dir = root / "frames"
         write_demo_set(frames_dir, args.frames, width=args.width, height=args.height, truth_dir=root / "truth")
-        config = {"input_dir": str(frames_dir)}
+        # One models dir for both sides: backend names (fallbacks name the path) must match.
+        config = {"input_dir": str(frames_dir), "models_dir": str(root / "models")}
         for side in ("snakemake", "loop"):
             (root / side / "config").mkdir(parents=True)
             (root / side / "config" / "config.yaml").write_text(yaml.safe_dump(config))
