@@ -32,7 +32,7 @@ OUT = RUN.output_dir
 # Model inference uses several cores per job; the classical fallback is single-threaded.
 MODEL_THREADS = min(4, workflow.cores or 1) if any(r["present"] for r in RUN.model_requirements().values()) else 1
 DEMO_FRAMES_DIR = f"{OUT}/demo/frames"
-CACHE_DIR = f"{OUT}/.cache"
+CACHE_DIR = layout.cache_dir(OUT)
 # A conda env brings its own python; otherwise the interpreter running Snakemake.
 MODEL_PYTHON = (
     "python"

@@ -78,6 +78,19 @@ def test_export_links_cached_files_with_final_paths(batch):
     assert Path(outputs["character"]).stat().st_ino == cached.stat().st_ino
 
 
+def test_cache_entries_without_linked_outputs_are_pruned(batch):
+    from frameloom.merge import prune_cache
+
+    run(batch)
+    outputs = {name: pattern.format(frame="f0") for name, pattern in batch["outputs"].items()}
+    export_frame("f0", str(batch["tmp"] / "manifest.json"), str(batch["tmp"] / "cache"), outputs,
+                 str(batch["tmp"] / "export.log"))
+    removed = prune_cache(str(batch["tmp"] / "cache"))
+    keys = read_json(batch["tmp"] / "manifest.json")["frames"]
+    assert sorted(Path(p).name for p in removed) == sorted([keys["f1"], keys["f2"]])
+    assert (batch["tmp"] / "cache" / "segment" / keys["f0"] / "meta.json").is_file()
+
+
 def test_model_requirements_and_strict_mode(tmp_path):
     models = tmp_path / "models"
     segment_cfg = {"segmentation_model": "sam2_hiera_tiny", "inpainting_model": "lama"}

@@ -45,5 +45,10 @@ def strategy_outputs(out: str, strategy: str, cfg: dict) -> dict[str, str | list
     return outputs
 
 
+def cache_dir(out: str) -> str:
+    """Content-addressed results of the batched model steps (frameloom.model_step)."""
+    return f"{out}/.cache"
+
+
 def training_dir(out: str) -> str:
     return f"{out}/training"

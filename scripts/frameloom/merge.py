@@ -84,6 +84,21 @@ def prune_stale_outputs(out_dir: str, plan: dict[str, str]) -> list[str]:
     return removed
 
 
+def prune_cache(cache_dir: str) -> list[str]:
+    """Drop model-step cache entries no output links to any more.
+
+    Exports hard-link each entry's meta.json into the output tree, so an entry
+    whose meta has no second link serves no current output (where the
+    filesystem could not link, entries are only a speed-up and are dropped too).
+    """
+    removed = []
+    for meta in sorted(Path(cache_dir).glob("*/*/meta.json")):
+        if meta.stat().st_nlink == 1:
+            shutil.rmtree(meta.parent)
+            removed.append(str(meta.parent))
+    return removed
+
+
 def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict[str, str],
                  metas: dict[str, str], decision_cfg: dict) -> dict:
     """processing_report.json in the seed's shape, plus backends and the achieved mix."""

@@ -78,12 +78,14 @@ def run_strategy(strategy: str, frame_path: str, analysis_path: str, outputs: di
 def merge(plan_path: str, out_dir: str, metas: dict[str, str], training_dir: str, report_path: str,
           decision_cfg: dict, repeats: int, trigger_word: str, log: str) -> None:
     from . import layout
-    from .merge import build_report, build_training_folder, prune_stale_outputs, read_plan, write_report
+    from .merge import build_report, build_training_folder, prune_cache, prune_stale_outputs, read_plan, write_report
 
     with job_log(log, "merge") as lines:
         planned = read_plan(plan_path)
         removed = prune_stale_outputs(out_dir, planned)
         lines.append(f"pruned {len(removed)} stale outputs of earlier decisions")
+        dropped = prune_cache(layout.cache_dir(out_dir))
+        lines.append(f"dropped {len(dropped)} unused model-step cache entries")
         count = build_training_folder(list(metas.values()), training_dir, repeats, trigger_word)
         lines.append(f"{count} training images in {training_dir}")
         analyses = {frame: layout.analysis(out_dir).format(frame=frame) for frame in planned}
