@@ -61,7 +61,7 @@ rule model_batch:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=lambda wildcards, attempt: 30 * attempt,
     conda:
-        "../envs/segmentation.yaml"
+        "../envs/{strategy}.yaml"
     shell:
         "PYTHONPATH={params.scripts:q} {params.python} -m frameloom.model_step {wildcards.strategy}"
         " --members {params.members:q} --step {params.step:q} --cache-dir {params.cache:q}"

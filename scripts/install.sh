@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv and install frameloom into it.
 #   --test    pytest and hypothesis
-#   --models  the neural backends: torch, SAM2, LaMa (several GB)
+#   --models  the neural backends: torch, SAM2, LaMa, Real-ESRGAN, CodeFormer (several GB)
 # The model packages need pip flags pyproject extras cannot carry, hence this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,4 +27,9 @@ if [ "$models" = 1 ]; then
   # simple-lama-inpainting pins numpy<2 and pillow<10, which would break snakemake;
   # its code works on the versions installed here.
   pip install --no-deps simple-lama-inpainting==0.1.2
+  # basicsr (under realesrgan) must build against the torch above, or pip pulls a second one.
+  pip install --no-build-isolation basicsr==1.4.2
+  pip install realesrgan==0.3.0 facexlib==0.3.0 gfpgan==1.3.8 lpips==0.1.4
+  # Only CodeFormer's architecture is used; its requirements would pull downloaders.
+  pip install --no-deps codeformer-pip==0.0.4
 fi

@@ -136,3 +136,36 @@ def test_reference_images_choose_the_target_or_report_no_match(tmp_path):
     missing = read_json(tmp_path / "cache" / "segment" / manifest["without_target"] / "meta.json")
     assert missing["error"].startswith("NoCharacterMatch: no instance matches the references")
     assert not any(entry["train"] for entry in missing["outputs"])
+
+
+def test_enhance_batch_uses_real_esrgan_when_its_weights_are_present(tmp_path, real_models_dir):
+    import importlib.util
+
+    if importlib.util.find_spec("realesrgan") is None:
+        pytest.skip("realesrgan not installed (scripts/install.sh --models)")
+    weights = real_models_dir / "enhancement" / "realesr-animevideov3.pth"
+    if not weights.is_file():
+        pytest.skip(f"no Real-ESRGAN weights at {weights}")
+    models = tmp_path / "models"
+    (models / "enhancement").mkdir(parents=True)
+    (models / "enhancement" / weights.name).symlink_to(weights)
+    strategy = tmp_path / "strategies.yaml"
+    strategy.write_text("strategies:\n  enhance_segment:\n    upscale_model: realesr-animevideov3\n"
+                        "    enhancement_steps: [upscale, sharpen]\n")
+    run = load_run_config({"input_dir": "demo", "models_dir": str(models), "strategy_configs": str(strategy)},
+                          tmp_path, workflow_dir=REPO)
+    image, _ = render_frame(FrameSpec(seed=8, width=160, height=90, shot="close-up"))
+    write_image(tmp_path / "small.png", image)
+    write_json(tmp_path / "small.json", analyze_file(tmp_path / "small.png", "small", "small.png"))
+    out = str(tmp_path / "results")
+    run_batch("enhance_segment", {"small": [str(tmp_path / "small.png"), str(tmp_path / "small.json")]},
+              run.strategy_settings("", "enhance_segment"),
+              layout.strategy_outputs(out, "enhance_segment", run.strategy_cfg("enhance_segment")),
+              str(tmp_path / "cache"), str(tmp_path / "manifest.json"), str(tmp_path / "batch.log"))
+    assert "realesrgan:realesr-animevideov3 x1" in (tmp_path / "batch.log").read_text()
+    key = read_json(tmp_path / "manifest.json")["frames"]["small"]
+    meta = read_json(tmp_path / "cache" / "enhance_segment" / key / "meta.json")
+    upscale = next(step for step in meta["steps"] if step["step"] == "upscale")
+    assert upscale["applied"] and upscale["backend"] == "realesrgan:realesr-animevideov3"
+    character = read_json(tmp_path / "small.json")["foreground_box"]
+    assert upscale["reason"] == f"character {max(character[2:])} px < 512 px: x2 to 320x180"

@@ -21,8 +21,17 @@ from conftest import shared_dir
 REPO = Path(__file__).resolve().parents[1]
 TRIGGER = "tstchar"
 # Real face detectors when ../shared is present; otherwise the named Haar fallback.
-MODELS_DIR = Path(os.environ.get("FRAMELOOM_MODELS_DIR", shared_dir() / "models"))
-HAS_FACE_WEIGHTS = (MODELS_DIR / "faces" / "face_detection_yunet.onnx").is_file()
+SHARED_MODELS = Path(os.environ.get("FRAMELOOM_MODELS_DIR", shared_dir() / "models"))
+HAS_FACE_WEIGHTS = (SHARED_MODELS / "faces" / "face_detection_yunet.onnx").is_file()
+
+
+def faces_only_models_dir(root: Path) -> Path:
+    """A models dir with only the face detectors: Real-ESRGAN on CPU would take minutes per frame."""
+    models = root / "models"
+    models.mkdir(exist_ok=True)
+    if HAS_FACE_WEIGHTS and not (models / "faces").exists():
+        (models / "faces").symlink_to(SHARED_MODELS / "faces")
+    return models
 pytestmark = pytest.mark.slow
 
 
@@ -38,7 +47,7 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 
 def write_config(workdir: Path, **overrides) -> None:
     config = {"input_dir": "frames", "character": {"name": "test", "trigger_word": TRIGGER},
-              "merge": {"repeats": 5}, "models_dir": str(MODELS_DIR), **overrides}
+              "merge": {"repeats": 5}, "models_dir": str(faces_only_models_dir(workdir)), **overrides}
     (workdir / "config").mkdir(exist_ok=True)
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
 

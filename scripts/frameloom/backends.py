@@ -19,8 +19,18 @@ CLASSICAL_SEGMENTATION = "grabcut"
 CLASSICAL_INPAINTING = "opencv"
 
 
-def model_requirements(segment_cfg: dict, model_paths: dict, models_dir: Path) -> dict[str, dict]:
-    """The model files the segment settings ask for: {step: {name, path, present}}.
+# Registry names of frameloom.download for the models whose config name differs.
+DOWNLOAD_NAME = {"RealESRGAN_x4plus_anime_6B": "realesrgan", "CodeFormer": "codeformer", "GFPGAN": "gfpgan"}
+DEFAULT_PATHS = {
+    "RealESRGAN_x4plus_anime_6B": ("realesrgan", "enhancement/RealESRGAN_x4plus_anime_6B.pth"),
+    "CodeFormer": ("codeformer", "enhancement/codeformer.pth"),
+    "GFPGAN": ("gfpgan", "enhancement/GFPGANv1.4.pth"),
+}
+
+
+def model_requirements(segment_cfg: dict, model_paths: dict, models_dir: Path,
+                       enhance_cfg: dict | None = None) -> dict[str, dict]:
+    """The model files the settings ask for: {step: {name, path, present}}.
 
     Part of the rule params, so weights appearing or disappearing reruns the step.
     """
@@ -30,6 +40,12 @@ def model_requirements(segment_cfg: dict, model_paths: dict, models_dir: Path) -
         wanted["segmentation"] = (name, model_paths.get(name, f"segmentation/{name}.pt"))
     if segment_cfg["inpainting_model"] != CLASSICAL_INPAINTING:
         wanted["inpainting"] = ("lama", model_paths.get("lama", "inpainting/big-lama.pt"))
+    if enhance_cfg and enhance_cfg["enabled"]:
+        steps = enhance_cfg["enhancement_steps"]
+        for step, name in (("upscale", enhance_cfg["upscale_model"]), ("face_enhance", enhance_cfg["face_enhance_model"])):
+            if step in steps and name != "lanczos":
+                key, default = DEFAULT_PATHS.get(name, (name, f"enhancement/{name}.pth"))
+                wanted[step] = (name, model_paths.get(key, default))
     return {
         step: {"name": name, "path": str(models_dir / relative), "present": (models_dir / relative).is_file()}
         for step, (name, relative) in wanted.items()
@@ -40,7 +56,7 @@ def missing_models(requirements: dict[str, dict]) -> list[str]:
     """One line per required model file that is absent, naming the download command."""
     return [
         f"{req['name']} weights missing: {req['path']} "
-        f"(download: python -m frameloom.download --models {req['name']})"
+        f"(download: python -m frameloom.download --models {DOWNLOAD_NAME.get(req['name'], req['name'])})"
         for req in requirements.values()
         if not req["present"]
     ]
@@ -50,8 +66,9 @@ class Backends:
     """The segmenter and inpainter of one job, each built on first use and then reused."""
 
     def __init__(self, segment_cfg: dict, requirements: dict[str, dict], device: str = "auto",
-                 references: dict | None = None):
+                 references: dict | None = None, enhance_cfg: dict | None = None):
         self._cfg = segment_cfg
+        self._enhance_cfg = enhance_cfg
         self._requirements = requirements
         self._device = device
         self._references = references or {"files": {}, "threshold": 1.0}
@@ -90,6 +107,42 @@ class Backends:
                                                       threshold=self._references["threshold"])
             self._built["matcher"] = (matcher, matcher.name if matcher else "")
         return self._built["matcher"][0]
+
+    def upscaler(self):
+        """(Real-ESRGAN or None, name): None means upscale with Lanczos; the name says why."""
+        if "upscale" not in self._built:
+            req = self._requirements.get("upscale")
+            if req and req["present"]:
+                from .esrgan_backend import RealESRGANUpscaler
+
+                model = RealESRGANUpscaler(req["name"], req["path"], device=self._device,
+                                           tile=self._enhance_cfg["upscale_tile"],
+                                           outscale=self._enhance_cfg["upscale_factor"])
+                self._built["upscale"] = (model, model.name)
+            else:
+                self._built["upscale"] = (None, "lanczos" if req is None else f"lanczos {self._fallback_note('upscale')}")
+            self.loads[self._built["upscale"][1]] += 1
+        return self._built["upscale"]
+
+    def face_restorer(self):
+        """(CodeFormer / GFPGAN or None, name): None means faces are left as they are."""
+        if "face_enhance" not in self._built:
+            req = self._requirements.get("face_enhance")
+            if req and req["present"]:
+                from .face_restore import CodeFormerRestorer, GFPGANRestorer
+
+                max_drift = self._enhance_cfg["identity_max_drift"]
+                if req["name"] == "GFPGAN":
+                    model = GFPGANRestorer(req["path"], device=self._device, max_drift=max_drift)
+                else:
+                    model = CodeFormerRestorer(req["path"], device=self._device, max_drift=max_drift,
+                                               fidelity=self._enhance_cfg["face_enhance_fidelity"])
+                self._built["face_enhance"] = (model, model.name)
+            else:
+                missing = self._fallback_note("face_enhance") if req else "(no face-restoration model configured)"
+                self._built["face_enhance"] = (None, f"none: {missing.strip('()')}")
+            self.loads[self._built["face_enhance"][1]] += 1
+        return self._built["face_enhance"]
 
     def inpainter(self):
         if "inpainting" not in self._built:

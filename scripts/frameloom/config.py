@@ -160,7 +160,7 @@ class RunConfig:
         from .backends import model_requirements
 
         return model_requirements(self.strategy_cfg("segment"), self.strategy["model_paths"],
-                                  self.resolve(self.run["models_dir"]))
+                                  self.resolve(self.run["models_dir"]), self.strategy_cfg("enhance_segment"))
 
     def model_path(self, key: str) -> Path | None:
         relative = self.strategy["model_paths"].get(key)

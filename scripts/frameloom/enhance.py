@@ -1,9 +1,11 @@
-"""Classical enhancement for low-quality frames: upscale, denoise, sharpen.
+"""Enhancement for low-quality frames: upscale, denoise, deblur, face restoration, sharpen.
 
 Each configured step either runs or records why it did not, so the metadata
-says exactly what happened to a frame. The neural backends (Real-ESRGAN for
-``upscale``, CodeFormer for ``face_enhance``) slot in per step later; until
-then ``face_enhance`` is reported as not applied rather than faked.
+says exactly what happened to a frame. Upscaling uses Real-ESRGAN and face
+restoration CodeFormer (or GFPGAN) when the job's backends have their
+weights; otherwise upscaling is Lanczos and face restoration is reported as
+not applied rather than faked. An identity guard compares the character
+before and after and keeps the unenhanced frame when they drift apart.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ SHARPEN_MIN_THRESHOLD = 2.0
 SHARPEN_NOISE_MULTIPLE = 2.5
 # The fraction of flattest pixels the noise estimate is measured on.
 NOISE_ESTIMATE_FLAT_FRACTION = 0.3
+# Richardson-Lucy deconvolution with a Gaussian point spread function.
+DEBLUR_PSF_SIGMA = 1.5
+DEBLUR_ITERATIONS = 10
+# Identity guard: the character, compared at this size before and after.
+GUARD_SIZE = 64
 
 
 @dataclass
@@ -37,29 +44,134 @@ class EnhanceStep:
     reason: str
 
 
-def enhance_classical(image_bgr: np.ndarray, analysis: dict | None, cfg: dict) -> tuple[np.ndarray, list[EnhanceStep]]:
-    """Run ``cfg['enhancement_steps']`` in order (``cfg`` is the enhance_segment block)."""
+def enhance(image_bgr: np.ndarray, analysis: dict | None, cfg: dict, models=None) -> tuple[np.ndarray, list[EnhanceStep]]:
+    """Run ``cfg['enhancement_steps']`` in order (``cfg`` is the enhance_segment block).
+
+    ``models`` (a job's ``Backends``) provides ``upscaler()`` and ``face_restorer()``,
+    each ``(model or None, name)``; without it every step is classical.
+    """
     analysis = analysis or {}
     image = image_bgr
+    scale = 1.0  # of the current image relative to the frame, for the analysis' boxes
     # Interpolation makes noise spatially smooth, so after an upscale the noise
     # is measured on every n-th pixel, the grid the source was sampled on.
     source_grid = 1
     steps = []
     for step in cfg["enhancement_steps"]:
         if step == "upscale":
-            image, record = _upscale(image, int(cfg["upscale_below"]), float(cfg["upscale_factor"]))
+            upscaler = models.upscaler() if models else (None, "lanczos")
+            image, record = _upscale(image, analysis, cfg, upscaler)
             if record.applied:
-                source_grid *= max(1, round(float(cfg["upscale_factor"])))
+                scale = image.shape[1] / image_bgr.shape[1]
+                source_grid *= max(1, round(scale))
         elif step == "denoise":
             image, record = _denoise(image, _noise_on_grid(image, source_grid), analysis)
+        elif step == "deblur":
+            image, record = _deblur(image, _subject_box(analysis, scale), float(cfg["deblur_below"]))
         elif step == "face_enhance":
-            record = EnhanceStep(step, False, "none", "no face-restoration model in classical mode")
+            restorer = models.face_restorer() if models else (None, "none: no face-restoration model in classical mode")
+            image, record = _restore_faces(image, analysis, scale, restorer)
         elif step == "sharpen":
             image, record = _sharpen(image, _noise_on_grid(image, source_grid))
         else:
             raise ValueError(f"unknown enhancement step {step!r}")
         steps.append(record)
-    return image, steps
+    return _identity_guard(image_bgr, image, analysis, float(cfg["identity_max_drift"]), steps)
+
+
+def _scaled(box, scale: float) -> list[int] | None:
+    return [int(round(v * scale)) for v in box] if box else None
+
+
+def _subject_box(analysis: dict, scale: float) -> list[int] | None:
+    return _scaled(analysis.get("foreground_box"), scale)
+
+
+def laplacian_variance(gray: np.ndarray) -> float:
+    return float(cv2.Laplacian(gray, cv2.CV_64F).var()) if gray.size else 0.0
+
+
+def _deblur(image: np.ndarray, subject_box, deblur_below: float) -> tuple[np.ndarray, EnhanceStep]:
+    """Richardson-Lucy on luma, only for a blurred frame whose subject is blurred too.
+
+    A sharp subject in a soft frame is intentional depth of field: left alone.
+    """
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    frame_var = laplacian_variance(gray)
+    if frame_var >= deblur_below:
+        return image, EnhanceStep("deblur", False, "richardson_lucy",
+                                  f"Laplacian variance {frame_var:.0f} >= {deblur_below:g}: sharp")
+    if subject_box:
+        x, y, w, h = subject_box
+        subject_var = laplacian_variance(gray[max(0, y):y + h, max(0, x):x + w])
+        if subject_var >= deblur_below:
+            return image, EnhanceStep("deblur", False, "richardson_lucy",
+                                      f"depth of field: subject sharp ({subject_var:.0f}) in a soft frame ({frame_var:.0f})")
+    luma = gray.astype(np.float32) + 1.0
+    estimate = luma.copy()
+    for _ in range(DEBLUR_ITERATIONS):
+        blurred = cv2.GaussianBlur(estimate, (0, 0), DEBLUR_PSF_SIGMA) + 1e-3
+        estimate *= cv2.GaussianBlur(luma / blurred, (0, 0), DEBLUR_PSF_SIGMA)
+    # Bounded to the 3x3 neighbourhood's range, like the sharpen step: no ringing halos.
+    neighbourhood = np.ones((3, 3), np.uint8)
+    estimate = np.clip(estimate, cv2.erode(luma, neighbourhood), cv2.dilate(luma, neighbourhood))
+    offset = (estimate - luma)[..., None]
+    result = np.clip(np.rint(image.astype(np.float32) + offset), 0, 255).astype(np.uint8)
+    return result, EnhanceStep("deblur", True, "richardson_lucy",
+                               f"Laplacian variance {frame_var:.0f} < {deblur_below:g}: "
+                               f"{DEBLUR_ITERATIONS} iterations, Gaussian PSF sigma {DEBLUR_PSF_SIGMA:g}")
+
+
+def _restore_faces(image: np.ndarray, analysis: dict, scale: float, restorer) -> tuple[np.ndarray, EnhanceStep]:
+    model, name = restorer
+    if model is None:
+        return image, EnhanceStep("face_enhance", False, name.split(":")[0], name.split(": ", 1)[-1])
+    boxes = [_scaled(face["box"], scale) for face in analysis.get("faces", [])]
+    if not boxes:
+        return image, EnhanceStep("face_enhance", False, name, "no face detected in the analysis")
+    restored, records = model.restore(image, boxes)
+    kept = [r for r in records if not r["applied"]]
+    reason = f"{len(records) - len(kept)} of {len(records)} face(s) restored"
+    if kept:
+        reason += "; " + "; ".join(r["reason"] for r in kept)
+    return restored, EnhanceStep("face_enhance", len(kept) < len(records), name, reason)
+
+
+def character_drift(before: np.ndarray, after: np.ndarray) -> float:
+    """0 (same character) .. 1: structure (luma correlation) and colour (hue-chroma histogram) at a common size."""
+    size = (GUARD_SIZE, GUARD_SIZE)
+    a = cv2.resize(before, size, interpolation=cv2.INTER_AREA)
+    b = cv2.resize(after, size, interpolation=cv2.INTER_AREA)
+    luma_a = cv2.cvtColor(a, cv2.COLOR_BGR2GRAY).astype(np.float32).ravel()
+    luma_b = cv2.cvtColor(b, cv2.COLOR_BGR2GRAY).astype(np.float32).ravel()
+    if luma_a.std() < 1e-3 or luma_b.std() < 1e-3:
+        structure = 0.0 if np.allclose(luma_a, luma_b, atol=2) else 1.0
+    else:
+        structure = 1.0 - max(0.0, float(np.corrcoef(luma_a, luma_b)[0, 1]))
+    hist = [cv2.calcHist([cv2.cvtColor(x, cv2.COLOR_BGR2Lab)], [1, 2], None, [16, 16], [0, 256, 0, 256]) for x in (a, b)]
+    colour = float(cv2.compareHist(cv2.normalize(hist[0], None), cv2.normalize(hist[1], None), cv2.HISTCMP_HELLINGER))
+    return round(min(1.0, 0.6 * structure + 0.4 * colour), 4)
+
+
+def _identity_guard(original: np.ndarray, enhanced: np.ndarray, analysis: dict, max_drift: float,
+                    steps: list[EnhanceStep]) -> tuple[np.ndarray, list[EnhanceStep]]:
+    """Keep the unenhanced frame when the character no longer looks like itself."""
+    if not any(step.applied for step in steps):
+        return enhanced, steps
+    box = analysis.get("foreground_box") or [0, 0, original.shape[1], original.shape[0]]
+    x, y, w, h = box
+    scale = enhanced.shape[1] / original.shape[1]
+    before = original[y:y + h, x:x + w]
+    ex, ey, ew, eh = _scaled(box, scale)
+    after = enhanced[ey:ey + eh, ex:ex + ew]
+    if before.size == 0 or after.size == 0:
+        return enhanced, steps
+    drift = character_drift(before, after)
+    if drift > max_drift:
+        return original, steps + [EnhanceStep("identity_guard", True, "character_drift",
+                                              f"drift {drift:.2f} > {max_drift:g}: kept the unenhanced frame")]
+    return enhanced, steps + [EnhanceStep("identity_guard", False, "character_drift",
+                                          f"drift {drift:.2f} <= {max_drift:g}: enhancement kept")]
 
 
 def estimate_noise_sigma(image_bgr: np.ndarray) -> float:
@@ -90,18 +202,28 @@ def _noise_on_grid(image: np.ndarray, step: int) -> float:
     return estimate_noise_sigma(np.ascontiguousarray(image[::step, ::step]))
 
 
-def _upscale(image: np.ndarray, upscale_below: int, factor: float) -> tuple[np.ndarray, EnhanceStep]:
+def _upscale(image: np.ndarray, analysis: dict, cfg: dict, upscaler) -> tuple[np.ndarray, EnhanceStep]:
+    """Upscale only small material: the frame, or the character in it, under ``upscale_below`` px."""
+    model, name = upscaler
+    backend = name if model is not None else "lanczos"
+    upscale_below, factor = int(cfg["upscale_below"]), float(cfg["upscale_factor"])
     height, width = image.shape[:2]
-    longest = max(height, width)
-    if longest >= upscale_below:
-        return image, EnhanceStep("upscale", False, "lanczos", f"longest side {longest} px >= {upscale_below} px")
+    subject = analysis.get("foreground_box")
+    frame_side = max(height, width)
+    subject_side = max(subject[2], subject[3]) if subject else frame_side
+    if min(frame_side, subject_side) >= upscale_below:
+        return image, EnhanceStep("upscale", False, backend,
+                                  f"frame {frame_side} px and character {subject_side} px >= {upscale_below} px")
     if factor <= 1.0:
-        return image, EnhanceStep("upscale", False, "lanczos", f"upscale factor {factor:g} <= 1")
+        return image, EnhanceStep("upscale", False, backend, f"upscale factor {factor:g} <= 1")
     size = (round(width * factor), round(height * factor))
+    small, side = ("frame", frame_side) if frame_side <= subject_side else ("character", subject_side)
+    why = f"{small} {side} px < {upscale_below} px: x{factor:g} to {size[0]}x{size[1]}"
+    if model is not None:
+        return model.upscale(image), EnhanceStep("upscale", True, backend, why)
     upscaled = cv2.resize(image, size, interpolation=cv2.INTER_LANCZOS4)
-    return upscaled, EnhanceStep(
-        "upscale", True, "lanczos", f"longest side {longest} px < {upscale_below} px: x{factor:g} to {size[0]}x{size[1]}"
-    )
+    note = "" if name == "lanczos" else f" ({name})"
+    return upscaled, EnhanceStep("upscale", True, backend, why + note)
 
 
 def _denoise(image: np.ndarray, sigma: float, analysis: dict) -> tuple[np.ndarray, EnhanceStep]:

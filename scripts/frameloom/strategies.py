@@ -16,7 +16,7 @@ import numpy as np
 
 from . import captions
 from .backends import Backends
-from .enhance import enhance_classical
+from .enhance import enhance
 from .imageio import copy_file, read_image, read_json, write_image, write_json, write_text
 from .occlusion import make_occlusion_variants
 from .segmentation import Segmentation, soft_alpha
@@ -79,7 +79,8 @@ def _scaled_hint(analysis: dict, scale: float) -> dict:
 
 def backends_for(settings: dict) -> Backends:
     segment_cfg = settings["segment"] if "segment" in settings else settings["strategy"]
-    return Backends(segment_cfg, settings["models"], settings["device"], settings.get("references"))
+    enhance_cfg = settings["strategy"] if "segment" in settings else None
+    return Backends(segment_cfg, settings["models"], settings["device"], settings.get("references"), enhance_cfg)
 
 
 def segment_target(image: np.ndarray, hint: dict, backends: Backends) -> tuple[Segmentation, str, str | None]:
@@ -171,7 +172,7 @@ def run_create_occlusion(frame_path: str, analysis: dict, outputs: dict, setting
 def run_enhance_segment(frame_path: str, analysis: dict, outputs: dict, settings: dict, backends: Backends) -> dict:
     cfg = settings["strategy"]
     image = read_image(frame_path)
-    enhanced, steps = enhance_classical(image, analysis, cfg)
+    enhanced, steps = enhance(image, analysis, cfg, backends)
     trigger, prefix = _caption_prefix(settings)
     meta = {"steps": [vars(step) for step in steps]}
     enhance_backend = "+".join(step.backend for step in steps if step.applied) or "none"
