@@ -34,7 +34,7 @@ def test_steps_run_in_config_order_and_face_enhance_is_not_faked(cfg):
     assert [step.step for step in steps] == cfg["enhancement_steps"] + ["identity_guard"]
     face = steps_by_name(steps)["face_enhance"]
     assert not face.applied
-    assert face.reason == "no face-restoration model in classical mode"
+    assert face.reason == "no face-restoration model"
 
 
 def test_big_frame_is_not_upscaled(cfg):

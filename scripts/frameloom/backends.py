@@ -75,26 +75,66 @@ class Backends:
         self._built: dict[str, tuple[object, str]] = {}
         self.loads: Counter = Counter()
 
-    def _fallback_note(self, step: str) -> str:
-        req = self._requirements[step]
-        return f"(fallback: {req['name']} weights missing: {req['path']})"
+    def _backend(self, step: str, build_model, fallback, fallback_name: str):
+        """The step's (backend, reported name), built on first use: the model when its
+        weights are present, else ``fallback`` (an object or None) named as standing in."""
+        if step not in self._built:
+            req = self._requirements.get(step)
+            if req and req["present"]:
+                model = build_model(req)
+                self._built[step] = (model, model.name)
+            elif req:
+                note = f"(fallback: {req['name']} weights missing: {req['path']})"
+                self._built[step] = (fallback, f"{fallback_name} {note}")
+            else:
+                self._built[step] = (fallback, fallback_name)
+            self.loads[self._built[step][1]] += 1
+        return self._built[step]
 
     def segmenter(self):
-        if "segmentation" not in self._built:
-            req = self._requirements.get("segmentation")
-            if req and req["present"]:
-                from .sam2_backend import SAM2Segmenter
+        def sam2(req):
+            from .sam2_backend import SAM2Segmenter
 
-                model = SAM2Segmenter(req["name"], req["path"], device=self._device,
-                                      points_per_side=self._cfg["points_per_side"],
-                                      min_instance_size=self._cfg["min_instance_size"])
-                self._built["segmentation"] = (model, model.name)
-            else:
-                model = GrabCutSegmenter(min_instance_size=self._cfg["min_instance_size"])
-                name = model.name if req is None else f"{model.name} {self._fallback_note('segmentation')}"
-                self._built["segmentation"] = (model, name)
-            self.loads[self._built["segmentation"][1]] += 1
-        return self._built["segmentation"]
+            return SAM2Segmenter(req["name"], req["path"], device=self._device,
+                                 points_per_side=self._cfg["points_per_side"],
+                                 min_instance_size=self._cfg["min_instance_size"])
+
+        grabcut = GrabCutSegmenter(min_instance_size=self._cfg["min_instance_size"])
+        return self._backend("segmentation", sam2, grabcut, grabcut.name)
+
+    def inpainter(self):
+        def lama(req):
+            from .lama_backend import LamaInpainter
+
+            return LamaInpainter(req["path"], device=self._device)
+
+        # Navier-Stokes smears less than Telea on the large, smooth holes characters leave.
+        classical = OpenCVInpainter(method="ns")
+        return self._backend("inpainting", lama, classical, classical.name)
+
+    def upscaler(self):
+        """(Real-ESRGAN or None, name): None means upscale with Lanczos; the name says why."""
+        def realesrgan(req):
+            from .esrgan_backend import RealESRGANUpscaler
+
+            return RealESRGANUpscaler(req["name"], req["path"], device=self._device,
+                                      tile=self._enhance_cfg["upscale_tile"],
+                                      outscale=self._enhance_cfg["upscale_factor"])
+
+        return self._backend("upscale", realesrgan, None, "lanczos")
+
+    def face_restorer(self):
+        """(CodeFormer / GFPGAN or None, name): None means faces are left as they are."""
+        def restorer(req):
+            from .face_restore import CodeFormerRestorer, GFPGANRestorer
+
+            max_drift = self._enhance_cfg["identity_max_drift"]
+            if req["name"] == "GFPGAN":
+                return GFPGANRestorer(req["path"], device=self._device, max_drift=max_drift)
+            return CodeFormerRestorer(req["path"], device=self._device, max_drift=max_drift,
+                                      fidelity=self._enhance_cfg["face_enhance_fidelity"])
+
+        return self._backend("face_enhance", restorer, None, "none: no face-restoration model")
 
     def matcher(self):
         """The reference matcher, or None when the user gave no reference images."""
@@ -107,55 +147,3 @@ class Backends:
                                                       threshold=self._references["threshold"])
             self._built["matcher"] = (matcher, matcher.name if matcher else "")
         return self._built["matcher"][0]
-
-    def upscaler(self):
-        """(Real-ESRGAN or None, name): None means upscale with Lanczos; the name says why."""
-        if "upscale" not in self._built:
-            req = self._requirements.get("upscale")
-            if req and req["present"]:
-                from .esrgan_backend import RealESRGANUpscaler
-
-                model = RealESRGANUpscaler(req["name"], req["path"], device=self._device,
-                                           tile=self._enhance_cfg["upscale_tile"],
-                                           outscale=self._enhance_cfg["upscale_factor"])
-                self._built["upscale"] = (model, model.name)
-            else:
-                self._built["upscale"] = (None, "lanczos" if req is None else f"lanczos {self._fallback_note('upscale')}")
-            self.loads[self._built["upscale"][1]] += 1
-        return self._built["upscale"]
-
-    def face_restorer(self):
-        """(CodeFormer / GFPGAN or None, name): None means faces are left as they are."""
-        if "face_enhance" not in self._built:
-            req = self._requirements.get("face_enhance")
-            if req and req["present"]:
-                from .face_restore import CodeFormerRestorer, GFPGANRestorer
-
-                max_drift = self._enhance_cfg["identity_max_drift"]
-                if req["name"] == "GFPGAN":
-                    model = GFPGANRestorer(req["path"], device=self._device, max_drift=max_drift)
-                else:
-                    model = CodeFormerRestorer(req["path"], device=self._device, max_drift=max_drift,
-                                               fidelity=self._enhance_cfg["face_enhance_fidelity"])
-                self._built["face_enhance"] = (model, model.name)
-            else:
-                missing = self._fallback_note("face_enhance") if req else "(no face-restoration model configured)"
-                self._built["face_enhance"] = (None, f"none: {missing.strip('()')}")
-            self.loads[self._built["face_enhance"][1]] += 1
-        return self._built["face_enhance"]
-
-    def inpainter(self):
-        if "inpainting" not in self._built:
-            req = self._requirements.get("inpainting")
-            if req and req["present"]:
-                from .lama_backend import LamaInpainter
-
-                model = LamaInpainter(req["path"], device=self._device)
-                self._built["inpainting"] = (model, model.name)
-            else:
-                # Navier-Stokes smears less than Telea on the large, smooth holes characters leave.
-                model = OpenCVInpainter(method="ns")
-                name = model.name if req is None else f"{model.name} {self._fallback_note('inpainting')}"
-                self._built["inpainting"] = (model, name)
-            self.loads[self._built["inpainting"][1]] += 1
-        return self._built["inpainting"]

@@ -69,7 +69,7 @@ def enhance(image_bgr: np.ndarray, analysis: dict | None, cfg: dict, models=None
         elif step == "deblur":
             image, record = _deblur(image, _subject_box(analysis, scale), float(cfg["deblur_below"]))
         elif step == "face_enhance":
-            restorer = models.face_restorer() if models else (None, "none: no face-restoration model in classical mode")
+            restorer = models.face_restorer() if models else (None, "none: no face-restoration model")
             image, record = _restore_faces(image, analysis, scale, restorer)
         elif step == "sharpen":
             image, record = _sharpen(image, _noise_on_grid(image, source_grid))
@@ -125,7 +125,7 @@ def _deblur(image: np.ndarray, subject_box, deblur_below: float) -> tuple[np.nda
 def _restore_faces(image: np.ndarray, analysis: dict, scale: float, restorer) -> tuple[np.ndarray, EnhanceStep]:
     model, name = restorer
     if model is None:
-        return image, EnhanceStep("face_enhance", False, name.split(":")[0], name.split(": ", 1)[-1])
+        return image, EnhanceStep("face_enhance", False, "none", name.split(": ", 1)[-1])
     boxes = [_scaled(face["box"], scale) for face in analysis.get("faces", [])]
     if not boxes:
         return image, EnhanceStep("face_enhance", False, name, "no face detected in the analysis")
