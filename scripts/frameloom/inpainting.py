@@ -26,6 +26,17 @@ class Inpainter(Protocol):
     def inpaint(self, image_bgr: np.ndarray, mask: np.ndarray, dilation: int = 5) -> np.ndarray: ...
 
 
+def grown_hole(image_bgr: np.ndarray, mask: np.ndarray, dilation: int) -> np.ndarray:
+    """The uint8 0/1 hole to fill: ``mask`` checked against the image and grown by ``dilation`` px."""
+    if mask.shape != image_bgr.shape[:2]:
+        raise ValueError(f"mask shape {mask.shape} does not match image {image_bgr.shape[:2]}")
+    hole = (mask > 0).astype(np.uint8)
+    if dilation > 0:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilation + 1,) * 2)
+        hole = cv2.dilate(hole, kernel)
+    return hole
+
+
 class OpenCVInpainter:
     def __init__(self, method: str = "telea", radius: int = 5):
         if method not in METHODS:
@@ -36,12 +47,7 @@ class OpenCVInpainter:
 
     def inpaint(self, image_bgr: np.ndarray, mask: np.ndarray, dilation: int = 5) -> np.ndarray:
         """Fill ``mask`` (bool or uint8, non-zero = remove), grown by ``dilation`` px first."""
-        if mask.shape != image_bgr.shape[:2]:
-            raise ValueError(f"mask shape {mask.shape} does not match image {image_bgr.shape[:2]}")
-        hole = (mask > 0).astype(np.uint8)
-        if dilation > 0:
-            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilation + 1,) * 2)
-            hole = cv2.dilate(hole, kernel)
+        hole = grown_hole(image_bgr, mask, dilation)
         result = image_bgr.copy()
         if not hole.any():
             return result

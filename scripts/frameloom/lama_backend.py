@@ -18,6 +18,7 @@ import torch
 from simple_lama_inpainting import SimpleLama
 
 from .devices import resolve_device
+from .inpainting import grown_hole
 
 # LaMa's memory grows with the pixel count; larger working regions are filled at
 # this longest side and the fill is upscaled (only the hole is pasted back).
@@ -66,12 +67,7 @@ class LamaInpainter:
         """Fill ``mask`` (bool or uint8, non-zero = remove), grown by ``dilation`` px first."""
         if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
             raise ValueError(f"expected a BGR image of shape (H, W, 3), got {image_bgr.shape}")
-        if mask.shape != image_bgr.shape[:2]:
-            raise ValueError(f"mask shape {mask.shape} does not match image {image_bgr.shape[:2]}")
-        hole = (mask > 0).astype(np.uint8)
-        if dilation > 0:
-            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilation + 1,) * 2)
-            hole = cv2.dilate(hole, kernel)
+        hole = grown_hole(image_bgr, mask, dilation)
         result = image_bgr.copy()
         if not hole.any():
             return result

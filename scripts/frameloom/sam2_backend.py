@@ -110,14 +110,8 @@ class SAM2Segmenter:
         dropped_text = ", ".join(f"{count} {reason}" for reason, count in sorted(dropped.items())) or "none"
         tally = f"sam2 kept {len(kept)} of {len(records)} mask(s), dropped {dropped_text}"
         if not kept:
-            return Segmentation(
-                target_alpha=np.zeros((height, width), np.float32),
-                instance_masks=[],
-                target_index=None,
-                target_score=0.0,
-                backend=self.name,
-                notes=f"no character above {self.min_instance_size} px found; {tally}",
-            )
+            return Segmentation.nothing_found(height, width, self.name,
+                                              f"no character above {self.min_instance_size} px found; {tally}")
 
         size = (width, height)
         instance_masks = [_upsample(mask, size) >= 0.5 for mask in kept]

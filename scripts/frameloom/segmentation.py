@@ -63,6 +63,10 @@ class Segmentation:
     backend: str
     notes: str  # one line: why this target, or why none
 
+    @classmethod
+    def nothing_found(cls, height: int, width: int, backend: str, notes: str) -> "Segmentation":
+        return cls(np.zeros((height, width), np.float32), [], None, 0.0, backend, notes)
+
 
 class Segmenter(Protocol):
     name: str
@@ -105,14 +109,8 @@ class GrabCutSegmenter:
             and instance.mask.mean() <= BACKGROUND_AREA_FRACTION
         ]
         if not kept:
-            return Segmentation(
-                target_alpha=np.zeros((height, width), np.float32),
-                instance_masks=[],
-                target_index=None,
-                target_score=0.0,
-                backend=self.name,
-                notes=f"no character above {self.min_instance_size} px found ({seed_source})",
-            )
+            return Segmentation.nothing_found(height, width, self.name,
+                                              f"no character above {self.min_instance_size} px found ({seed_source})")
 
         masks = [instance.mask for instance in kept]
         target_index, target_score, why = pick_target(image_bgr, masks, hint)
