@@ -72,9 +72,7 @@ def run_loop(workdir: Path, config: dict) -> tuple[float, float]:
         strategy = read_json(layout.decision(out).format(frame=frame))["strategy"]
         if strategy is None:
             continue
-        outputs = {}
-        for name, pattern in layout.strategy_outputs(out, strategy, run.strategy_cfg(strategy)).items():
-            outputs[name] = [p.format(frame=frame) for p in pattern] if isinstance(pattern, list) else pattern.format(frame=frame)
+        outputs = layout.frame_outputs(layout.strategy_outputs(out, strategy, run.strategy_cfg(strategy)), frame)
         stages.run_strategy(strategy, str(path), layout.analysis(out).format(frame=frame), outputs,
                             run.strategy_settings(frame, strategy), str(logs / strategy / f"{frame}.log"))
         metas[frame] = outputs["meta"]

@@ -9,6 +9,8 @@ rule analyze:
         layout.analysis(OUT),
     params:
         source=frame_source,
+        # Bumped when the metrics change: reruns every analysis.
+        version=ANALYSIS_VERSION,
         models_dir=str(RUN.resolve(RUN.run["models_dir"])),
         # Which weights exist is part of the params: adding them reruns the analysis.
         face_weights=RUN.face_weights(),

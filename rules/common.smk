@@ -13,6 +13,7 @@ sys.path.insert(0, SCRIPTS_DIR)
 cv2.setNumThreads(1)
 
 from frameloom import layout, model_step, stages
+from frameloom.analysis import ANALYSIS_VERSION
 from frameloom.config import ConfigError, load_run_config
 from frameloom.discovery import discover_frames
 from frameloom.merge import FAILED, read_plan
@@ -91,10 +92,11 @@ def planned_metas(wildcards):
 
 @functools.lru_cache(maxsize=4)
 def _batches(plan_path, plan_mtime, strategy):
-    """{batch: [frames]}: this strategy's frames in order, `processing.batch_size` per batch."""
+    """{batch: [frames]} and {frame: batch}: this strategy's frames in order, `processing.batch_size` per batch."""
     frames = sorted(f for f, s in read_plan(plan_path).items() if s == strategy)
     size = RUN.strategy["processing"]["batch_size"]
-    return {f"{i // size:04d}": frames[i : i + size] for i in range(0, len(frames), size)}
+    batches = {f"{i // size:04d}": frames[i : i + size] for i in range(0, len(frames), size)}
+    return batches, {frame: batch for batch, members in batches.items() for frame in members}
 
 
 def strategy_batches(strategy):
@@ -103,14 +105,14 @@ def strategy_batches(strategy):
 
 
 def batch_manifest(strategy, frame):
-    for batch, frames in strategy_batches(strategy).items():
-        if frame in frames:
-            return f"{OUT}/{strategy}/batches/{batch}.json"
-    raise ValueError(f"frame {frame} is not planned for {strategy}")
+    batch = strategy_batches(strategy)[1].get(frame)
+    if batch is None:
+        raise ValueError(f"frame {frame} is not planned for {strategy}")
+    return f"{OUT}/{strategy}/batches/{batch}.json"
 
 
 def batch_inputs(wildcards):
-    frames = strategy_batches(wildcards.strategy)[wildcards.batch]
+    frames = strategy_batches(wildcards.strategy)[0][wildcards.batch]
     return {
         "frames": [str(FRAMES[frame]) for frame in frames],
         "analyses": [layout.analysis(OUT).format(frame=frame) for frame in frames],
@@ -118,7 +120,7 @@ def batch_inputs(wildcards):
 
 
 def batch_members_json(wildcards, input):
-    frames = strategy_batches(wildcards.strategy)[wildcards.batch]
+    frames = strategy_batches(wildcards.strategy)[0][wildcards.batch]
     return json.dumps(
         {f: [p, a] for f, p, a in zip(frames, input.frames, input.analyses, strict=True)}
     )

@@ -169,3 +169,30 @@ def test_enhance_batch_uses_real_esrgan_when_its_weights_are_present(tmp_path, r
     assert upscale["applied"] and upscale["backend"] == "realesrgan:realesr-animevideov3"
     character = read_json(tmp_path / "small.json")["foreground_box"]
     assert upscale["reason"] == f"character {max(character[2:])} px < 512 px: x2 to 320x180"
+
+
+@pytest.mark.parametrize("model,expected", [
+    ("CodeFormer", ("codeformer", {"max_drift": 0.35, "fidelity": 0.7})),
+    ("GFPGAN", ("gfpgan", {"max_drift": 0.35})),
+])
+def test_face_restorer_is_built_once_from_the_configured_model(tmp_path, monkeypatch, model, expected):
+    pytest.importorskip("torch")
+    from frameloom import face_restore
+    from frameloom.backends import Backends
+
+    built = []
+
+    class Restorer:
+        name = model.lower()
+
+    monkeypatch.setattr(face_restore, "load_face_restorer",
+                        lambda backend, path, device, **options: built.append((backend, path, options)) or Restorer())
+    weights = tmp_path / "weights.pth"
+    weights.write_bytes(b"stand-in")
+    requirement = {"face_enhance": {"name": model, "path": str(weights), "present": True}}
+    enhance_cfg = {"identity_max_drift": 0.35, "face_enhance_fidelity": 0.7}
+    backends = Backends({"min_instance_size": 64}, requirement, "cpu", enhance_cfg=enhance_cfg)
+    assert backends.face_restorer()[1] == model.lower()
+    backends.face_restorer()
+    assert built == [(expected[0], str(weights), expected[1])]
+    assert backends.loads == {model.lower(): 1}

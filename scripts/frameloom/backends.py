@@ -126,13 +126,12 @@ class Backends:
     def face_restorer(self):
         """(CodeFormer / GFPGAN or None, name): None means faces are left as they are."""
         def restorer(req):
-            from .face_restore import CodeFormerRestorer, GFPGANRestorer
+            from .face_restore import load_face_restorer
 
-            max_drift = self._enhance_cfg["identity_max_drift"]
-            if req["name"] == "GFPGAN":
-                return GFPGANRestorer(req["path"], device=self._device, max_drift=max_drift)
-            return CodeFormerRestorer(req["path"], device=self._device, max_drift=max_drift,
-                                      fidelity=self._enhance_cfg["face_enhance_fidelity"])
+            options = {"max_drift": self._enhance_cfg["identity_max_drift"]}
+            if req["name"] == "CodeFormer":
+                options["fidelity"] = self._enhance_cfg["face_enhance_fidelity"]
+            return load_face_restorer(req["name"].lower(), req["path"], device=self._device, **options)
 
         return self._backend("face_enhance", restorer, None, "none: no face-restoration model")
 

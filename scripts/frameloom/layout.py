@@ -45,6 +45,14 @@ def strategy_outputs(out: str, strategy: str, cfg: dict) -> dict[str, str | list
     return outputs
 
 
+def frame_outputs(patterns: dict, frame: str) -> dict:
+    """A strategy's output patterns filled in for one frame (lists stay lists)."""
+    return {
+        name: [p.format(frame=frame) for p in pattern] if isinstance(pattern, list) else pattern.format(frame=frame)
+        for name, pattern in patterns.items()
+    }
+
+
 def cache_dir(out: str) -> str:
     """Content-addressed results of the batched model steps (frameloom.model_step)."""
     return f"{out}/.cache"

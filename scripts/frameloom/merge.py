@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from .config import STRATEGIES
-from .imageio import read_json, write_json, write_text
+from .imageio import read_json, write_text
 
 FAILED = "failed"
 
@@ -155,7 +155,3 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
         },
         "results": results,
     }
-
-
-def write_report(report: dict, path: str) -> None:
-    write_json(path, report)

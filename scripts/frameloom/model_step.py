@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 from .imageio import read_json, write_json
+from .layout import frame_outputs
 from .stages import job_log
 
 KEY_VERSION = "1"  # bump when executor output changes for the same inputs
@@ -87,7 +88,7 @@ def run_batch(strategy: str, members: dict[str, list[str]], settings: dict, stra
                 # Build in a sibling temp dir and rename: a crash leaves no half entry.
                 entry.parent.mkdir(parents=True, exist_ok=True)
                 staging = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{key}."))
-                final = _frame_outputs(strategy_outputs, frame)
+                final = frame_outputs(strategy_outputs, frame)
                 staged = _in_entry(staging, final)
                 execute(strategy, frame_path, analysis_path, staged, frame_settings, backends)
                 # The meta names the frame's real output paths, so it can be linked as is.
@@ -119,13 +120,6 @@ def _link(src: Path, dst: str) -> None:
     except OSError:
         shutil.copyfile(src, tmp)
     os.replace(tmp, dst)
-
-
-def _frame_outputs(patterns: dict, frame: str) -> dict:
-    return {
-        name: [p.format(frame=frame) for p in pattern] if isinstance(pattern, list) else pattern.format(frame=frame)
-        for name, pattern in patterns.items()
-    }
 
 
 def export_frame(frame: str, manifest_path: str, cache_dir: str, outputs: dict, log_path: str) -> None:

@@ -78,7 +78,7 @@ def run_strategy(strategy: str, frame_path: str, analysis_path: str, outputs: di
 def merge(plan_path: str, out_dir: str, metas: dict[str, str], training_dir: str, report_path: str,
           decision_cfg: dict, repeats: int, trigger_word: str, log: str) -> None:
     from . import layout
-    from .merge import build_report, build_training_folder, prune_cache, prune_stale_outputs, read_plan, write_report
+    from .merge import build_report, build_training_folder, prune_cache, prune_stale_outputs, read_plan
 
     with job_log(log, "merge") as lines:
         planned = read_plan(plan_path)
@@ -91,7 +91,7 @@ def merge(plan_path: str, out_dir: str, metas: dict[str, str], training_dir: str
         analyses = {frame: layout.analysis(out_dir).format(frame=frame) for frame in planned}
         decisions = {frame: layout.decision(out_dir).format(frame=frame) for frame in planned}
         report = build_report(planned, analyses, decisions, metas, decision_cfg)
-        write_report(report, report_path)
+        write_json(report_path, report)
         lines.append(f"report: {report['summary']}")
 
 
