@@ -23,6 +23,7 @@ include: "rules/common.smk"
 include: "rules/demo.smk"
 include: "rules/analysis.smk"
 include: "rules/strategies.smk"
+include: "rules/captions.smk"
 include: "rules/merge.smk"
 
 

@@ -90,18 +90,21 @@ def planned_metas(wildcards):
     }
 
 
-@functools.lru_cache(maxsize=4)
-def _batches(plan_path, plan_mtime, strategy):
-    """{batch: [frames]} and {frame: batch}: this strategy's frames in order, `processing.batch_size` per batch."""
-    frames = sorted(f for f, s in read_plan(plan_path).items() if s == strategy)
-    size = RUN.strategy["processing"]["batch_size"]
+@functools.lru_cache(maxsize=8)
+def _batches(plan_path, plan_mtime, strategies, size):
+    """{batch: [frames]} and {frame: batch}: the frames planned for ``strategies``, in order, ``size`` per batch."""
+    frames = sorted(f for f, s in read_plan(plan_path).items() if s in strategies)
     batches = {f"{i // size:04d}": frames[i : i + size] for i in range(0, len(frames), size)}
     return batches, {frame: batch for batch, members in batches.items() for frame in members}
 
 
-def strategy_batches(strategy):
+def _plan_batches(strategies, size):
     plan_path = checkpoints.plan.get().output[0]
-    return _batches(plan_path, Path(plan_path).stat().st_mtime_ns, strategy)
+    return _batches(plan_path, Path(plan_path).stat().st_mtime_ns, tuple(strategies), size)
+
+
+def strategy_batches(strategy):
+    return _plan_batches([strategy], RUN.strategy["processing"]["batch_size"])
 
 
 def batch_manifest(strategy, frame):
@@ -130,3 +133,25 @@ def model_step_json(strategy):
     return json.dumps(
         {"settings": RUN.strategy_settings("", strategy), "outputs": strategy_outputs(strategy)}
     )
+
+
+# The VLM caption step: frames of the strategies it captions, `captioning.frames_per_job` per job.
+CAPTION_STRATEGIES = RUN.vlm_caption_strategies
+CAPTION_SETTINGS = json.dumps(RUN.caption_settings())
+
+
+def caption_batches():
+    return _plan_batches(CAPTION_STRATEGIES, RUN.strategy["captioning"]["frames_per_job"])[0]
+
+
+def caption_batch_metas(wildcards):
+    metas = planned_metas(wildcards)
+    return [metas[frame] for frame in caption_batches()[wildcards.batch]]
+
+
+def caption_members_json(wildcards, input):
+    return json.dumps(dict(zip(caption_batches()[wildcards.batch], input, strict=True)))
+
+
+def caption_manifests(wildcards):
+    return [f"{OUT}/captions/batches/{batch}.json" for batch in caption_batches()]

@@ -6,6 +6,7 @@ rule merge:
         plan=f"{OUT}/plan.tsv",
         metas=lambda wildcards: list(planned_metas(wildcards).values()),
         decisions=expand(layout.decision(OUT), frame=FRAME_IDS),
+        captions=caption_manifests,
     output:
         training=directory(layout.training_dir(OUT)),
         report=f"{OUT}/processing_report.json",
@@ -13,11 +14,12 @@ rule merge:
         decision=RUN.decision,
         repeats=RUN.run["merge"]["repeats"],
         trigger_word=RUN.run["character"]["trigger_word"],
+        captioner=RUN.caption_status(),
     log:
         "logs/merge.log",
     run:
-        stages.merge(input.plan, OUT, planned_metas(wildcards), output.training, output.report,
-                     params.decision, params.repeats, params.trigger_word, log[0])
+        stages.merge(input.plan, OUT, planned_metas(wildcards), input.captions, output.training, output.report,
+                     params.decision, params.repeats, params.trigger_word, params.captioner, log[0])
 
 
 rule html_report:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv and install frameloom into it.
 #   --test    pytest and hypothesis
-#   --models  the neural backends: torch, SAM2, LaMa, Real-ESRGAN, CodeFormer (several GB)
+#   --models  the neural backends: torch, SAM2, LaMa, Real-ESRGAN, CodeFormer, Qwen2-VL (several GB)
 # The model packages need pip flags pyproject extras cannot carry, hence this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,4 +32,6 @@ if [ "$models" = 1 ]; then
   pip install realesrgan==0.3.0 facexlib==0.3.0 gfpgan==1.3.8 lpips==0.1.4
   # Only CodeFormer's architecture is used; its requirements would pull downloaders.
   pip install --no-deps codeformer-pip==0.0.4
+  # Qwen2-VL / Qwen2.5-VL captions.
+  pip install transformers==5.23.0
 fi

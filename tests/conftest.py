@@ -29,3 +29,14 @@ def real_models_dir() -> Path:
     if not models.is_dir():
         pytest.skip(f"real model weights not present at {models}")
     return models
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen_vl(tmp_path_factory):
+    """``{model_type: folder}``: random-weight Qwen2-VL and Qwen2.5-VL checkpoints, saved once per session."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from model_builders import save_tiny_qwen2_vl
+
+    root = tmp_path_factory.mktemp("vlm")
+    return {kind: save_tiny_qwen2_vl(root / kind, kind) for kind in ("qwen2_vl", "qwen2_5_vl")}

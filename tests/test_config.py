@@ -153,3 +153,29 @@ def test_face_weights_follow_model_paths(tmp_path):
     assert run.face_weights() == {"yunet_path": str(models / "faces" / "face_detection_yunet.onnx")}
     custom = load(tmp_path, models_dir=str(models), strategy={"model_paths": {"yunet": "elsewhere/yunet.onnx"}})
     assert custom.face_weights() == {"cascade_path": str(models / "faces" / "lbpcascade_animeface.xml")}
+
+
+def test_captioner_status_and_strict_mode(tmp_path):
+    only_keep = {"strategies": {name: {"enabled": name == "keep_full"}
+                                for name in ("keep_full", "segment", "create_occlusion", "enhance_segment")}}
+    models = tmp_path / "models"
+    run = load(tmp_path, strategy=only_keep, models_dir=str(models))
+    vlm = models / "vlm" / "Qwen2-VL-7B-Instruct"
+    # No strategy segments: no segmentation weights are asked for.
+    assert run.model_requirements() == {}
+    assert run.vlm_caption_strategies == []
+    assert run.caption_status() == f"template (fallback: qwen2_vl weights missing at {vlm})"
+    assert error_of(tmp_path, strategy=only_keep, models_dir=str(models), strict_models=True) == (
+        f"config/config.yaml: strict_models: qwen2_vl weights missing: {vlm} (a Qwen2-VL or Qwen2.5-VL folder: "
+        "config.json, weights, tokenizer and preprocessor files)")
+    vlm.mkdir(parents=True)
+    (vlm / "config.json").write_text("{}")
+    run = load(tmp_path, strategy=only_keep, models_dir=str(models), strict_models=True)
+    assert run.vlm_caption_strategies == ["keep_full"]
+    assert run.caption_status() == f"qwen2_vl ({vlm})"
+    before = run.captioner()["fingerprint"]
+    (vlm / "model.safetensors").write_bytes(b"new weights")
+    assert run.captioner()["fingerprint"] != before, "new weights must rerun the caption jobs"
+    templates = {"strategies": {**only_keep["strategies"], "keep_full": {"caption_model": "template"}}}
+    assert load(tmp_path, strategy=templates, models_dir=str(models)).caption_status() == "template"
+    assert load(tmp_path, strategy=templates, models_dir=str(models)).vlm_caption_strategies == []

@@ -6,7 +6,6 @@ import json
 
 import yaml
 
-from frameloom.captions import background_caption, character_caption, compose
 from frameloom.imageio import write_json
 from frameloom.merge import build_report, build_training_folder, prune_stale_outputs, read_plan, write_plan
 
@@ -73,14 +72,3 @@ def test_prune_removes_outputs_of_abandoned_strategies(tmp_path):
     assert (tmp_path / "segment" / "images" / "b.png").exists()
     assert len(removed) == 3
 
-
-def test_captions_trigger_first_and_facts_only():
-    analysis = {"ok": True, "shot_type": "far", "instance_count": 3, "complexity": 0.6, "lighting": 0.4}
-    caption = character_caption("luca", "a 3d animated character, pixar style", analysis, ", partially obscured")
-    assert caption == ("luca, a 3d animated character, pixar style, far shot, multiple characters, "
-                       "detailed background, dim lighting, partially obscured")
-    background = background_caption(analysis, ", environment only, no characters")
-    assert background.startswith("3d animated scene, environment only, no characters") and "luca" not in background
-    assert compose("a, b", ["b", "c"], "", None) == "a, b, c"
-    with_others = background_caption(analysis, ", environment only, no characters", other_characters=2)
-    assert "no characters" not in with_others and "2 other characters" in with_others

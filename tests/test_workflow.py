@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -86,6 +87,10 @@ def test_report_has_the_seed_shape(run_dir):
         for output in result["outputs"]:
             assert (run_dir / output).is_file(), output
         assert set(result["backends"]) <= set(result["outputs"])
+    # No VLM weights in this run: every caption is a template, and the report names the fallback.
+    assert summary["captions"]["captioner"].startswith("template (fallback: qwen2_vl weights missing at ")
+    assert summary["captions"]["sources"] == {"template": summary["training_images"]}
+    assert not (run_dir / "results" / "captions").exists()
 
 
 def test_every_strategy_produced_its_files(run_dir):
@@ -116,7 +121,7 @@ def test_every_strategy_produced_its_files(run_dir):
             assert (out / "segment/images" / f"{frame}_{role}.png").is_file()
         assert "isolated character, clean background" in (out / "segment/captions" / f"{frame}_character.txt").read_text()
         background_caption = (out / "segment/captions" / f"{frame}_background.txt").read_text()
-        assert background_caption.startswith("3d animated scene, environment only, ")
+        assert background_caption.startswith("3d animated scene, ") and "environment only" in background_caption
         assert TRIGGER not in background_caption
         others = json.loads((out / "segment/meta" / f"{frame}.json").read_text())["segmentation"]["instances_found"] - 1
         assert ("other character" in background_caption) == (others > 0)
@@ -237,7 +242,8 @@ def test_segment_with_sam2_and_lama_loads_each_model_once_per_batch(tmp_path):
     strategies = yaml.safe_load((REPO / "config" / "strategy_configs.yaml").read_text())
     for name in ("keep_full", "create_occlusion", "enhance_segment"):
         strategies["strategies"][name]["enabled"] = False
-    strategies["strategies"]["segment"] |= {"segmentation_model": "sam2_hiera_tiny", "points_per_side": 4}
+    strategies["strategies"]["segment"] |= {"segmentation_model": "sam2_hiera_tiny", "points_per_side": 4,
+                                            "caption_model": "template"}
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "strategy_configs.yaml").write_text(yaml.safe_dump(strategies))
     write_config(tmp_path, models_dir=str(models), strict_models=True, device="cpu")
@@ -256,3 +262,55 @@ def test_segment_with_sam2_and_lama_loads_each_model_once_per_batch(tmp_path):
         assert result["backends"][f"results/segment/images/{frame}_character.png"] == "sam2:sam2_hiera_tiny"
         # Random weights find no character: reported as such, never a wrong cut-out in training.
         assert result["success"] or result["error"].startswith("NoCharacterFound: ")
+
+
+def test_vlm_captions_in_the_workflow(tmp_path, tiny_qwen_vl):
+    """A Qwen2-VL folder at model_paths.qwen2_vl: caption jobs run, their captions reach the training folder."""
+    models = faces_only_models_dir(tmp_path)
+    (models / "vlm").mkdir()
+    (models / "vlm" / "Qwen2-VL-7B-Instruct").symlink_to(tiny_qwen_vl["qwen2_vl"])
+    write_demo_set(tmp_path / "frames", 5, seed=3, width=192, height=108, truth_dir=tmp_path / "truth")
+    strategies = yaml.safe_load((REPO / "config" / "strategy_configs.yaml").read_text())
+    for name in ("segment", "enhance_segment"):
+        strategies["strategies"][name]["enabled"] = False
+    strategies["captioning"] |= {"frames_per_job": 2, "batch_size": 4, "max_new_tokens": 8}
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "strategy_configs.yaml").write_text(yaml.safe_dump(strategies))
+    write_config(tmp_path, models_dir=str(models), strict_models=True, device="cpu")
+    snakemake(tmp_path)
+
+    manifests = sorted((tmp_path / "results" / "captions" / "batches").glob("*.json"))
+    assert [m.name for m in manifests] == ["0000.json", "0001.json", "0002.json"]  # 5 frames, 2 per job
+    records = {}
+    for manifest in manifests:
+        records |= json.loads(manifest.read_text())["images"]
+    for batch in range(3):
+        assert (tmp_path / "logs" / "captions" / f"{batch:04d}.log").read_text().count("loaded ") == 1
+    report = json.loads((tmp_path / "results" / "processing_report.json").read_text())
+    summary = report["summary"]["captions"]
+    assert summary["captioner"] == f"qwen2_vl ({models / 'vlm' / 'Qwen2-VL-7B-Instruct'})"
+    assert sum(summary["sources"].values()) == report["summary"]["training_images"] == len(records)
+    assert summary["sources"].get("template", 0) == sum(summary["rejected"].values())
+    concept = next(p for p in (tmp_path / "results" / "training").iterdir() if p.is_dir())
+    for image, record in records.items():
+        strategy = Path(image).parts[1]
+        caption = (concept / f"{strategy}__{Path(image).stem}.txt").read_text().strip()
+        assert caption == record["caption"]
+        assert caption.startswith(f"{TRIGGER}, a 3d animated character, pixar style, ")
+        if record["source"] == "qwen2_vl":
+            template = (tmp_path / image.replace("/images/", "/captions/")).with_suffix(".txt").read_text().strip()
+            assert caption != template
+            if "_occ" in image:  # the occlusion actually applied stays a fact of the caption
+                assert any(d in caption for d in strategies["strategies"]["create_occlusion"]["occlusion_descriptions"])
+    result = next(r for r in report["results"] if r["caption_sources"])
+    assert set(result["caption_sources"].values()) <= {"qwen2_vl", "template (rejected: empty)",
+                                                       "template (rejected: too_long)",
+                                                       "template (rejected: repeated_phrase)"}
+
+    assert "Nothing to be done" in (lambda r: r.stdout + r.stderr)(snakemake(tmp_path, "-n"))
+    # A new prompt reruns the caption jobs and the merge only.
+    strategies["captioning"]["prompts"] = {"character": "Describe the character."}
+    (tmp_path / "config" / "strategy_configs.yaml").write_text(yaml.safe_dump(strategies))
+    dry = snakemake(tmp_path, "-n", "--quiet", "rules")
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", dry.stdout, re.MULTILINE))
+    assert {rule for rule in counts if rule != "total"} == {"caption_batch", "merge", "html_report", "all"}, dry.stdout

@@ -28,17 +28,18 @@ DEFAULT_PATHS = {
 }
 
 
-def model_requirements(segment_cfg: dict, model_paths: dict, models_dir: Path,
+def model_requirements(segment_cfg: dict | None, model_paths: dict, models_dir: Path,
                        enhance_cfg: dict | None = None) -> dict[str, dict]:
     """The model files the settings ask for: {step: {name, path, present}}.
 
-    Part of the rule params, so weights appearing or disappearing reruns the step.
+    ``segment_cfg`` None: no enabled strategy segments. Part of the rule
+    params, so weights appearing or disappearing reruns the step.
     """
     wanted = {}
-    if segment_cfg["segmentation_model"] != CLASSICAL_SEGMENTATION:
+    if segment_cfg and segment_cfg["segmentation_model"] != CLASSICAL_SEGMENTATION:
         name = segment_cfg["segmentation_model"]
         wanted["segmentation"] = (name, model_paths.get(name, f"segmentation/{name}.pt"))
-    if segment_cfg["inpainting_model"] != CLASSICAL_INPAINTING:
+    if segment_cfg and segment_cfg["inpainting_model"] != CLASSICAL_INPAINTING:
         wanted["inpainting"] = ("lama", model_paths.get("lama", "inpainting/big-lama.pt"))
     if enhance_cfg and enhance_cfg["enabled"]:
         steps = enhance_cfg["enhancement_steps"]

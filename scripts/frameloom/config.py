@@ -159,8 +159,53 @@ class RunConfig:
     def model_requirements(self) -> dict[str, dict]:
         from .backends import model_requirements
 
-        return model_requirements(self.strategy_cfg("segment"), self.strategy["model_paths"],
-                                  self.resolve(self.run["models_dir"]), self.strategy_cfg("enhance_segment"))
+        enhance = self.strategy_cfg("enhance_segment")
+        segments = "segment" in self.enabled_strategies or (enhance["enabled"] and enhance["apply_segmentation"])
+        return model_requirements(self.strategy_cfg("segment") if segments else None, self.strategy["model_paths"],
+                                  self.resolve(self.run["models_dir"]), enhance)
+
+    def captioner(self) -> dict:
+        """The VLM folder the caption step asks for: {name, path, present}."""
+        path = self.model_path("qwen2_vl")
+        present = (path / "config.json").is_file()
+        # Names, sizes and mtimes of its files: new weights rerun the caption jobs.
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if present else []
+        fingerprint = hashlib.sha256(";".join(
+            f"{p.relative_to(path)}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files).encode()).hexdigest()[:16]
+        return {"name": "qwen2_vl", "path": str(path), "present": present, "fingerprint": fingerprint}
+
+    def _wants_vlm(self, name: str) -> bool:
+        cfg = self.strategy_cfg(name)
+        makes_captions = cfg.get("generate_caption", cfg.get("generate_captions", True))
+        return cfg["enabled"] and makes_captions and cfg["caption_model"] == "qwen2_vl"
+
+    @property
+    def vlm_caption_strategies(self) -> list[str]:
+        """Strategies whose captions the VLM writes: it is asked for and its weights are present."""
+        if not self.captioner()["present"]:
+            return []
+        return [name for name in STRATEGIES if self._wants_vlm(name)]
+
+    def caption_status(self) -> str:
+        """How captions are made, as the report names it."""
+        wanted = [name for name in STRATEGIES if self._wants_vlm(name)]
+        captioner = self.captioner()
+        if not wanted:
+            return "template"
+        if not captioner["present"]:
+            return f"template (fallback: qwen2_vl weights missing at {captioner['path']})"
+        others = [name for name in self.enabled_strategies if name not in wanted]
+        return f"qwen2_vl ({captioner['path']})" + (f"; template for {', '.join(others)}" if others else "")
+
+    def caption_settings(self) -> dict:
+        """The caption step's params: only what it reads, so other edits rerun none of its jobs."""
+        return {
+            "captioning": self.strategy["captioning"],
+            "trigger_word": self.run["character"]["trigger_word"],
+            "caption_prefix": self.strategy_cfg("keep_full")["caption_prefix"],
+            "model": self.captioner(),
+            "device": self.run["device"],
+        }
 
     def model_path(self, key: str) -> Path | None:
         relative = self.strategy["model_paths"].get(key)
@@ -244,6 +289,9 @@ def load_run_config(config: dict, workdir: Path, source: str = "config/config.ya
         from .backends import missing_models
 
         missing = missing_models(config.model_requirements())
+        if any(config._wants_vlm(name) for name in STRATEGIES) and not config.captioner()["present"]:
+            missing.append(f"qwen2_vl weights missing: {config.captioner()['path']} (a Qwen2-VL or Qwen2.5-VL "
+                           "folder: config.json, weights, tokenizer and preprocessor files)")
         if missing:
             raise ConfigError(f"{source}: strict_models: {missing[0]}")
     return config

@@ -58,5 +58,10 @@ def cache_dir(out: str) -> str:
     return f"{out}/.cache"
 
 
+def caption_cache_dir(out: str) -> str:
+    """Content-addressed VLM captions (frameloom.caption_step)."""
+    return f"{cache_dir(out)}/captions"
+
+
 def training_dir(out: str) -> str:
     return f"{out}/training"

@@ -8,6 +8,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+from .captions import REJECTIONS
 from .config import STRATEGIES
 from .imageio import read_json, write_text
 
@@ -37,12 +38,24 @@ def _place(src: str, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def build_training_folder(meta_paths: list[str], training_dir: str, repeats: int, trigger_word: str) -> int:
+def read_caption_manifests(manifest_paths: list[str]) -> dict[str, dict]:
+    """{image path: caption record} from the caption step's batch manifests."""
+    records = {}
+    for path in manifest_paths:
+        records |= read_json(path)["images"]
+    return records
+
+
+def build_training_folder(meta_paths: list[str], training_dir: str, repeats: int, trigger_word: str,
+                          vlm_captions: dict[str, dict] | None = None) -> int:
     """Fill ``training_dir/{repeats}_{trigger}/`` with image + caption pairs, atomically.
 
-    Returns the number of images. The folder is assembled beside the target and
-    renamed into place, so a crash never leaves a half-merged dataset.
+    An image the caption step captioned gets that caption; the others link their
+    template caption. Returns the number of images. The folder is assembled
+    beside the target and renamed into place, so a crash never leaves a
+    half-merged dataset.
     """
+    vlm_captions = vlm_captions or {}
     target = Path(training_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
@@ -57,7 +70,9 @@ def build_training_folder(meta_paths: list[str], training_dir: str, repeats: int
             # The strategy prefix keeps names unique even if a frame is called "x_character".
             stem = f"{meta['strategy']}__{Path(entry['image']).stem}"
             _place(entry["image"], concept / f"{stem}{Path(entry['image']).suffix}")
-            if entry["caption"]:
+            if entry["image"] in vlm_captions:
+                (concept / f"{stem}.txt").write_text(vlm_captions[entry["image"]]["caption"] + "\n", encoding="utf-8")
+            elif entry["caption"]:
                 _place(entry["caption"], concept / f"{stem}.txt")
             count += 1
     if target.exists():
@@ -99,22 +114,49 @@ def prune_cache(cache_dir: str) -> list[str]:
     return removed
 
 
+def prune_caption_cache(cache_dir: str, records: dict[str, dict]) -> list[str]:
+    """Drop cached captions no current manifest refers to."""
+    used = {record["key"] for record in records.values()}
+    removed = []
+    for cached in sorted(Path(cache_dir).glob("*.json")):
+        if cached.stem not in used:
+            cached.unlink()
+            removed.append(str(cached))
+    return removed
+
+
+def _caption_source(record: dict | None) -> str:
+    if record is None:
+        return "template"
+    return record["source"] + (f" (rejected: {record['rejected']})" if record["rejected"] else "")
+
+
 def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict[str, str],
-                 metas: dict[str, str], decision_cfg: dict) -> dict:
-    """processing_report.json in the seed's shape, plus backends and the achieved mix."""
+                 metas: dict[str, str], decision_cfg: dict, vlm_captions: dict[str, dict] | None = None,
+                 captioner: str = "template") -> dict:
+    """processing_report.json in the seed's shape, plus backends, captions and the achieved mix."""
+    vlm_captions = vlm_captions or {}
     results = []
     strategies = Counter()
     backends = Counter()
+    caption_sources = Counter()
+    rejected = Counter()
     for frame in sorted(plan):
         analysis = read_json(analyses[frame])
         decision = read_json(decisions[frame])
         meta = read_json(metas[frame]) if frame in metas else None
         error = decision.get("error") or (meta or {}).get("error")
-        outputs, output_backends = [], {}
+        outputs, output_backends, output_captions = [], {}, {}
         for entry in (meta or {}).get("outputs", []):
             outputs.append(entry["image"])
             if entry["caption"]:
                 outputs.append(entry["caption"])
+                record = vlm_captions.get(entry["image"])
+                output_captions[entry["image"]] = _caption_source(record)
+                if entry["train"]:
+                    caption_sources[record["source"] if record else "template"] += 1
+                    if record and record["rejected"]:
+                        rejected[record["rejected"]] += 1
             output_backends[entry["image"]] = entry["backend"]
             backends[entry["backend"]] += 1
         success = decision["ok"] and meta is not None and not meta.get("error")
@@ -131,6 +173,7 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
             "outputs": outputs,
             "training_images": sum(1 for e in (meta or {}).get("outputs", []) if e["train"]),
             "backends": output_backends,
+            "caption_sources": output_captions,
             # The segmenter's instance count replaces the analysis estimate when there is one.
             "instance_count": segmentation["instances_found"] if segmentation else analysis.get("instance_count"),
             "target": segmentation and {k: segmentation[k] for k in ("target_index", "target_score", "notes")},
@@ -152,6 +195,12 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
             "backends": dict(sorted(backends.items())),
             # Outputs made by a classical method standing in for a missing model.
             "fallbacks": sum(count for name, count in backends.items() if "(fallback:" in name),
+            # Captions of the training images: who wrote them, and VLM answers replaced by templates.
+            "captions": {
+                "captioner": captioner,
+                "sources": dict(sorted(caption_sources.items())),
+                "rejected": {reason: rejected[reason] for reason in REJECTIONS},
+            },
         },
         "results": results,
     }

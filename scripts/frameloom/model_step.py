@@ -17,7 +17,6 @@ mtime-identical.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -28,9 +27,9 @@ from pathlib import Path
 
 from .imageio import read_json, write_json
 from .layout import frame_outputs
-from .stages import job_log
+from .stages import batch_step_parser, job_log
 
-KEY_VERSION = "1"  # bump when executor output changes for the same inputs
+KEY_VERSION = "2"  # bump when executor output changes for the same inputs
 
 
 def cache_key(strategy: str, frame_path: str, analysis_path: str, settings: dict) -> str:
@@ -134,15 +133,10 @@ def export_frame(frame: str, manifest_path: str, cache_dir: str, outputs: dict, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m frameloom.model_step", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = batch_step_parser("python -m frameloom.model_step", __doc__)
     parser.add_argument("strategy", choices=("segment", "enhance_segment"))
     parser.add_argument("--members", required=True, help="JSON: {frame: [frame_path, analysis_path]}")
     parser.add_argument("--step", required=True, help='JSON: {"settings": ..., "outputs": output patterns}')
-    parser.add_argument("--cache-dir", required=True)
-    parser.add_argument("--manifest", required=True)
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch and OpenCV")
-    parser.add_argument("--log", required=True)
     args = parser.parse_args(argv)
     import cv2
 

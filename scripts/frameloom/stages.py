@@ -7,6 +7,7 @@ what it did, or the traceback of what failed, to the rule's log file.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import time
 import traceback
@@ -28,6 +29,16 @@ def job_log(log_path: str, stage: str):
     finally:
         lines.append(f"{stage}: {time.perf_counter() - started:.3f} s")
         write_text(log_path, "\n".join(lines) + "\n")
+
+
+def batch_step_parser(prog: str, doc: str) -> argparse.ArgumentParser:
+    """The arguments every batched shell step takes (model_step, caption_step); callers add their own."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cache-dir", required=True)
+    parser.add_argument("--manifest", required=True)
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch and OpenCV")
+    parser.add_argument("--log", required=True)
+    return parser
 
 
 def render_demo(frame_paths: list[str], truth_dir: str, n: int, seed: int, width: int, height: int, log: str) -> None:
@@ -75,10 +86,11 @@ def run_strategy(strategy: str, frame_path: str, analysis_path: str, outputs: di
         lines.append(f"{settings['frame']}: {len(meta['outputs'])} outputs, error={meta['error']}")
 
 
-def merge(plan_path: str, out_dir: str, metas: dict[str, str], training_dir: str, report_path: str,
-          decision_cfg: dict, repeats: int, trigger_word: str, log: str) -> None:
+def merge(plan_path: str, out_dir: str, metas: dict[str, str], caption_manifests: list[str], training_dir: str,
+          report_path: str, decision_cfg: dict, repeats: int, trigger_word: str, captioner: str, log: str) -> None:
     from . import layout
-    from .merge import build_report, build_training_folder, prune_cache, prune_stale_outputs, read_plan
+    from .merge import (build_report, build_training_folder, prune_cache, prune_caption_cache,
+                        prune_stale_outputs, read_caption_manifests, read_plan)
 
     with job_log(log, "merge") as lines:
         planned = read_plan(plan_path)
@@ -86,11 +98,14 @@ def merge(plan_path: str, out_dir: str, metas: dict[str, str], training_dir: str
         lines.append(f"pruned {len(removed)} stale outputs of earlier decisions")
         dropped = prune_cache(layout.cache_dir(out_dir))
         lines.append(f"dropped {len(dropped)} unused model-step cache entries")
-        count = build_training_folder(list(metas.values()), training_dir, repeats, trigger_word)
+        vlm_captions = read_caption_manifests(caption_manifests)
+        dropped = prune_caption_cache(layout.caption_cache_dir(out_dir), vlm_captions)
+        lines.append(f"dropped {len(dropped)} unused cached captions")
+        count = build_training_folder(list(metas.values()), training_dir, repeats, trigger_word, vlm_captions)
         lines.append(f"{count} training images in {training_dir}")
         analyses = {frame: layout.analysis(out_dir).format(frame=frame) for frame in planned}
         decisions = {frame: layout.decision(out_dir).format(frame=frame) for frame in planned}
-        report = build_report(planned, analyses, decisions, metas, decision_cfg)
+        report = build_report(planned, analyses, decisions, metas, decision_cfg, vlm_captions, captioner)
         write_json(report_path, report)
         lines.append(f"report: {report['summary']}")
 

@@ -29,12 +29,20 @@ def frame_seed(frame_id: str) -> int:
     return int.from_bytes(hashlib.sha256(frame_id.encode()).digest()[:4], "big")
 
 
-def _entry(image: str, caption: str | None, role: str, backend: str, train: bool) -> dict:
-    return {"image": image, "caption": caption, "role": role, "backend": backend, "train": train}
+def _entry(image: str, caption: str | None, role: str, backend: str, train: bool,
+           subject: str = captions.CHARACTER, facts: list[str] | None = None) -> dict:
+    """One output in the meta file. ``subject`` and ``facts`` (tags the strategy applied)
+    let the caption step frame a VLM answer the same way as the template caption."""
+    return {"image": image, "caption": caption, "role": role, "backend": backend, "train": train,
+            "subject": subject, "facts": facts or []}
 
 
-def _caption_prefix(settings: dict) -> tuple[str, str]:
-    return settings["trigger_word"], settings["caption_prefix"]
+def _write_caption(path: str | None, subject: str, settings: dict, analysis: dict, facts: list[str],
+                   image: np.ndarray, *, with_background: bool = True) -> None:
+    if path:
+        write_text(path, captions.template_caption(
+            subject, settings["trigger_word"], settings["caption_prefix"], analysis, facts, image,
+            with_background=with_background) + "\n")
 
 
 def cutout(image: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, list[int]]:
@@ -102,14 +110,13 @@ def segment_target(image: np.ndarray, hint: dict, backends: Backends) -> tuple[S
 
 def run_keep_full(frame_path: str, analysis: dict, outputs: dict, settings: dict, backends=None) -> dict:
     cfg = settings["strategy"]
+    image = read_image(frame_path)
     if Path(frame_path).suffix.lower() == ".png":
         copy_file(frame_path, outputs["image"])
     else:
-        write_image(outputs["image"], read_image(frame_path))  # same pixels, stored as PNG
+        write_image(outputs["image"], image)  # same pixels, stored as PNG
     caption_path = outputs.get("caption")
-    if caption_path:
-        trigger, prefix = _caption_prefix(settings)
-        write_text(caption_path, captions.character_caption(trigger, prefix, analysis) + "\n")
+    _write_caption(caption_path, captions.CHARACTER, settings, analysis, [], image)
     return {"outputs": [_entry(outputs["image"], caption_path, "full", "original", cfg["generate_caption"])]}
 
 
@@ -119,7 +126,6 @@ def run_segment(frame_path: str, analysis: dict, outputs: dict, settings: dict, 
     seg, seg_backend, error = segment_target(image, analysis, backends)
     inpainter, inpaint_backend = backends.inpainter()
     found = error is None
-    trigger, prefix = _caption_prefix(settings)
     entries = []
     crop_box = None
     alpha = seg.target_alpha if found else np.zeros(image.shape[:2], np.float32)
@@ -128,18 +134,18 @@ def run_segment(frame_path: str, analysis: dict, outputs: dict, settings: dict, 
     if "character" in outputs:
         character, crop_box = cutout(image, alpha)
         write_image(outputs["character"], character)
+        facts = captions.split_tags(cfg["character_caption_suffix"])
         caption = outputs.get("character_caption")
-        if caption:
-            write_text(caption, captions.character_caption(
-                trigger, prefix, analysis, cfg["character_caption_suffix"], with_background=False) + "\n")
-        entries.append(_entry(outputs["character"], caption, "character", seg_backend, found))
+        _write_caption(caption, captions.CHARACTER, settings, analysis, facts, character, with_background=False)
+        entries.append(_entry(outputs["character"], caption, "character", seg_backend, found, captions.CHARACTER, facts))
     if "background" in outputs:
         write_image(outputs["background"], background)
+        others = max(0, len(seg.instance_masks) - 1) if found else 0
+        facts = captions.background_facts(cfg["background_caption_suffix"], others)
         caption = outputs.get("background_caption")
-        if caption:
-            others = max(0, len(seg.instance_masks) - 1) if found else 0
-            write_text(caption, captions.background_caption(analysis, cfg["background_caption_suffix"], others) + "\n")
-        entries.append(_entry(outputs["background"], caption, "background", inpaint_backend, found))
+        _write_caption(caption, captions.BACKGROUND, settings, analysis, facts, background)
+        entries.append(_entry(outputs["background"], caption, "background", inpaint_backend, found,
+                              captions.BACKGROUND, facts))
     if "composite" in outputs:
         # The cut-out laid back over the inpainted plate: a review image, not training data.
         a = alpha[..., None]
@@ -159,13 +165,13 @@ def run_create_occlusion(frame_path: str, analysis: dict, outputs: dict, setting
     cfg = settings["strategy"]
     image = read_image(frame_path)
     variants = make_occlusion_variants(image, cfg, frame_seed(settings["frame"]), analysis.get("foreground_box"))
-    trigger, prefix = _caption_prefix(settings)
     entries = []
     for variant, image_path, caption_path in zip(variants, outputs["images"], outputs["captions"], strict=True):
         write_image(image_path, variant.image)
-        tag = variant.description if cfg["add_occlusion_tags"] else ""
-        write_text(caption_path, captions.character_caption(trigger, prefix, analysis, tag) + "\n")
-        entries.append(_entry(image_path, caption_path, f"occlusion:{variant.kind}:{variant.position}", "synthetic", True))
+        facts = [variant.description] if cfg["add_occlusion_tags"] else []
+        _write_caption(caption_path, captions.CHARACTER, settings, analysis, facts, variant.image)
+        entries.append(_entry(image_path, caption_path, f"occlusion:{variant.kind}:{variant.position}", "synthetic",
+                              True, captions.CHARACTER, facts))
     return {"outputs": entries}
 
 
@@ -173,7 +179,6 @@ def run_enhance_segment(frame_path: str, analysis: dict, outputs: dict, settings
     cfg = settings["strategy"]
     image = read_image(frame_path)
     enhanced, steps = enhance(image, analysis, cfg, backends)
-    trigger, prefix = _caption_prefix(settings)
     meta = {"steps": [vars(step) for step in steps]}
     enhance_backend = "+".join(step.backend for step in steps if step.applied) or "none"
     if cfg["apply_segmentation"]:
@@ -187,12 +192,16 @@ def run_enhance_segment(frame_path: str, analysis: dict, outputs: dict, settings
         if error:
             meta["error"] = error
         with_background = False
+        isolated = captions.split_tags(settings["segment"]["character_caption_suffix"])
     else:
-        result, found, backend, with_background = enhanced, True, enhance_backend, True
+        result, found, backend, with_background, isolated = enhanced, True, enhance_backend, True, []
+    # "enhanced" only when a step actually changed the frame.
+    facts = isolated + (captions.split_tags(cfg["caption_suffix"]) if any(step.applied for step in steps) else [])
     write_image(outputs["image"], result)
-    write_text(outputs["caption"], captions.character_caption(
-        trigger, prefix, analysis, cfg["caption_suffix"], with_background=with_background) + "\n")
-    meta["outputs"] = [_entry(outputs["image"], outputs["caption"], "enhanced_character", backend, found)]
+    _write_caption(outputs["caption"], captions.CHARACTER, settings, analysis, facts, result,
+                   with_background=with_background)
+    meta["outputs"] = [_entry(outputs["image"], outputs["caption"], "enhanced_character", backend, found,
+                              captions.CHARACTER, facts)]
     return meta
 
 

@@ -1,0 +1,32 @@
+# VLM captions: batches of `captioning.frames_per_job` frames per shell job, the
+# model loaded once per job, answers cached by content (see
+# frameloom.caption_step). The merge writes the captions into the training folder.
+# Without the VLM's weights there are no such jobs: the template captions stand.
+
+
+rule caption_batch:
+    input:
+        caption_batch_metas,
+    output:
+        f"{OUT}/captions/batches/{{batch}}.json",
+    params:
+        python=MODEL_PYTHON,
+        scripts=SCRIPTS_DIR,
+        members=caption_members_json,
+        settings=CAPTION_SETTINGS,
+        cache=layout.caption_cache_dir(OUT),
+    log:
+        "logs/captions/{batch}.log",
+    benchmark:
+        "logs/benchmarks/captions/{batch}.tsv"
+    threads: min(4, workflow.cores or 1)
+    resources:
+        gpu=int(RUN.run["device"] != "cpu"),
+        mem_mb=lambda wildcards, attempt: 16000 * attempt,
+        runtime=lambda wildcards, attempt: 60 * attempt,
+    conda:
+        "../envs/vlm.yaml"
+    shell:
+        "PYTHONPATH={params.scripts:q} {params.python} -m frameloom.caption_step"
+        " --members {params.members:q} --settings {params.settings:q} --cache-dir {params.cache:q}"
+        " --manifest {output:q} --threads {threads} --log {log:q}"
