@@ -24,6 +24,7 @@ include: "rules/demo.smk"
 include: "rules/analysis.smk"
 include: "rules/strategies.smk"
 include: "rules/captions.smk"
+include: "rules/curation.smk"
 include: "rules/merge.smk"
 
 

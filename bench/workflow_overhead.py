@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import yaml
 
@@ -54,9 +56,11 @@ def run_loop(workdir: Path, config: dict) -> tuple[float, float]:
     """The same stage functions the rules call, one frame after another, in one process."""
     cpu_before = own_cpu() + children_cpu()
     started = time.perf_counter()
+    # Relative paths, as Snakemake writes them, so both reports name the same files.
+    os.chdir(workdir)
     run = load_run_config(dict(config), workdir, workflow_dir=REPO)
-    out = str(workdir / run.output_dir)
-    logs = workdir / "logs"
+    out = run.output_dir
+    logs = Path("logs")
     frames = discover_frames(run.resolve(run.run["input_dir"]))
     decisions = []
     for frame, path in frames.items():
@@ -76,8 +80,20 @@ def run_loop(workdir: Path, config: dict) -> tuple[float, float]:
         stages.run_strategy(strategy, str(path), layout.analysis(out).format(frame=frame), outputs,
                             run.strategy_settings(frame, strategy), str(logs / strategy / f"{frame}.log"))
         metas[frame] = outputs["meta"]
-    stages.merge(f"{out}/plan.tsv", out, metas, layout.training_dir(out), f"{out}/processing_report.json",
-                 run.decision, run.run["merge"]["repeats"], run.run["character"]["trigger_word"],
+    curated = []
+    for frame, meta in metas.items():
+        curated.append(f"{out}/curated/frames/{frame}")
+        stages.curate(meta, layout.analysis(out).format(frame=frame), str(frames[frame]), curated[-1],
+                      run.run["curation"], run.decision["thresholds"]["good_lighting"],
+                      str(logs / "curate" / f"{frame}.log"))
+    selection = f"{out}/curation/selection.json"
+    stages.select_dataset(curated, run.run["curation"], run.references(), selection, f"{out}/curation/augmented",
+                          str(logs / "select_dataset.log"))
+    stages.merge(out, metas, SimpleNamespace(plan=f"{out}/plan.tsv", captions=[], selection=selection),
+                 SimpleNamespace(training=layout.training_dir(out), rejected=f"{out}/rejected",
+                                 report=f"{out}/processing_report.json"),
+                 {"decision": run.decision, "repeats": run.run["merge"]["repeats"],
+                  "trigger_word": run.run["character"]["trigger_word"], "captioner": run.caption_status()},
                  str(logs / "merge.log"))
     stages.html_report(f"{out}/processing_report.json", f"{out}/report.html", str(logs / "html_report.log"))
     return time.perf_counter() - started, own_cpu() + children_cpu() - cpu_before

@@ -155,3 +155,7 @@ def caption_members_json(wildcards, input):
 
 def caption_manifests(wildcards):
     return [f"{OUT}/captions/batches/{batch}.json" for batch in caption_batches()]
+
+
+def curated_frames(wildcards):
+    return [f"{OUT}/curated/frames/{frame}" for frame in planned_metas(wildcards)]

@@ -7,19 +7,22 @@ rule merge:
         metas=lambda wildcards: list(planned_metas(wildcards).values()),
         decisions=expand(layout.decision(OUT), frame=FRAME_IDS),
         captions=caption_manifests,
+        selection=f"{OUT}/curation/selection.json",
     output:
         training=directory(layout.training_dir(OUT)),
+        rejected=directory(f"{OUT}/rejected"),
         report=f"{OUT}/processing_report.json",
     params:
-        decision=RUN.decision,
-        repeats=RUN.run["merge"]["repeats"],
-        trigger_word=RUN.run["character"]["trigger_word"],
-        captioner=RUN.caption_status(),
+        settings={
+            "decision": RUN.decision,
+            "repeats": RUN.run["merge"]["repeats"],
+            "trigger_word": RUN.run["character"]["trigger_word"],
+            "captioner": RUN.caption_status(),
+        },
     log:
         "logs/merge.log",
     run:
-        stages.merge(input.plan, OUT, planned_metas(wildcards), input.captions, output.training, output.report,
-                     params.decision, params.repeats, params.trigger_word, params.captioner, log[0])
+        stages.merge(OUT, planned_metas(wildcards), input, output, params.settings, log[0])
 
 
 rule html_report:

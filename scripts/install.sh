@@ -19,6 +19,9 @@ done
 python3 -m venv .venv
 pip() { .venv/bin/pip --disable-pip-version-check --quiet "$@"; }
 pip install -e "$target"
+# pymatting compiles its numba kernels on first import (~2 min on 2 cores) and
+# caches them: pay it here once, not in the first curation jobs.
+.venv/bin/python -c "import pymatting"
 if [ "$models" = 1 ]; then
   # A matched pair from PyPI (CUDA builds; they also run on CPU).
   pip install torch==2.15.0 torchvision==0.29.2

@@ -7,7 +7,8 @@ import json
 import yaml
 
 from frameloom.imageio import write_json
-from frameloom.merge import build_report, build_training_folder, prune_stale_outputs, read_plan, write_plan
+from frameloom.merge import (build_rejected_folder, build_report, build_training_folder, prune_stale_outputs,
+                             read_plan, write_plan)
 
 with open("config/decision_thresholds.yaml") as handle:
     DECISION_CFG = yaml.safe_load(handle)
@@ -33,6 +34,26 @@ def make_frame(root, frame, strategy, ok=True, error=None):
     return str(analysis), str(decision), (str(meta) if meta else None)
 
 
+def curated(root, meta_path, name=None):
+    """A kept record of the meta's image, as the curation step writes it (a curated copy)."""
+    meta = json.loads(open(meta_path).read())
+    entry = meta["outputs"][0]
+    path = root / "curated" / f"{meta['strategy']}__{name or meta['frame']}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"curated png")
+    return {"image": entry["image"], "caption": entry["caption"], "curated": str(path), "frame": meta["frame"],
+            "strategy": meta["strategy"], "role": "full"}
+
+
+def selection_of(kept, augmented=(), rejected=()):
+    total = len(kept) + len(augmented)
+    return {"kept": list(kept), "augmented": list(augmented), "rejected": list(rejected),
+            "identity": {"clusters": [], "target": None, "scores": [], "reason": "no cut-outs to cluster"},
+            "counts": {"curated": total + len(rejected), "kept": len(kept), "augmented": len(augmented),
+                       "rejected": len(rejected), "total": total, "target_size": [200, 600],
+                       "within_target_size": False}}
+
+
 def test_report_counts_failures_and_strategies(tmp_path):
     records = {
         "a": make_frame(tmp_path, "a", "keep_full"),
@@ -41,9 +62,19 @@ def test_report_counts_failures_and_strategies(tmp_path):
     }
     plan = write_plan([d for _, d, _ in records.values()], str(tmp_path / "plan.tsv"))
     assert read_plan(str(tmp_path / "plan.tsv")) == plan == {"a": "keep_full", "b": "segment", "bad": "failed"}
+    kept = curated(tmp_path, records["a"][2])
+    rejected = {**curated(tmp_path, records["b"][2]), "reason": "quality", "filter": "blur_threshold",
+                "value": 12.5, "limit": 80}
     report = build_report(plan, {f: r[0] for f, r in records.items()}, {f: r[1] for f, r in records.items()},
-                          {f: r[2] for f, r in records.items() if r[2]}, DECISION_CFG)
+                          {f: r[2] for f, r in records.items() if r[2]}, DECISION_CFG,
+                          selection_of([kept], rejected=[rejected]))
     summary = report["summary"]
+    assert (summary["produced_images"], summary["training_images"]) == (2, 1)
+    assert summary["curation"]["rejected_by"] == {"blur_threshold": 1}
+    by_frame = {r["frame_id"]: r for r in report["results"]}
+    assert by_frame["a"]["curation"] == {kept["image"]: "kept"}
+    assert by_frame["b"]["curation"] == {rejected["image"]: "rejected: blur_threshold (measured 12.5, limit 80)"}
+    assert report["rejected"] == [rejected]
     assert (summary["total_frames"], summary["successful"], summary["failed"]) == (3, 2, 1)
     assert summary["strategies"] == {"keep_full": 1, "segment": 1, "create_occlusion": 0, "enhance_segment": 0}
     failed = next(r for r in report["results"] if r["frame_id"] == "bad")
@@ -53,20 +84,46 @@ def test_report_counts_failures_and_strategies(tmp_path):
 
 
 def test_training_folder_pairs_and_prefixes(tmp_path):
-    metas = [make_frame(tmp_path, "x", "keep_full")[2], make_frame(tmp_path, "x_character", "segment")[2]]
-    count = build_training_folder(metas, str(tmp_path / "training"), 7, "trig")
-    names = sorted(p.name for p in (tmp_path / "training" / "7_trig").iterdir())
-    assert count == 2
-    assert names == ["keep_full__x.png", "keep_full__x.txt", "segment__x_character.png", "segment__x_character.txt"]
+    kept = [curated(tmp_path, make_frame(tmp_path, "x", "keep_full")[2]),
+            curated(tmp_path, make_frame(tmp_path, "x_character", "segment")[2])]
+    variant = {**kept[0], "curated": str(tmp_path / "aug" / "keep_full__x_aug0.png"), "augmented_from": kept[0]["curated"]}
+    (tmp_path / "aug").mkdir()
+    (tmp_path / "aug" / "keep_full__x_aug0.png").write_bytes(b"variant")
+    vlm = {kept[1]["image"]: {"caption": "trig, from the vlm", "source": "qwen2_vl", "rejected": None}}
+    count = build_training_folder(selection_of(kept, [variant]), str(tmp_path / "training"), 7, "trig", vlm)
+    concept = tmp_path / "training" / "7_trig"
+    assert count == 3
+    assert sorted(p.name for p in concept.iterdir()) == [
+        "keep_full__x.png", "keep_full__x.txt", "keep_full__x_aug0.png", "keep_full__x_aug0.txt",
+        "segment__x_character.png", "segment__x_character.txt"]
+    assert (concept / "keep_full__x.png").read_bytes() == b"curated png"
+    assert (concept / "keep_full__x_aug0.txt").read_text() == "cap\n", "a variant keeps its source's caption"
+    assert (concept / "segment__x_character.txt").read_text() == "trig, from the vlm\n"
     # Rebuilding replaces the folder instead of accumulating files.
-    build_training_folder(metas[:1], str(tmp_path / "training"), 7, "trig")
-    assert len(list((tmp_path / "training" / "7_trig").iterdir())) == 2
+    build_training_folder(selection_of(kept[:1]), str(tmp_path / "training"), 7, "trig")
+    assert len(list(concept.iterdir())) == 2
+
+
+def test_rejected_images_are_linked_by_reason(tmp_path):
+    kept = curated(tmp_path, make_frame(tmp_path, "x", "keep_full")[2])
+    blurred = {**curated(tmp_path, make_frame(tmp_path, "y", "keep_full")[2]), "reason": "quality",
+               "filter": "blur_threshold", "value": 3.0, "limit": 80}
+    duplicate = {**curated(tmp_path, make_frame(tmp_path, "z", "keep_full")[2]), "reason": "duplicate",
+                 "duplicate_of": kept["curated"]}
+    assert build_rejected_folder(selection_of([kept], rejected=[blurred, duplicate]), str(tmp_path / "rejected")) == 2
+    assert sorted(str(p.relative_to(tmp_path / "rejected")) for p in (tmp_path / "rejected").rglob("*.png")) == [
+        "blur_threshold/keep_full__y.png", "duplicate/keep_full__z.png"]
+    assert (tmp_path / "curated" / "keep_full__y.png").exists(), "nothing is deleted"
 
 
 def test_prune_removes_outputs_of_abandoned_strategies(tmp_path):
     make_frame(tmp_path, "a", "segment")
     make_frame(tmp_path, "b", "segment")
+    for frame in ("a", "gone"):
+        (tmp_path / "curated" / "frames" / frame).mkdir(parents=True)
     removed = prune_stale_outputs(str(tmp_path), {"a": "keep_full", "b": "segment"})
+    assert (tmp_path / "curated" / "frames" / "a").is_dir() and not (tmp_path / "curated" / "frames" / "gone").exists()
+    removed.remove(str(tmp_path / "curated" / "frames" / "gone"))
     assert not (tmp_path / "segment" / "images" / "a.png").exists()
     assert not (tmp_path / "segment" / "meta" / "a.json").exists()
     assert (tmp_path / "segment" / "images" / "b.png").exists()

@@ -89,7 +89,7 @@ def test_report_has_the_seed_shape(run_dir):
         assert set(result["backends"]) <= set(result["outputs"])
     # No VLM weights in this run: every caption is a template, and the report names the fallback.
     assert summary["captions"]["captioner"].startswith("template (fallback: qwen2_vl weights missing at ")
-    assert summary["captions"]["sources"] == {"template": summary["training_images"]}
+    assert summary["captions"]["sources"] == {"template": summary["produced_images"]}
     assert not (run_dir / "results" / "captions").exists()
 
 
@@ -175,7 +175,7 @@ def test_changing_one_frame_reruns_only_its_chain(run_dir):
         return next((f for f in [frame, *batch_mates] if f"/{f}" in f"/{path}" or Path(path).name.startswith(f)), None)
 
     changed = {path for path in after if path not in before or before[path][0] != after[path][0]}
-    aggregates = {path for path in changed if path.startswith(("training/", ".cache/"))
+    aggregates = {path for path in changed if path.startswith(("training/", ".cache/", "curation/", "rejected/"))
                   or "/batches/" in path} | {"plan.tsv", "processing_report.json", "report.html"}
     assert f"analysis/{frame}.json" in changed and f"segment/images/{frame}_character.png" in changed
     assert {p for p in changed - aggregates if owner(p) != frame} == {
@@ -289,13 +289,19 @@ def test_vlm_captions_in_the_workflow(tmp_path, tiny_qwen_vl):
     report = json.loads((tmp_path / "results" / "processing_report.json").read_text())
     summary = report["summary"]["captions"]
     assert summary["captioner"] == f"qwen2_vl ({models / 'vlm' / 'Qwen2-VL-7B-Instruct'})"
-    assert sum(summary["sources"].values()) == report["summary"]["training_images"] == len(records)
+    assert sum(summary["sources"].values()) == report["summary"]["produced_images"] == len(records)
     assert summary["sources"].get("template", 0) == sum(summary["rejected"].values())
     concept = next(p for p in (tmp_path / "results" / "training").iterdir() if p.is_dir())
+    kept = {r["image"] for r in json.loads((tmp_path / "results/curation/selection.json").read_text())["kept"]}
+    assert kept
     for image, record in records.items():
-        strategy = Path(image).parts[1]
-        caption = (concept / f"{strategy}__{Path(image).stem}.txt").read_text().strip()
+        if image not in kept:  # removed by the curation
+            continue
+        stem = f"{Path(image).parts[1]}__{Path(image).stem}"
+        caption = (concept / f"{stem}.txt").read_text().strip()
         assert caption == record["caption"]
+        for variant in concept.glob(f"{stem}_aug*.txt"):  # augmented variants keep their source's caption
+            assert variant.read_text().strip() == caption
         assert caption.startswith(f"{TRIGGER}, a 3d animated character, pixar style, ")
         if record["source"] == "qwen2_vl":
             template = (tmp_path / image.replace("/images/", "/captions/")).with_suffix(".txt").read_text().strip()

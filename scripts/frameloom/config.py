@@ -234,6 +234,37 @@ def _check_targets(decision: dict, source: str) -> None:
         )
 
 
+def _refuse_forbidden_augmentations(config: dict, source: str) -> None:
+    """Flips, hue / colour jitter and warps damage 3D characters: refuse each by name, saying why.
+
+    Checked before the schema, whose enum error would not say why."""
+    from .augment import forbidden_reason
+
+    augmentation = (config.get("curation") or {}).get("augmentation")
+    if not isinstance(augmentation, dict):
+        return
+    listed = augmentation.get("augmentations")
+    names = [("augmentations", name) for name in listed] if isinstance(listed, list) else []
+    names += [(key, key) for key in augmentation]  # e.g. `horizontal_flip: true`
+    for key, name in names:
+        reason = forbidden_reason(str(name))
+        if reason:
+            raise ConfigError(f"{source}: curation.augmentation.{key}: {name} is refused: {reason}")
+
+
+RANGES = (("quality_filters", "brightness_range"), ("quality_filters", "saturation_range"),
+          ("augmentation", "brightness_range"), ("augmentation", "contrast_range"), ("target_size",))
+
+
+def _check_ranges(curation: dict, source: str) -> None:
+    for path in RANGES:
+        value = curation
+        for key in path:
+            value = value[key]
+        if value[0] > value[1]:
+            raise ConfigError(f"{source}: curation.{'.'.join(path)}: must be [low, high] (got {value})")
+
+
 def load_run_config(config: dict, workdir: Path, source: str = "config/config.yaml",
                     workflow_dir: Path | None = None) -> RunConfig:
     """Validate Snakemake's merged ``config`` and the files it names.
@@ -242,7 +273,9 @@ def load_run_config(config: dict, workdir: Path, source: str = "config/config.ya
     Relative paths are relative to the working directory; the threshold and
     strategy files fall back to the workflow's own ``config/`` copies.
     """
+    _refuse_forbidden_augmentations(config, source)
     run = validate(config, "config", source)
+    _check_ranges(run["curation"], source)
     workdir = Path(workdir)
 
     def resolve(path: str) -> Path:

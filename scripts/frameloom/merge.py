@@ -46,43 +46,60 @@ def read_caption_manifests(manifest_paths: list[str]) -> dict[str, dict]:
     return records
 
 
-def build_training_folder(meta_paths: list[str], training_dir: str, repeats: int, trigger_word: str,
-                          vlm_captions: dict[str, dict] | None = None) -> int:
-    """Fill ``training_dir/{repeats}_{trigger}/`` with image + caption pairs, atomically.
+def _staged_dir(final: Path) -> Path:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
 
-    An image the caption step captioned gets that caption; the others link their
-    template caption. Returns the number of images. The folder is assembled
-    beside the target and renamed into place, so a crash never leaves a
-    half-merged dataset.
+
+def _swap_in(staging: Path, final: Path) -> None:
+    if final.exists():
+        shutil.rmtree(final)
+    staging.rename(final)
+
+
+def build_training_folder(selection: dict, training_dir: str, repeats: int, trigger_word: str,
+                          vlm_captions: dict[str, dict] | None = None) -> int:
+    """Fill ``training_dir/{repeats}_{trigger}/`` with the curated images and their captions, atomically.
+
+    Curated names carry the strategy prefix, so they are unique even if a frame
+    is called "x_character". An augmented variant takes its source's caption;
+    an image the caption step captioned gets that caption, the others link
+    their template caption. Returns the number of images. The folder is
+    assembled beside the target and renamed into place, so a crash never leaves
+    a half-merged dataset.
     """
     vlm_captions = vlm_captions or {}
     target = Path(training_dir)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    staging = _staged_dir(target)
     concept = staging / f"{repeats}_{trigger_word}"
     concept.mkdir()
-    count = 0
-    for meta_path in sorted(meta_paths):
-        meta = read_json(meta_path)
-        for entry in meta["outputs"]:
-            if not entry["train"]:
-                continue
-            # The strategy prefix keeps names unique even if a frame is called "x_character".
-            stem = f"{meta['strategy']}__{Path(entry['image']).stem}"
-            _place(entry["image"], concept / f"{stem}{Path(entry['image']).suffix}")
-            if entry["image"] in vlm_captions:
-                (concept / f"{stem}.txt").write_text(vlm_captions[entry["image"]]["caption"] + "\n", encoding="utf-8")
-            elif entry["caption"]:
-                _place(entry["caption"], concept / f"{stem}.txt")
-            count += 1
-    if target.exists():
-        shutil.rmtree(target)
-    staging.rename(target)
-    return count
+    records = selection["kept"] + selection["augmented"]
+    for record in records:
+        stem = Path(record["curated"]).stem
+        _place(record["curated"], concept / f"{stem}.png")
+        if record["image"] in vlm_captions:
+            (concept / f"{stem}.txt").write_text(vlm_captions[record["image"]]["caption"] + "\n", encoding="utf-8")
+        elif record["caption"]:
+            _place(record["caption"], concept / f"{stem}.txt")
+    _swap_in(staging, target)
+    return len(records)
+
+
+def build_rejected_folder(selection: dict, rejected_dir: str) -> int:
+    """``rejected_dir/{reason}/``: a link to every curated image the curation removed (nothing is deleted)."""
+    target = Path(rejected_dir)
+    staging = _staged_dir(target)
+    for entry in selection["rejected"]:
+        folder = staging / (entry.get("filter") or entry["reason"])
+        folder.mkdir(exist_ok=True)
+        _place(entry["curated"], folder / Path(entry["curated"]).name)
+    _swap_in(staging, target)
+    return len(selection["rejected"])
 
 
 def prune_stale_outputs(out_dir: str, plan: dict[str, str]) -> list[str]:
-    """Remove outputs of strategies a frame no longer has (after a threshold change or a removed frame)."""
+    """Remove outputs of strategies a frame no longer has (after a threshold change or a removed
+    frame), and the curated copies of frames no longer planned."""
     removed = []
     for strategy in STRATEGIES:
         for meta_path in sorted(Path(out_dir, strategy, "meta").glob("*.json")):
@@ -96,6 +113,11 @@ def prune_stale_outputs(out_dir: str, plan: dict[str, str]) -> list[str]:
                         removed.append(path)
             meta_path.unlink()
             removed.append(str(meta_path))
+    curated = Path(out_dir, "curated", "frames")
+    for frame_dir in sorted(curated.iterdir()) if curated.is_dir() else []:
+        if plan.get(frame_dir.name, FAILED) == FAILED:
+            shutil.rmtree(frame_dir)
+            removed.append(str(frame_dir))
     return removed
 
 
@@ -131,11 +153,42 @@ def _caption_source(record: dict | None) -> str:
     return record["source"] + (f" (rejected: {record['rejected']})" if record["rejected"] else "")
 
 
+def _curation_status(selection: dict) -> dict[str, str]:
+    """{produced image: what the curation did with it}, in words for the report."""
+    status = {record["image"]: "kept" for record in selection["kept"]}
+    for entry in selection["rejected"]:
+        if entry.get("augmented_from"):
+            continue
+        if entry["reason"] == "quality":
+            why = f"{entry['filter']} (measured {entry['value']}, limit {entry['limit']})"
+        elif entry["reason"] == "duplicate":
+            why = f"near-duplicate of {entry['duplicate_of']}"
+        else:
+            why = f"other identity (cluster {entry['cluster']})"
+        status[entry["image"]] = f"rejected: {why}"
+    for record in selection["augmented"]:
+        status[record["image"]] += " + augmented"
+    return status
+
+
+def _curation_summary(selection: dict) -> dict:
+    reasons = Counter(e.get("filter") or e["reason"] for e in selection["rejected"])
+    by_strategy = Counter(r["strategy"] for r in selection["kept"] + selection["augmented"])
+    return {
+        **selection["counts"],
+        "rejected_by": dict(sorted(reasons.items())),
+        "images_by_strategy": {name: by_strategy[name] for name in STRATEGIES},
+        "identity": selection["identity"],
+    }
+
+
 def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict[str, str],
-                 metas: dict[str, str], decision_cfg: dict, vlm_captions: dict[str, dict] | None = None,
-                 captioner: str = "template") -> dict:
-    """processing_report.json in the seed's shape, plus backends, captions and the achieved mix."""
+                 metas: dict[str, str], decision_cfg: dict, selection: dict,
+                 vlm_captions: dict[str, dict] | None = None, captioner: str = "template") -> dict:
+    """processing_report.json in the seed's shape, plus backends, captions, curation and the achieved mix."""
     vlm_captions = vlm_captions or {}
+    curation = _curation_status(selection)
+    final_per_frame = Counter(r["frame"] for r in selection["kept"] + selection["augmented"])
     results = []
     strategies = Counter()
     backends = Counter()
@@ -146,8 +199,10 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
         decision = read_json(decisions[frame])
         meta = read_json(metas[frame]) if frame in metas else None
         error = decision.get("error") or (meta or {}).get("error")
-        outputs, output_backends, output_captions = [], {}, {}
+        outputs, output_backends, output_captions, output_curation = [], {}, {}, {}
         for entry in (meta or {}).get("outputs", []):
+            if entry["image"] in curation:
+                output_curation[entry["image"]] = curation[entry["image"]]
             outputs.append(entry["image"])
             if entry["caption"]:
                 outputs.append(entry["caption"])
@@ -171,9 +226,11 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
             "confidence": decision["confidence"],
             "reasoning": decision["reasoning"],
             "outputs": outputs,
-            "training_images": sum(1 for e in (meta or {}).get("outputs", []) if e["train"]),
+            "produced_images": sum(1 for e in (meta or {}).get("outputs", []) if e["train"]),
+            "training_images": final_per_frame[frame],
             "backends": output_backends,
             "caption_sources": output_captions,
+            "curation": output_curation,
             # The segmenter's instance count replaces the analysis estimate when there is one.
             "instance_count": segmentation["instances_found"] if segmentation else analysis.get("instance_count"),
             "target": segmentation and {k: segmentation[k] for k in ("target_index", "target_score", "notes")},
@@ -191,7 +248,8 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
             "strategies": {name: strategies[name] for name in STRATEGIES},
             "strategy_mix": mix,
             "strategy_targets": decision_cfg["strategy_targets"],
-            "training_images": sum(r["training_images"] for r in results if r["success"]),
+            "produced_images": sum(r["produced_images"] for r in results if r["success"]),
+            "training_images": selection["counts"]["total"],
             "backends": dict(sorted(backends.items())),
             # Outputs made by a classical method standing in for a missing model.
             "fallbacks": sum(count for name, count in backends.items() if "(fallback:" in name),
@@ -201,6 +259,9 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
                 "sources": dict(sorted(caption_sources.items())),
                 "rejected": {reason: rejected[reason] for reason in REJECTIONS},
             },
+            "curation": _curation_summary(selection),
         },
         "results": results,
+        # Every image the curation removed, with the filter and the measured value (or the duplicate / cluster).
+        "rejected": selection["rejected"],
     }

@@ -29,7 +29,7 @@ from .imageio import read_json, write_json
 from .layout import frame_outputs
 from .stages import batch_step_parser, job_log
 
-KEY_VERSION = "2"  # bump when executor output changes for the same inputs
+KEY_VERSION = "3"  # bump when executor output changes for the same inputs
 
 
 def cache_key(strategy: str, frame_path: str, analysis_path: str, settings: dict) -> str:

@@ -86,27 +86,59 @@ def run_strategy(strategy: str, frame_path: str, analysis_path: str, outputs: di
         lines.append(f"{settings['frame']}: {len(meta['outputs'])} outputs, error={meta['error']}")
 
 
-def merge(plan_path: str, out_dir: str, metas: dict[str, str], caption_manifests: list[str], training_dir: str,
-          report_path: str, decision_cfg: dict, repeats: int, trigger_word: str, captioner: str, log: str) -> None:
+def curate(meta_path: str, analysis_path: str, frame_path: str, out_dir: str, cfg: dict, good_lighting: float,
+           log: str) -> None:
+    from .dataset import curate_frame
+
+    with job_log(log, "curate") as lines:
+        record = curate_frame(meta_path, analysis_path, frame_path, out_dir, cfg, good_lighting)
+        for image in record["images"]:
+            failed = ", ".join(f["filter"] for f in image["failures"]) or "none"
+            lines.append(f"{Path(image['curated']).name}: {', '.join(image['steps']) or 'as is'}; failed: {failed}")
+
+
+def select_dataset(curated_dirs: list[str], cfg: dict, references: dict, selection_path: str,
+                   augment_dir: str, log: str) -> None:
+    from .dataset import CURATED_RECORD
+    from .dataset import select_dataset as select
+
+    with job_log(log, "select_dataset") as lines:
+        selection = select([str(Path(d, CURATED_RECORD)) for d in curated_dirs], cfg, references, augment_dir)
+        write_json(selection_path, selection)
+        lines.append(f"counts: {selection['counts']}")
+        lines.append(f"identity: {selection['identity']['reason']}")
+
+
+def merge(out_dir: str, metas: dict[str, str], inputs, outputs, settings: dict, log: str) -> None:
+    """The training folder, the rejected links and the report.
+
+    ``inputs``: .plan, .captions (caption manifests), .selection; ``outputs``:
+    .training, .rejected, .report (the rule's named files); ``settings``:
+    decision, repeats, trigger_word, captioner."""
     from . import layout
-    from .merge import (build_report, build_training_folder, prune_cache, prune_caption_cache,
-                        prune_stale_outputs, read_caption_manifests, read_plan)
+    from .merge import (build_rejected_folder, build_report, build_training_folder, prune_cache,
+                        prune_caption_cache, prune_stale_outputs, read_caption_manifests, read_plan)
 
     with job_log(log, "merge") as lines:
-        planned = read_plan(plan_path)
+        planned = read_plan(inputs.plan)
         removed = prune_stale_outputs(out_dir, planned)
         lines.append(f"pruned {len(removed)} stale outputs of earlier decisions")
         dropped = prune_cache(layout.cache_dir(out_dir))
         lines.append(f"dropped {len(dropped)} unused model-step cache entries")
-        vlm_captions = read_caption_manifests(caption_manifests)
+        vlm_captions = read_caption_manifests(list(inputs.captions))
         dropped = prune_caption_cache(layout.caption_cache_dir(out_dir), vlm_captions)
         lines.append(f"dropped {len(dropped)} unused cached captions")
-        count = build_training_folder(list(metas.values()), training_dir, repeats, trigger_word, vlm_captions)
-        lines.append(f"{count} training images in {training_dir}")
+        selection = read_json(inputs.selection)
+        count = build_training_folder(selection, outputs.training, settings["repeats"], settings["trigger_word"],
+                                      vlm_captions)
+        lines.append(f"{count} training images in {outputs.training}")
+        rejected = build_rejected_folder(selection, outputs.rejected)
+        lines.append(f"{rejected} rejected images linked in {outputs.rejected}")
         analyses = {frame: layout.analysis(out_dir).format(frame=frame) for frame in planned}
         decisions = {frame: layout.decision(out_dir).format(frame=frame) for frame in planned}
-        report = build_report(planned, analyses, decisions, metas, decision_cfg, vlm_captions, captioner)
-        write_json(report_path, report)
+        report = build_report(planned, analyses, decisions, metas, settings["decision"], selection, vlm_captions,
+                              settings["captioner"])
+        write_json(outputs.report, report)
         lines.append(f"report: {report['summary']}")
 
 

@@ -179,7 +179,8 @@ def run_enhance_segment(frame_path: str, analysis: dict, outputs: dict, settings
     cfg = settings["strategy"]
     image = read_image(frame_path)
     enhanced, steps = enhance(image, analysis, cfg, backends)
-    meta = {"steps": [vars(step) for step in steps]}
+    # The enhanced frame's size: crop boxes below are in its coordinates.
+    meta = {"steps": [vars(step) for step in steps], "enhanced_size": [enhanced.shape[1], enhanced.shape[0]]}
     enhance_backend = "+".join(step.backend for step in steps if step.applied) or "none"
     if cfg["apply_segmentation"]:
         seg, seg_backend, error = segment_target(

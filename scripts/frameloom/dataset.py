@@ -1,0 +1,255 @@
+"""Dataset curation between the strategy outputs and the merge.
+
+Per frame (``curate_frame``, one job each): every training image gets its
+alpha refined by matting (cut-outs with their real pixels), a uniform
+backdrop, mild hue-preserving CLAHE, its quality measured against the
+filters, and a perceptual hash; the curated copy and a record go to the
+frame's curated folder. Over the whole set (``select_dataset``, one job):
+quality rejects, near-duplicate groups (best image kept), identity clusters
+of the cut-outs (the target character's kept, the others reported), and
+3D-safe augmentation while the character has fewer than ``augment_below``
+images, the variants deduplicated too. Nothing is deleted: every image
+removed is listed with why, and the merge links it under ``rejected/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .augment import augment
+from .curation import measure_quality, normalize_colour, quality_failures, refine_alpha, uniform_background
+from .dedup import choose_representatives, near_duplicate_groups, phash, ssim_thumbnail
+from .imageio import read_image, read_json, write_image, write_json
+
+CUT_OUT_ROLES = ("character", "enhanced_character")
+# Roles whose image shows the character's face when the frame has one (occlusion variants may hide it).
+FACE_ROLES = ("full", "character", "enhanced_character")
+CURATED_RECORD = "curated.json"
+
+
+def _stable_seed(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+
+
+def _source_region(meta: dict, frame: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, float, list[int]]:
+    """The frame's pixels behind a cut-out, at the cut-out's size, the scale from frame to
+    cut-out coordinates and the crop box (frame coordinates)."""
+    x, y, w, h = meta["segmentation"]["crop_box"]
+    scale = meta["enhanced_size"][0] / frame.shape[1] if "enhanced_size" in meta else 1.0
+    box = [int(round(v / scale)) for v in (x, y, w, h)]
+    region = frame[box[1]:box[1] + box[3], box[0]:box[0] + box[2]]
+    if region.shape[:2] != shape[:2]:
+        region = cv2.resize(region, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+    return region, scale, box
+
+
+def _faces(analysis: dict, role: str, box: list[int] | None, scale: float) -> list[list[int]] | None:
+    """The analysis' face boxes in the image's coordinates; None when no face is expected."""
+    if role not in FACE_ROLES or not analysis.get("faces"):
+        return None
+    x0, y0 = (box[0], box[1]) if box else (0, 0)
+    return [[int((fx - x0) * scale), int((fy - y0) * scale), int(fw * scale), int(fh * scale)]
+            for fx, fy, fw, fh in (face["box"] for face in analysis["faces"])]
+
+
+def _cut_out(image: np.ndarray, alpha: np.ndarray, colour: np.ndarray, mode: str) -> np.ndarray:
+    """A BGRA cut-out of ``colour`` with ``alpha`` (0..1), on the configured uniform backdrop."""
+    bgra = np.dstack([colour, np.clip(alpha * 255 + 0.5, 0, 255).astype(np.uint8)])
+    return uniform_background(bgra, mode)
+
+
+def curate_image(entry: dict, meta: dict, analysis: dict, frame: np.ndarray, cfg: dict,
+                 good_lighting: float) -> tuple[np.ndarray, dict]:
+    """One training image curated: (pixels, record of what was done and measured)."""
+    image = read_image(entry["image"], keep_alpha=True)
+    steps, source, box, scale = [], frame, None, 1.0
+    is_cut_out = image.ndim == 3 and image.shape[2] == 4 and entry["role"] in CUT_OUT_ROLES
+    if is_cut_out:
+        source, scale, box = _source_region(meta, frame, image.shape)
+        alpha = image[..., 3].astype(np.float32) / 255.0
+        background = cfg["background"]
+        if background["refine_alpha"] and "enhanced_size" not in meta:
+            # The frame's own pixels behind the cut-out: matting sees the real edge colours.
+            alpha = refine_alpha(source, alpha, band=background["matting_band"])
+            image = _cut_out(image, alpha, source, background["uniformity"])
+            steps.append("alpha matting (pymatting closed-form)")
+            steps.append(f"{background['uniformity']} backdrop")
+        elif background["uniformity"] == "transparent":
+            # Enhanced cut-outs have no unpremultiplied source at their scale: the alpha stays,
+            # and their soft edge keeps its blend with the grey it was cut onto.
+            image = uniform_background(image, "transparent")
+            steps.append("transparent backdrop")
+    colour = cfg["colour"]
+    good = entry["role"] == "full" and meta["strategy"] == "keep_full" and analysis.get("lighting", 0) >= good_lighting
+    if colour["clahe"] and not (colour["skip_good_lighting"] and good):
+        image = normalize_colour(image, colour["clahe_clip_limit"], colour["adaptive_tile_size"],
+                                 colour["white_balance"])
+        steps.append("clahe" + (" + white balance" if colour["white_balance"] else ""))
+    faces = _faces(analysis, entry["role"], box, scale)
+    # Where the character is in a whole frame, so augmentation crops keep it.
+    subject = analysis.get("foreground_box") if not is_cut_out else None
+    if subject and image.shape[1] != frame.shape[1]:
+        subject = [int(round(v * image.shape[1] / frame.shape[1])) for v in subject]
+    measures = measure_quality(image, source, faces)
+    failures = quality_failures(measures, cfg["quality_filters"], face_expected=faces is not None)
+    return image, {
+        "image": entry["image"], "caption": entry["caption"], "role": entry["role"], "subject": entry["subject"],
+        "strategy": meta["strategy"], "frame": meta["frame"], "steps": steps, "measures": measures,
+        "failures": failures, "phash": f"{phash(image):016x}", "character_box": subject,
+    }
+
+
+def curate_frame(meta_path: str, analysis_path: str, frame_path: str, out_dir: str, cfg: dict,
+                 good_lighting: float) -> dict:
+    """Curate every training image of one frame into ``out_dir`` (images + curated.json)."""
+    meta, analysis = read_json(meta_path), read_json(analysis_path)
+    frame = read_image(frame_path)
+    records = []
+    for entry in meta["outputs"]:
+        if not entry["train"]:
+            continue
+        image, record = curate_image(entry, meta, analysis, frame, cfg, good_lighting)
+        record["curated"] = str(Path(out_dir, f"{meta['strategy']}__{Path(entry['image']).stem}.png"))
+        write_image(record["curated"], image)
+        records.append(record)
+    result = {"frame": meta["frame"], "strategy": meta["strategy"], "images": records}
+    write_json(Path(out_dir, CURATED_RECORD), result)
+    return result
+
+
+# ---------------------------------------------------------------------------
+# The whole set.
+
+
+def _quality(record: dict) -> float:
+    return float(record["measures"]["edge_score"])
+
+
+def _deduplicate(records: dict[str, dict], cfg: dict) -> dict[str, str]:
+    """{dropped id: kept id} over ``records`` (ids are curated paths)."""
+    thumbnails: dict[str, np.ndarray] = {}
+
+    def thumbnail_of(image_id: str) -> np.ndarray:
+        if image_id not in thumbnails:
+            thumbnails[image_id] = ssim_thumbnail(read_image(image_id, keep_alpha=True))
+        return thumbnails[image_id]
+
+    hashes = {image_id: int(record["phash"], 16) for image_id, record in records.items()}
+    groups = near_duplicate_groups(hashes, thumbnail_of, cfg["phash_threshold"], cfg["ssim_threshold"])
+    return choose_representatives(groups, {image_id: _quality(r) for image_id, r in records.items()})
+
+
+def _identity(records: dict[str, dict], cfg: dict, references: dict) -> dict:
+    """Cluster the cut-outs; {"clusters", "target", "scores", "reason", "others": {id: cluster}}."""
+    from .identity import character_descriptor, cluster_identities, pick_target_cluster, reference_descriptors
+
+    cut_outs = sorted(image_id for image_id, r in records.items() if r["role"] in CUT_OUT_ROLES)
+    if not cut_outs:
+        return {"clusters": [], "target": None, "scores": [], "reason": "no cut-outs to cluster", "others": {}}
+    descriptors, undescribed = {}, []
+    for image_id in cut_outs:
+        try:
+            descriptors[image_id] = character_descriptor(read_image(image_id, keep_alpha=True))
+        except ValueError:  # too few opaque pixels to tell anyone apart: kept, not clustered
+            undescribed.append(image_id)
+    clusters = cluster_identities(descriptors, cfg["threshold"])
+    reference = reference_descriptors(sorted(references["files"])) if references["files"] else None
+    target, scores, reason = pick_target_cluster(clusters, descriptors, reference, references["threshold"])
+    if reference is None and clusters and len(clusters[0]) < cfg["min_cluster_size"]:
+        # Without references the main character is the biggest cluster: too small a one tells nothing.
+        return {"clusters": clusters, "target": None, "scores": [round(float(s), 4) for s in scores], "others": {},
+                "reason": f"no reference images and the largest cluster has {len(clusters[0])} < "
+                          f"{cfg['min_cluster_size']} cut-outs: all kept"}
+    others = {image_id: index for index, members in enumerate(clusters) if index != target for image_id in members}
+    return {"clusters": clusters, "target": target, "scores": [round(float(s), 4) for s in scores],
+            "reason": reason + (f"; {len(undescribed)} cut-outs too small to describe, kept" if undescribed else ""),
+            "others": others}
+
+
+def _character_mask(record: dict, shape: tuple[int, ...]) -> np.ndarray | None:
+    """A whole frame's character box as a mask (a cut-out's alpha is its own)."""
+    if len(shape) == 3 and shape[2] == 4 or not record.get("character_box"):
+        return None
+    x, y, w, h = record["character_box"]
+    mask = np.zeros(shape[:2], np.float32)
+    mask[y:y + h, x:x + w] = 1.0
+    return mask
+
+
+def _augment(kept: dict[str, dict], cfg: dict, backdrop: str, out_dir: Path) -> dict[str, dict]:
+    """Variants of the kept images, in id order, until the set reaches ``augment_below``."""
+    room = cfg["augment_below"] - len(kept)
+    variants: dict[str, dict] = {}
+    for image_id in sorted(kept):
+        if len(variants) >= room:
+            break
+        record = kept[image_id]
+        if record["subject"] != "character":  # background plates are not the character's images
+            continue
+        image = read_image(image_id, keep_alpha=True)
+        count = min(cfg["variants_per_image"], room - len(variants))
+        variants_of = augment(image, cfg, _stable_seed(image_id), count, _character_mask(record, image.shape))
+        for index, variant in enumerate(variants_of):
+            path = out_dir / f"{Path(image_id).stem}_aug{index}.png"
+            # Augmentation works on grey-premultiplied cut-outs; restore a transparent backdrop after it.
+            is_cut_out = variant.image.ndim == 3 and variant.image.shape[2] == 4
+            write_image(path, uniform_background(variant.image, "transparent")
+                        if is_cut_out and backdrop == "transparent" else variant.image)
+            variants[str(path)] = {**record, "curated": str(path), "augmented_from": image_id,
+                                   "augmentation": variant.params, "phash": f"{phash(variant.image):016x}"}
+    return variants
+
+
+def select_dataset(curated_records: list[str], cfg: dict, references: dict, augment_dir: str) -> dict:
+    """The curated set: what is kept, what was augmented, and every image removed with why.
+
+    ``references``: RunConfig.references() (files and the match threshold)."""
+    records: dict[str, dict] = {}
+    for path in curated_records:
+        for record in read_json(path)["images"]:
+            records[record["curated"]] = record
+    rejected: dict[str, dict] = {}
+    for image_id, record in records.items():
+        if record["failures"]:
+            first = record["failures"][0]
+            rejected[image_id] = {"reason": "quality", **first, "all_failures": record["failures"]}
+    kept = {i: r for i, r in records.items() if i not in rejected}
+    if cfg["dedup"]["enabled"]:
+        for dropped, representative in _deduplicate(kept, cfg["dedup"]).items():
+            rejected[dropped] = {"reason": "duplicate", "duplicate_of": representative}
+        kept = {i: r for i, r in kept.items() if i not in rejected}
+    identity = {"clusters": [], "target": None, "scores": [], "reason": "identity clustering off", "others": {}}
+    if cfg["identity"]["enabled"]:
+        identity = _identity(kept, cfg["identity"], references)
+        for image_id, cluster in identity["others"].items():
+            rejected[image_id] = {"reason": "other_identity", "cluster": cluster}
+        kept = {i: r for i, r in kept.items() if i not in rejected}
+    out = Path(augment_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    augmented: dict[str, dict] = {}
+    augmentation = cfg["augmentation"]
+    if augmentation["enabled"] and len(kept) < augmentation["augment_below"]:
+        augmented = _augment(kept, augmentation, cfg["background"]["uniformity"], out)
+        if cfg["dedup"]["enabled"] and augmented:
+            # Variants that came out near-identical to their source (or each other) are dropped too.
+            for dropped, representative in _deduplicate({**kept, **augmented}, cfg["dedup"]).items():
+                if dropped in augmented:
+                    rejected[dropped] = {"reason": "duplicate", "duplicate_of": representative,
+                                         "augmented_from": augmented[dropped]["augmented_from"]}
+            augmented = {i: r for i, r in augmented.items() if i not in rejected}
+    low, high = cfg["target_size"]
+    total = len(kept) + len(augmented)
+    return {
+        "kept": [kept[i] for i in sorted(kept)],
+        "augmented": [augmented[i] for i in sorted(augmented)],
+        "rejected": [{"curated": i, "image": (records.get(i) or {}).get("image"), **rejected[i]}
+                     for i in sorted(rejected)],
+        "identity": {key: identity[key] for key in ("clusters", "target", "scores", "reason")},
+        "counts": {"curated": len(records), "kept": len(kept), "augmented": len(augmented),
+                   "rejected": len(rejected), "total": total, "target_size": [low, high],
+                   "within_target_size": low <= total <= high},
+    }
