@@ -13,7 +13,6 @@ from frameloom.identity import (
     DEFAULT_CLUSTER_THRESHOLD,
     DEFAULT_PICK_THRESHOLD,
     _average_linkage,
-    _similarity_matrix,
     character_descriptor,
     cluster_identities,
     pick_target_cluster,
@@ -22,7 +21,16 @@ from frameloom.identity import (
 from frameloom.imageio import write_image
 from frameloom.segmentation import soft_alpha
 from frameloom.strategies import NEUTRAL_GREY, cutout
-from frameloom.target import _similarity
+from frameloom.target import (
+    COLOUR_WEIGHT,
+    LAYOUT_WEIGHT,
+    PROFILE_DISSIMILAR,
+    PROFILE_FLOOR,
+    PROFILE_KEEP,
+    PROFILE_MIN_ROWS,
+    PROPORTION_WEIGHT,
+    similarity_matrix,
+)
 
 OCCLUDERS = ("left", "right", "bottom", "pole")
 # Film-like casts: the main character (first) in every frame, the others now and then.
@@ -110,20 +118,41 @@ def test_clusters_separate_the_identities(cast, frames, seed):
     assert sorted(majority_identity(cluster, truth) for cluster in clusters[: len(cast)]) == sorted(cast), sizes
 
 
-def test_batched_similarity_is_targets_similarity():
+def pair_similarity(instance, reference) -> float:
+    """The score of one pair written out plainly (the oracle for the matrix form): Bhattacharyya
+    colour under the instance's best tone, head (+ body) layout under it, trimmed mean log width ratio."""
+    def bhattacharyya(p, q):
+        return float(np.sqrt(p * q).sum())
+
+    per_tone = [bhattacharyya(histogram, reference.colour[0]) for histogram in instance.colour]
+    tone = int(np.argmax(per_tone))
+    head = bhattacharyya(instance.head[tone], reference.head[0])
+    both_bodies = instance.body[tone] is not None and reference.body[0] is not None
+    layout = 0.5 * (head + bhattacharyya(instance.body[tone], reference.body[0])) if both_bodies else head
+    common = ~np.isnan(instance.widths) & ~np.isnan(reference.widths)
+    if np.count_nonzero(common) < PROFILE_MIN_ROWS:
+        return (COLOUR_WEIGHT * per_tone[tone] + LAYOUT_WEIGHT * layout) / (COLOUR_WEIGHT + LAYOUT_WEIGHT)
+    differences = np.sort(np.abs(np.log(np.maximum(instance.widths[common], PROFILE_FLOOR))
+                                 - np.log(np.maximum(reference.widths[common], PROFILE_FLOOR))))
+    kept = differences[: max(PROFILE_MIN_ROWS, int(PROFILE_KEEP * differences.size))]
+    proportions = max(0.0, 1.0 - float(kept.mean()) / PROFILE_DISSIMILAR)
+    return COLOUR_WEIGHT * per_tone[tone] + LAYOUT_WEIGHT * layout + PROPORTION_WEIGHT * proportions
+
+
+def test_batched_similarity_is_the_pairwise_score():
     descriptors, _ = cast_descriptors(TRIO, TRIO_FRAMES, 2)
     signatures = [descriptors[key] for key in sorted(descriptors)[::3]]
     references = references_of(TRIO[0]) + references_of(5)
     for columns in (signatures, references):
-        batched = _similarity_matrix(signatures, columns)
-        expected = np.array([[_similarity(row, column) for column in columns] for row in signatures])
+        batched = similarity_matrix(signatures, columns)
+        expected = np.array([[pair_similarity(row, column) for column in columns] for row in signatures])
         np.testing.assert_allclose(batched, expected, rtol=0, atol=1e-12)
 
 
 def test_no_two_clusters_are_as_alike_as_the_threshold():
     descriptors, _ = cast_descriptors(TRIO, TRIO_FRAMES, 2)
     keys = sorted(descriptors)
-    directed = _similarity_matrix([descriptors[key] for key in keys], [descriptors[key] for key in keys])
+    directed = similarity_matrix([descriptors[key] for key in keys], [descriptors[key] for key in keys])
     similarity = np.maximum(directed, directed.T)
     clusters = cluster_identities(descriptors)
     rows = [[keys.index(key) for key in cluster] for cluster in clusters]
@@ -205,9 +234,9 @@ def test_reference_files_and_arrays_give_the_same_descriptors(tmp_path):
     from_mixed = reference_descriptors([views[0], tmp_path / "refs" / "view_1.png", cutout_view])
     descriptors, _ = cast_descriptors(TRIO, TRIO_FRAMES, 2)
     instances = list(descriptors.values())
-    expected = _similarity_matrix(instances, from_arrays)
-    np.testing.assert_array_equal(_similarity_matrix(instances, from_files), expected)
-    np.testing.assert_array_equal(_similarity_matrix(instances, from_mixed).max(axis=1), expected.max(axis=1))
+    expected = similarity_matrix(instances, from_arrays)
+    np.testing.assert_array_equal(similarity_matrix(instances, from_files), expected)
+    np.testing.assert_array_equal(similarity_matrix(instances, from_mixed).max(axis=1), expected.max(axis=1))
     assert len(reference_descriptors(views[0])) == len(reference_descriptors(tmp_path / "refs" / "view_0.png")) == 1
 
 

@@ -15,11 +15,9 @@ shot gets its chance to be brightened.
 Clustering is average-linkage agglomerative clustering on that similarity,
 merging while the two closest groups' mean pairwise similarity is at least
 the threshold (complete linkage split identities into many groups, single
-linkage chained them together). Scoring every pair with target.py's
-per-pair function costs about 0.1 ms a pair (about 7 minutes for 2000
-cut-outs), so the similarity matrix is computed with the same formulas
-batched as matrix products (about 5 s for 2000 on one core);
-tests/test_identity.py checks both agree.
+linkage chained them together). target.similarity_matrix scores all pairs
+as matrix products (about 5 s for 2000 cut-outs on one core, where one pair
+at a time took about 0.1 ms a pair).
 
 There is no face term: on the generated casts every cut-out the clustering
 put in the wrong group or left alone was one YuNet finds no face in (far,
@@ -31,25 +29,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import NamedTuple
 
 import numpy as np
 
 from .target import (
-    COLOUR_WEIGHT,
     DEFAULT_THRESHOLD,
-    LAYOUT_WEIGHT,
     MIN_INSTANCE_PIXELS,
-    PROFILE_DEPTHS,
-    PROFILE_DISSIMILAR,
-    PROFILE_FLOOR,
-    PROFILE_KEEP,
-    PROFILE_MIN_ROWS,
-    PROPORTION_WEIGHT,
     TONE_GAMMAS,
     ReferenceMatcher,
     _describe,
     _Signature,
+    similarity_matrix,
 )
 
 # Groups merge while their mean pairwise similarity is at least this. Chosen
@@ -64,9 +54,6 @@ DEFAULT_CLUSTER_THRESHOLD = 0.70
 DEFAULT_PICK_THRESHOLD = DEFAULT_THRESHOLD
 # Alpha above this (of 255) is the character: its soft edge is half covered there.
 MASK_ALPHA = 127
-# Similarities are computed in blocks of instances whose largest temporary
-# (instances x references x depths, float64) holds about this many elements.
-BLOCK_ELEMENTS = 4_000_000
 
 
 def character_descriptor(image_bgra: np.ndarray) -> _Signature:
@@ -93,7 +80,7 @@ def reference_descriptors(references: str | os.PathLike | np.ndarray | Iterable)
     matchers = ([ReferenceMatcher(images)] if images else []) + ([ReferenceMatcher.from_paths(paths)] if paths else [])
     if not matchers:
         raise ValueError("at least one reference image is needed")
-    return [signature for matcher in matchers for signature in matcher._references]
+    return [signature for matcher in matchers for signature in matcher.signatures]
 
 
 def cluster_identities(descriptors: dict[str, _Signature],
@@ -108,7 +95,7 @@ def cluster_identities(descriptors: dict[str, _Signature],
     if not ids:
         return []
     signatures = [descriptors[key] for key in ids]
-    directed = _similarity_matrix(signatures, signatures)
+    directed = similarity_matrix(signatures, signatures)
     groups = _average_linkage(np.maximum(directed, directed.T), threshold)
     clusters = [sorted(ids[index] for index in group) for group in groups]
     return sorted(clusters, key=lambda cluster: (-len(cluster), cluster[0]))
@@ -134,7 +121,7 @@ def pick_target_cluster(clusters: list[list[str]], descriptors: dict[str, _Signa
         return best, shares, (f"no reference images: cluster {best} is the largest "
                               f"({len(clusters[best])} of {total} cut-outs); {_runner_up(shares, best)}")
     members = [key for cluster in clusters for key in cluster]
-    best_reference = _similarity_matrix([descriptors[key] for key in members], references).max(axis=1)
+    best_reference = similarity_matrix([descriptors[key] for key in members], references).max(axis=1)
     score_of = dict(zip(members, best_reference))
     scores = [round(float(np.median([score_of[key] for key in cluster])), 3) for cluster in clusters]
     best = int(np.argmax(scores))
@@ -188,67 +175,3 @@ def _average_linkage(similarity: np.ndarray, threshold: float) -> list[list[int]
         best[stale] = current[stale, partner[stale]]
         best[gone] = -np.inf
     return [group for group in groups if group]
-
-
-class _Stacked(NamedTuple):
-    """Signatures as arrays: square-rooted histograms (tones, n, bins), body flags, log widths (n, depths)."""
-
-    colour: np.ndarray
-    head: np.ndarray
-    body: np.ndarray  # zeros where a signature has no body (those coefficients go unused)
-    has_body: np.ndarray
-    log_widths: np.ndarray  # NaN where the silhouette does not show the depth
-
-    @classmethod
-    def of(cls, signatures: list[_Signature], tones: int | None = None) -> _Stacked:
-        """``tones``: how many tone hypotheses to keep (None: all, which must then agree in number)."""
-        def roots(histograms: list[tuple[np.ndarray, ...]]) -> np.ndarray:
-            return np.sqrt(np.stack([np.stack(per_tone[:tones]) for per_tone in histograms], axis=1))
-
-        no_body = np.zeros_like(signatures[0].head[0])
-        return cls(roots([s.colour for s in signatures]), roots([s.head for s in signatures]),
-                   roots([tuple(no_body if b is None else b for b in s.body) for s in signatures]),
-                   np.array([s.body[0] is not None for s in signatures]),
-                   np.log(np.maximum(np.stack([s.widths for s in signatures]), PROFILE_FLOOR)))
-
-    def rows(self, start: int, stop: int) -> _Stacked:
-        return _Stacked(self.colour[:, start:stop], self.head[:, start:stop], self.body[:, start:stop],
-                        self.has_body[start:stop], self.log_widths[start:stop])
-
-
-def _similarity_matrix(instances: list[_Signature], references: list[_Signature]) -> np.ndarray:
-    """(instances, references) of target._similarity(instance, reference), batched in blocks of instances."""
-    rows, columns = _Stacked.of(instances), _Stacked.of(references, tones=1)
-    block = max(1, BLOCK_ELEMENTS // (len(references) * len(PROFILE_DEPTHS)))
-    return np.concatenate([_similarity_block(rows.rows(start, start + block), columns)
-                           for start in range(0, len(instances), block)])
-
-
-def _similarity_block(instances: _Stacked, references: _Stacked) -> np.ndarray:
-    """target._components and target._similarity as matrix products (references untoned, as there)."""
-    colour = instances.colour @ references.colour[0].T  # (tones, instances, references)
-    tone = np.argmax(colour, axis=0)[None]  # the first best tone, as target._components picks it
-    colour = np.take_along_axis(colour, tone, axis=0)[0]
-    head = np.take_along_axis(instances.head @ references.head[0].T, tone, axis=0)[0]
-    body = np.take_along_axis(instances.body @ references.body[0].T, tone, axis=0)[0]
-    both_bodies = instances.has_body[:, None] & references.has_body[None, :]
-    layout = np.where(both_bodies, 0.5 * (head + body), head)
-    proportions = _proportion_similarities(instances.log_widths, references.log_widths)
-    without = (COLOUR_WEIGHT * colour + LAYOUT_WEIGHT * layout) / (COLOUR_WEIGHT + LAYOUT_WEIGHT)
-    with_proportions = COLOUR_WEIGHT * colour + LAYOUT_WEIGHT * layout + PROPORTION_WEIGHT * proportions
-    return np.where(np.isnan(proportions), without, with_proportions)
-
-
-def _proportion_similarities(instance_logs: np.ndarray, reference_logs: np.ndarray) -> np.ndarray:
-    """target._proportion_similarity of every (instance, reference) pair of log width profiles.
-
-    NaN where fewer than PROFILE_MIN_ROWS depths show in both. Sorting puts the
-    NaN of depths not both show last, so the kept smallest differences are a
-    prefix of the sorted row and a cumulative sum gives their mean.
-    """
-    differences = np.sort(np.abs(instance_logs[:, None, :] - reference_logs[None, :, :]), axis=-1)
-    common = np.count_nonzero(~np.isnan(differences), axis=-1)
-    kept = np.maximum(PROFILE_MIN_ROWS, (PROFILE_KEEP * common).astype(np.int64))
-    last = np.minimum(kept, differences.shape[-1]) - 1
-    mean = np.take_along_axis(np.cumsum(differences, axis=-1), last[..., None], axis=-1)[..., 0] / kept
-    return np.where(common >= PROFILE_MIN_ROWS, np.maximum(0.0, 1.0 - mean / PROFILE_DISSIMILAR), np.nan)

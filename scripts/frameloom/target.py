@@ -42,6 +42,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -145,6 +146,11 @@ class ReferenceMatcher:
             raise ValueError(f"no reference images ({', '.join(IMAGE_EXTENSIONS)}) in {[str(p) for p in paths]}")
         return cls([read_image(path, keep_alpha=True) for path in files], threshold)
 
+    @property
+    def signatures(self) -> list[_Signature]:
+        """The references' signatures (one tone each)."""
+        return list(self._references)
+
     def score(self, image_bgr: np.ndarray, mask: np.ndarray) -> float:
         """0..1 similarity of the instance ``mask`` covers to the closest reference."""
         if mask.shape != image_bgr.shape[:2]:
@@ -152,7 +158,7 @@ class ReferenceMatcher:
         if int(np.count_nonzero(mask)) < MIN_INSTANCE_PIXELS:
             return 0.0
         instance = _describe(image_bgr, mask.astype(bool), tone_gammas=TONE_GAMMAS)
-        return round(max(_similarity(instance, reference) for reference in self._references), 3)
+        return round(float(similarity_matrix([instance], self._references).max()), 3)
 
     def pick(self, image_bgr: np.ndarray, instance_masks: list[np.ndarray]) -> tuple[int | None, float, str]:
         """(index of the target instance or None, its score, a one-line note naming the runner-up)."""
@@ -294,35 +300,76 @@ def _width_profile(mask: np.ndarray, cut_by_frame: np.ndarray, centre_y: float, 
     return profile
 
 
-def _bhattacharyya(p: np.ndarray, q: np.ndarray) -> float:
-    return float(np.sqrt(p * q).sum())
+# Similarities are computed in blocks of instances whose largest temporary
+# (instances x references x depths, float64) holds about this many elements.
+BLOCK_ELEMENTS = 4_000_000
 
 
-def _proportion_similarity(instance: np.ndarray, reference: np.ndarray) -> float | None:
-    """1 - trimmed mean |log width ratio| / PROFILE_DISSIMILAR, or None with too few common rows."""
-    common = ~np.isnan(instance) & ~np.isnan(reference)
-    if np.count_nonzero(common) < PROFILE_MIN_ROWS:
-        return None
-    differences = np.sort(np.abs(np.log(np.maximum(instance[common], PROFILE_FLOOR))
-                                 - np.log(np.maximum(reference[common], PROFILE_FLOOR))))
-    kept = differences[: max(PROFILE_MIN_ROWS, int(PROFILE_KEEP * differences.size))]
-    return max(0.0, 1.0 - float(kept.mean()) / PROFILE_DISSIMILAR)
+class _Stacked(NamedTuple):
+    """Signatures as arrays: square-rooted histograms (tones, n, bins), body flags, log widths (n, depths)."""
+
+    colour: np.ndarray
+    head: np.ndarray
+    body: np.ndarray  # zeros where a signature has no body (those coefficients go unused)
+    has_body: np.ndarray
+    log_widths: np.ndarray  # NaN where the silhouette does not show the depth
+
+    @classmethod
+    def of(cls, signatures: list[_Signature], tones: int | None = None) -> _Stacked:
+        """``tones``: how many tone hypotheses to keep (None: all, which must then agree in number)."""
+        def roots(histograms: list[tuple[np.ndarray, ...]]) -> np.ndarray:
+            return np.sqrt(np.stack([np.stack(per_tone[:tones]) for per_tone in histograms], axis=1))
+
+        no_body = np.zeros_like(signatures[0].head[0])
+        return cls(roots([s.colour for s in signatures]), roots([s.head for s in signatures]),
+                   roots([tuple(no_body if b is None else b for b in s.body) for s in signatures]),
+                   np.array([s.body[0] is not None for s in signatures]),
+                   np.log(np.maximum(np.stack([s.widths for s in signatures]), PROFILE_FLOOR)))
+
+    def rows(self, start: int, stop: int) -> _Stacked:
+        return _Stacked(self.colour[:, start:stop], self.head[:, start:stop], self.body[:, start:stop],
+                        self.has_body[start:stop], self.log_widths[start:stop])
 
 
-def _components(instance: _Signature, reference: _Signature) -> tuple[float, float, float | None]:
-    """(colour, layout, proportions) similarities, each 0..1; proportions None when not comparable."""
-    per_tone = [_bhattacharyya(histogram, reference.colour[0]) for histogram in instance.colour]
-    tone = int(np.argmax(per_tone))
-    head = _bhattacharyya(instance.head[tone], reference.head[0])
-    if instance.body[tone] is not None and reference.body[0] is not None:
-        layout = 0.5 * (head + _bhattacharyya(instance.body[tone], reference.body[0]))
-    else:
-        layout = head
-    return per_tone[tone], layout, _proportion_similarity(instance.widths, reference.widths)
+def similarity_matrix(instances: list[_Signature], references: list[_Signature]) -> np.ndarray:
+    """(instances, references) similarities, 0..1, computed in blocks of instances.
+
+    Instances carry every tone hypothesis (the best is taken per pair); references only their first."""
+    rows, columns = _Stacked.of(instances), _Stacked.of(references, tones=1)
+    block = max(1, BLOCK_ELEMENTS // (len(references) * len(PROFILE_DEPTHS)))
+    return np.concatenate([_similarity_block(rows.rows(start, start + block), columns)
+                           for start in range(0, len(instances), block)])
 
 
-def _similarity(instance: _Signature, reference: _Signature) -> float:
-    colour, layout, proportions = _components(instance, reference)
-    if proportions is None:
-        return (COLOUR_WEIGHT * colour + LAYOUT_WEIGHT * layout) / (COLOUR_WEIGHT + LAYOUT_WEIGHT)
-    return COLOUR_WEIGHT * colour + LAYOUT_WEIGHT * layout + PROPORTION_WEIGHT * proportions
+def _similarity_block(instances: _Stacked, references: _Stacked) -> np.ndarray:
+    """The weighted colour, layout and proportion similarities of every pair.
+
+    Colour and layout are Bhattacharyya coefficients (dot products of square-rooted
+    histograms) under the instance's best colour tone; without comparable
+    proportions the weights of the other two are renormalised."""
+    colour = instances.colour @ references.colour[0].T  # (tones, instances, references)
+    tone = np.argmax(colour, axis=0)[None]  # the instance's best tone hypothesis per pair
+    colour = np.take_along_axis(colour, tone, axis=0)[0]
+    head = np.take_along_axis(instances.head @ references.head[0].T, tone, axis=0)[0]
+    body = np.take_along_axis(instances.body @ references.body[0].T, tone, axis=0)[0]
+    both_bodies = instances.has_body[:, None] & references.has_body[None, :]
+    layout = np.where(both_bodies, 0.5 * (head + body), head)
+    proportions = _proportion_similarities(instances.log_widths, references.log_widths)
+    without = (COLOUR_WEIGHT * colour + LAYOUT_WEIGHT * layout) / (COLOUR_WEIGHT + LAYOUT_WEIGHT)
+    with_proportions = COLOUR_WEIGHT * colour + LAYOUT_WEIGHT * layout + PROPORTION_WEIGHT * proportions
+    return np.where(np.isnan(proportions), without, with_proportions)
+
+
+def _proportion_similarities(instance_logs: np.ndarray, reference_logs: np.ndarray) -> np.ndarray:
+    """1 - trimmed mean |log width ratio| / PROFILE_DISSIMILAR of every (instance, reference) pair.
+
+    NaN where fewer than PROFILE_MIN_ROWS depths show in both. Sorting puts the
+    NaN of depths not both show last, so the kept smallest differences are a
+    prefix of the sorted row and a cumulative sum gives their mean.
+    """
+    differences = np.sort(np.abs(instance_logs[:, None, :] - reference_logs[None, :, :]), axis=-1)
+    common = np.count_nonzero(~np.isnan(differences), axis=-1)
+    kept = np.maximum(PROFILE_MIN_ROWS, (PROFILE_KEEP * common).astype(np.int64))
+    last = np.minimum(kept, differences.shape[-1]) - 1
+    mean = np.take_along_axis(np.cumsum(differences, axis=-1), last[..., None], axis=-1)[..., 0] / kept
+    return np.where(common >= PROFILE_MIN_ROWS, np.maximum(0.0, 1.0 - mean / PROFILE_DISSIMILAR), np.nan)
