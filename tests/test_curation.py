@@ -311,3 +311,20 @@ def test_uniform_background_modes():
     assert np.array_equal(clear[0, 1:], bgra[0, 1:])
     with pytest.raises(ValueError, match="mode"):
         uniform_background(bgra, "white")
+
+
+def test_matting_falls_back_to_a_diagonal_preconditioner(monkeypatch):
+    """When no incomplete Cholesky factor exists, the same matte is solved with Jacobi."""
+    import pymatting
+
+    def failing_ichol(matrix, **kwargs):
+        raise ValueError("Thresholded incomplete Cholesky decomposition failed")
+
+    radius = 60.0
+    image, true, distance = disc_scene(200, 240, radius, softness=3.0)
+    rough = jagged_mask(distance, radius, error=2.0, grow=True)
+    expected = refine_alpha(image, rough, band=4)
+    monkeypatch.setattr(pymatting, "ichol", failing_ichol)
+    fallback = refine_alpha(image, rough, band=4)
+    assert np.abs(fallback - expected).max() < 0.02
+    assert band_error(fallback, true, distance, radius) < 0.1 * band_error(rough, true, distance, radius)
