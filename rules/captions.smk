@@ -19,7 +19,7 @@ rule caption_batch:
         "logs/captions/{batch}.log",
     benchmark:
         "logs/benchmarks/captions/{batch}.tsv"
-    threads: min(4, workflow.cores or 1)
+    threads: 4
     resources:
         gpu=int(RUN.run["device"] != "cpu"),
         mem_mb=lambda wildcards, attempt: 16000 * attempt,

@@ -30,8 +30,9 @@ except ConfigError as error:
     sys.exit(f"frameloom: configuration error: {error}")
 
 OUT = RUN.output_dir
-# Model inference uses several cores per job; the classical fallback is single-threaded.
-MODEL_THREADS = min(4, workflow.cores or 1) if any(r["present"] for r in RUN.model_requirements().values()) else 1
+# Model inference uses 4 cores per job (Snakemake caps it at --cores locally); the
+# classical fallback is single-threaded.
+MODEL_THREADS = 4 if any(r["present"] for r in RUN.model_requirements().values()) else 1
 DEMO_FRAMES_DIR = f"{OUT}/demo/frames"
 CACHE_DIR = layout.cache_dir(OUT)
 # A conda env brings its own python; otherwise the interpreter running Snakemake.

@@ -1,0 +1,100 @@
+"""profiles/slurm against a REAL single-node SLURM (tests/slurm_cluster.py).
+
+Skipped without root or the SLURM packages; `.ci/run` installs them. Every
+Snakemake call runs under `timeout -s KILL`: without accounting the plugin
+can wait forever on a job squeue no longer knows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from slurm_cluster import SlurmCluster, unavailable_reason
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+if unavailable_reason():
+    pytest.skip(unavailable_reason(), allow_module_level=True)
+pytest.importorskip("snakemake_executor_plugin_slurm")
+
+FRAMES = 20
+SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+)")
+# Status polls start after 2 s instead of 40: the test cluster answers at once.
+FAST_POLLING = ("--slurm-init-seconds-before-status-checks", "2")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    slurm = SlurmCluster(tmp_path_factory.mktemp("slurm"))
+    slurm.start()
+    yield slurm
+    slurm.stop()
+
+
+def snakemake(workdir: Path, *args: str, limit: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["timeout", "-s", "KILL", str(limit), sys.executable, "-m", "snakemake", "--directory", str(workdir), *args],
+        capture_output=True, text=True,
+    )
+
+
+def demo_workdir(root: Path, models_dir: Path) -> Path:
+    """A working directory for the demo; one models dir for both runs (the report names its path)."""
+    (root / "config").mkdir(parents=True)
+    (root / "config" / "config.yaml").write_text(yaml.safe_dump(
+        {"demo": {"frames": FRAMES, "width": 256, "height": 144}, "models_dir": str(models_dir)}))
+    return root
+
+
+def training_files(workdir: Path) -> dict[str, bytes]:
+    root = workdir / "results" / "training"
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+            and p.name != ".snakemake_timestamp"}
+
+
+def test_the_workflow_runs_on_slurm_like_locally(cluster, tmp_path):
+    on_slurm = demo_workdir(tmp_path / "slurm", tmp_path / "no-models")
+    run = snakemake(on_slurm, "--snakefile", str(REPO / "Snakefile"), "--profile", str(REPO / "profiles" / "slurm"),
+                    "--cores", "2", *FAST_POLLING)
+    log = run.stdout + run.stderr
+    assert run.returncode == 0, log[-5000:]
+    # Every job with an action went through sbatch: the only local one is the target `all`.
+    assert re.findall(r"^localrule (\w+):", log, re.MULTILINE) == ["all"], log[-3000:]
+    submissions = SUBMITTED.findall(log)
+    controller = (Path(cluster.root) / "slurmctld.log").read_text()
+    assert submissions and all(f"JobId={job} " in controller for job in submissions)
+    # Per-frame jobs went out grouped: far fewer submissions than jobs.
+    jobs = int(re.search(r"^(\d+) of \1 steps \(100%\) done", log, re.MULTILINE)[1])
+    print(f"\n{jobs} jobs in {len(submissions)} SLURM submissions")
+    assert len(submissions) < jobs / 3
+
+    local = demo_workdir(tmp_path / "local", tmp_path / "no-models")
+    assert snakemake(local, "--snakefile", str(REPO / "Snakefile"), "--cores", "2").returncode == 0
+    assert training_files(on_slurm) == training_files(local)
+    summaries = [json.loads((w / "results" / "processing_report.json").read_text())["summary"] for w in (on_slurm, local)]
+    assert summaries[0] == summaries[1]
+
+
+def test_a_failing_rule_fails_the_run(cluster, tmp_path):
+    run = snakemake(tmp_path, "--snakefile", str(REPO / "tests" / "slurm" / "Snakefile"),
+                    "--profile", str(REPO / "profiles" / "slurm"), "--retries", "0", *FAST_POLLING, "broken.txt",
+                    limit=300)
+    assert run.returncode != 0
+    assert len(SUBMITTED.findall(run.stdout + run.stderr)) == 1
+    assert "Error in rule broken" in run.stdout + run.stderr
+
+
+def test_retries_resubmit_a_flaky_job(cluster, tmp_path):
+    run = snakemake(tmp_path, "--snakefile", str(REPO / "tests" / "slurm" / "Snakefile"),
+                    "--profile", str(REPO / "profiles" / "slurm"), "--retries", "1", *FAST_POLLING, limit=300)
+    log = run.stdout + run.stderr
+    assert run.returncode == 0, log[-3000:]
+    assert len(SUBMITTED.findall(log)) == 2, "the first attempt fails, the retry is a second sbatch job"
+    assert (tmp_path / "flaky.txt").read_text() == "attempt 2\n"
