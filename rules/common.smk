@@ -1,6 +1,7 @@
 import functools
 import json
 import sys
+import types
 from pathlib import Path
 
 import cv2
@@ -81,20 +82,31 @@ def strategy_params(strategy):
     return lambda wildcards: RUN.strategy_settings(wildcards.frame, strategy)
 
 
-def planned_metas(wildcards):
-    """{frame: meta file} for every frame the plan gave a strategy (after the plan checkpoint)."""
-    planned = read_plan(checkpoints.plan.get().output[0])
-    return {
+@functools.lru_cache(maxsize=4)
+def _plan(plan_path, plan_mtime):
+    """The plan, read once per version: input functions ask for it once per job."""
+    return types.MappingProxyType(read_plan(plan_path))
+
+
+@functools.lru_cache(maxsize=4)
+def _metas(plan_path, plan_mtime):
+    return types.MappingProxyType({
         frame: f"{OUT}/{strategy}/meta/{frame}.json"
-        for frame, strategy in planned.items()
+        for frame, strategy in _plan(plan_path, plan_mtime).items()
         if strategy != FAILED
-    }
+    })
+
+
+def planned_metas(wildcards):
+    """{frame: meta file} (read-only) for every frame the plan gave a strategy (after the plan checkpoint)."""
+    plan_path = checkpoints.plan.get().output[0]
+    return _metas(plan_path, Path(plan_path).stat().st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=8)
 def _batches(plan_path, plan_mtime, strategies, size):
     """{batch: [frames]} and {frame: batch}: the frames planned for ``strategies``, in order, ``size`` per batch."""
-    frames = sorted(f for f, s in read_plan(plan_path).items() if s in strategies)
+    frames = sorted(f for f, s in _plan(plan_path, plan_mtime).items() if s in strategies)
     batches = {f"{i // size:04d}": frames[i : i + size] for i in range(0, len(frames), size)}
     return batches, {frame: batch for batch, members in batches.items() for frame in members}
 

@@ -83,6 +83,9 @@ def test_quality_rejects_duplicates_and_augmentation(tmp_path):
     selection = select_dataset(curate_all(tmp_path, frames, cfg), cfg, NO_REFERENCES, str(tmp_path / "aug"))
 
     rejected = {Path(e["curated"]).parent.name: e for e in selection["rejected"] if "augmented_from" not in e}
+    for variant in (e for e in selection["rejected"] if "augmented_from" in e):
+        source = next(r for r in selection["kept"] if r["curated"] == variant["augmented_from"])
+        assert variant["image"] == source["image"], "a dropped variant names its source's produced image"
     assert rejected["blurred"]["reason"] == "quality" and rejected["blurred"]["filter"] == "blur_threshold"
     assert rejected["blurred"]["value"] < 80 == rejected["blurred"]["limit"]
     duplicate = next(e for name, e in rejected.items() if name in ("shot0", "again0"))

@@ -129,9 +129,9 @@ def _quality(record: dict) -> float:
     return float(record["measures"]["edge_score"])
 
 
-def _deduplicate(records: dict[str, dict], cfg: dict) -> dict[str, str]:
-    """{dropped id: kept id} over ``records`` (ids are curated paths)."""
-    thumbnails: dict[str, np.ndarray] = {}
+def _deduplicate(records: dict[str, dict], cfg: dict, thumbnails: dict[str, np.ndarray]) -> dict[str, str]:
+    """{dropped id: kept id} over ``records`` (ids are curated paths); ``thumbnails`` caches
+    SSIM thumbnails across calls, so the pass over the augmented variants reads no image twice."""
 
     def thumbnail_of(image_id: str) -> np.ndarray:
         if image_id not in thumbnails:
@@ -172,7 +172,8 @@ def _identity(records: dict[str, dict], cfg: dict, references: dict) -> dict:
 
 def _character_mask(record: dict, shape: tuple[int, ...]) -> np.ndarray | None:
     """A whole frame's character box as a mask (a cut-out's alpha is its own)."""
-    if len(shape) == 3 and shape[2] == 4 or not record.get("character_box"):
+    is_cut_out = len(shape) == 3 and shape[2] == 4
+    if is_cut_out or not record.get("character_box"):
         return None
     x, y, w, h = record["character_box"]
     mask = np.zeros(shape[:2], np.float32)
@@ -218,8 +219,9 @@ def select_dataset(curated_records: list[str], cfg: dict, references: dict, augm
             first = record["failures"][0]
             rejected[image_id] = {"reason": "quality", **first, "all_failures": record["failures"]}
     kept = {i: r for i, r in records.items() if i not in rejected}
+    thumbnails: dict[str, np.ndarray] = {}
     if cfg["dedup"]["enabled"]:
-        for dropped, representative in _deduplicate(kept, cfg["dedup"]).items():
+        for dropped, representative in _deduplicate(kept, cfg["dedup"], thumbnails).items():
             rejected[dropped] = {"reason": "duplicate", "duplicate_of": representative}
         kept = {i: r for i, r in kept.items() if i not in rejected}
     identity = {"clusters": [], "target": None, "scores": [], "reason": "identity clustering off", "others": {}}
@@ -236,17 +238,19 @@ def select_dataset(curated_records: list[str], cfg: dict, references: dict, augm
         augmented = _augment(kept, augmentation, cfg["background"]["uniformity"], out)
         if cfg["dedup"]["enabled"] and augmented:
             # Variants that came out near-identical to their source (or each other) are dropped too.
-            for dropped, representative in _deduplicate({**kept, **augmented}, cfg["dedup"]).items():
+            for dropped, representative in _deduplicate({**kept, **augmented}, cfg["dedup"], thumbnails).items():
                 if dropped in augmented:
                     rejected[dropped] = {"reason": "duplicate", "duplicate_of": representative,
-                                         "augmented_from": augmented[dropped]["augmented_from"]}
+                                         "augmented_from": augmented[dropped]["augmented_from"],
+                                         "image": augmented[dropped]["image"]}
             augmented = {i: r for i, r in augmented.items() if i not in rejected}
     low, high = cfg["target_size"]
     total = len(kept) + len(augmented)
     return {
         "kept": [kept[i] for i in sorted(kept)],
         "augmented": [augmented[i] for i in sorted(augmented)],
-        "rejected": [{"curated": i, "image": (records.get(i) or {}).get("image"), **rejected[i]}
+        # A variant's entry names its source's produced image (it carries "image" itself).
+        "rejected": [{"curated": i, "image": records[i]["image"] if i in records else None, **rejected[i]}
                      for i in sorted(rejected)],
         "identity": {key: identity[key] for key in ("clusters", "target", "scores", "reason")},
         "counts": {"curated": len(records), "kept": len(kept), "augmented": len(augmented),
