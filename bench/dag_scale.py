@@ -1,8 +1,8 @@
 """DAG building at scale: `snakemake -n` over N frames, before and after the plan exists.
 
 Before the plan, the DAG ends at the plan checkpoint (analysis, decisions).
-After it, the dry run builds the whole DAG: every strategy, export, curate and
-the aggregates. The frames are small random-texture images; their analyses
+After it, the dry run builds the whole DAG: every strategy job (each curates
+its own images), the model batches and the aggregates. The frames are small random-texture images; their analyses
 and decisions are made with the real stage functions, in this process, so
 the dry run sees a real plan.
 
@@ -69,14 +69,12 @@ def main() -> None:
         started = time.perf_counter()
         run = load_run_config(dict(config), root, workflow_dir=REPO)
         out = root / run.output_dir
-        decisions = []
+        analyses = []
         for frame, path in frames.items():
-            analysis = str(out / layout.analysis("").format(frame=frame).lstrip("/"))
-            decision = str(out / layout.decision("").format(frame=frame).lstrip("/"))
-            stages.analyze(str(path), frame, path.name, analysis, str(root / "models"), {}, str(root / "log"))
-            stages.decide(analysis, decision, run.decision, run.enabled_strategies, str(root / "log"))
-            decisions.append(decision)
-        stages.plan(decisions, str(out / "plan.tsv"), str(root / "log"))
+            analyses.append(str(out / layout.analysis("").format(frame=frame).lstrip("/")))
+            stages.analyze(str(path), frame, path.name, analyses[-1], str(root / "models"), {}, str(root / "log"))
+        stages.decide(analyses, str(out / "plan.tsv"), str(out / layout.decisions_dir("").lstrip("/")), run.decision, run.enabled_strategies,
+                      str(root / "log"))
         planning = time.perf_counter() - started
         after, jobs_after = dry_run(root)
 

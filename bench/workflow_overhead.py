@@ -62,30 +62,25 @@ def run_loop(workdir: Path, config: dict) -> tuple[float, float]:
     out = run.output_dir
     logs = Path("logs")
     frames = discover_frames(run.resolve(run.run["input_dir"]))
-    decisions = []
+    analyses = []
     for frame, path in frames.items():
-        analysis = layout.analysis(out).format(frame=frame)
-        decision = layout.decision(out).format(frame=frame)
-        stages.analyze(str(path), frame, path.name, analysis, str(run.resolve(run.run["models_dir"])),
+        analyses.append(layout.analysis(out).format(frame=frame))
+        stages.analyze(str(path), frame, path.name, analyses[-1], str(run.resolve(run.run["models_dir"])),
                        run.face_weights(), str(logs / "analyze" / f"{frame}.log"))
-        stages.decide(analysis, decision, run.decision, run.enabled_strategies, str(logs / "decide" / f"{frame}.log"))
-        decisions.append(decision)
-    stages.plan(decisions, f"{out}/plan.tsv", str(logs / "plan.log"))
-    metas = {}
+    stages.decide(analyses, f"{out}/plan.tsv", layout.decisions_dir(out), run.decision, run.enabled_strategies,
+                  str(logs / "decide.log"))
+    curation = {"cfg": run.run["curation"], "good_lighting": run.decision["thresholds"]["good_lighting"]}
+    metas, curated = {}, []
     for frame, path in frames.items():
         strategy = read_json(layout.decision(out).format(frame=frame))["strategy"]
         if strategy is None:
             continue
         outputs = layout.frame_outputs(layout.strategy_outputs(out, strategy, run.strategy_cfg(strategy)), frame)
-        stages.run_strategy(strategy, str(path), layout.analysis(out).format(frame=frame), outputs,
-                            run.strategy_settings(frame, strategy), str(logs / strategy / f"{frame}.log"))
+        curated.append(layout.curated(out, strategy).format(frame=frame))
+        stages.run_strategy(strategy, str(path), layout.analysis(out).format(frame=frame),
+                            {**outputs, "curated": curated[-1]}, run.strategy_settings(frame, strategy), curation,
+                            str(logs / strategy / f"{frame}.log"))
         metas[frame] = outputs["meta"]
-    curated = []
-    for frame, meta in metas.items():
-        curated.append(f"{out}/curated/frames/{frame}")
-        stages.curate(meta, layout.analysis(out).format(frame=frame), str(frames[frame]), curated[-1],
-                      run.run["curation"], run.decision["thresholds"]["good_lighting"],
-                      str(logs / "curate" / f"{frame}.log"))
     selection = f"{out}/curation/selection.json"
     stages.select_dataset(curated, run.run["curation"], run.references(), selection, f"{out}/curation/augmented",
                           str(logs / "select_dataset.log"))

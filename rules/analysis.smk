@@ -1,5 +1,6 @@
-# Per frame: analysis JSON, then the decision. Both are cheap and run in-process
-# (the default profile sets force-use-threads), so no interpreter starts per frame.
+# Per frame: the analysis JSON, run in-process (the default profile sets
+# force-use-threads), so no interpreter starts per frame. Then one job decides
+# every frame: a decision is microseconds, a Snakemake job is not.
 
 
 rule analyze:
@@ -21,29 +22,19 @@ rule analyze:
                        params.face_weights, log[0])
 
 
-rule decide:
+# Every frame's decision file, and the plan (its strategy per frame) that the
+# later rules read to know which outputs to ask for. Strategy rules do not
+# depend on it, so a threshold change reruns only the frames whose strategy changes.
+checkpoint decide:
     input:
-        layout.analysis(OUT),
+        expand(layout.analysis(OUT), frame=FRAME_IDS),
     output:
-        layout.decision(OUT),
+        plan=f"{OUT}/plan.tsv",
+        decisions=directory(layout.decisions_dir(OUT)),
     params:
         decision=RUN.decision,
         enabled=RUN.enabled_strategies,
     log:
-        "logs/decide/{frame}.log",
+        "logs/decide.log",
     run:
-        stages.decide(input[0], output[0], params.decision, params.enabled, log[0])
-
-
-# The strategy of every frame, as one table; the merge reads it to know which
-# outputs to ask for. Strategy rules do not depend on it, so a decision change
-# reruns only the frames it changes.
-checkpoint plan:
-    input:
-        expand(layout.decision(OUT), frame=FRAME_IDS),
-    output:
-        f"{OUT}/plan.tsv",
-    log:
-        "logs/plan.log",
-    run:
-        stages.plan(input, output[0], log[0])
+        stages.decide(list(input), output.plan, output.decisions, params.decision, params.enabled, log[0])

@@ -13,7 +13,7 @@ sys.path.insert(0, SCRIPTS_DIR)
 # Snakemake already runs one job per core: nested OpenCV threads would only oversubscribe.
 cv2.setNumThreads(1)
 
-from frameloom import layout, model_step, stages
+from frameloom import layout, stages
 from frameloom.analysis import ANALYSIS_VERSION
 from frameloom.config import ConfigError, load_run_config
 from frameloom.discovery import discover_frames
@@ -97,10 +97,15 @@ def _metas(plan_path, plan_mtime):
     })
 
 
+def _plan_version():
+    """The plan file and its mtime (after the decide checkpoint): the key its parsed forms are cached under."""
+    plan_path = checkpoints.decide.get().output.plan
+    return plan_path, Path(plan_path).stat().st_mtime_ns
+
+
 def planned_metas(wildcards):
-    """{frame: meta file} (read-only) for every frame the plan gave a strategy (after the plan checkpoint)."""
-    plan_path = checkpoints.plan.get().output[0]
-    return _metas(plan_path, Path(plan_path).stat().st_mtime_ns)
+    """{frame: meta file} (read-only) for every frame the plan gave a strategy."""
+    return _metas(*_plan_version())
 
 
 @functools.lru_cache(maxsize=8)
@@ -112,8 +117,7 @@ def _batches(plan_path, plan_mtime, strategies, size):
 
 
 def _plan_batches(strategies, size):
-    plan_path = checkpoints.plan.get().output[0]
-    return _batches(plan_path, Path(plan_path).stat().st_mtime_ns, tuple(strategies), size)
+    return _batches(*_plan_version(), tuple(strategies), size)
 
 
 def strategy_batches(strategy):
@@ -148,6 +152,10 @@ def model_step_json(strategy):
     )
 
 
+# What the per-frame strategy jobs need to curate their images.
+CURATION = {"cfg": RUN.run["curation"], "good_lighting": RUN.decision["thresholds"]["good_lighting"]}
+
+
 # The VLM caption step: frames of the strategies it captions, `captioning.frames_per_job` per job.
 CAPTION_STRATEGIES = RUN.vlm_caption_strategies
 CAPTION_SETTINGS = json.dumps(RUN.caption_settings())
@@ -171,4 +179,8 @@ def caption_manifests(wildcards):
 
 
 def curated_frames(wildcards):
-    return [f"{OUT}/curated/frames/{frame}" for frame in planned_metas(wildcards)]
+    return [
+        layout.curated(OUT, strategy).format(frame=frame)
+        for frame, strategy in _plan(*_plan_version()).items()
+        if strategy != FAILED
+    ]

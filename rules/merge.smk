@@ -3,9 +3,9 @@
 
 rule merge:
     input:
-        plan=f"{OUT}/plan.tsv",
+        plan=rules.decide.output.plan,
         metas=lambda wildcards: list(planned_metas(wildcards).values()),
-        decisions=expand(layout.decision(OUT), frame=FRAME_IDS),
+        decisions=rules.decide.output.decisions,
         captions=caption_manifests,
         selection=f"{OUT}/curation/selection.json",
     output:

@@ -1,4 +1,6 @@
-# One rule per strategy; each writes the seed's output tree plus a meta file.
+# One rule per strategy; each writes the seed's output tree plus a meta file,
+# then curates those images (frameloom.dataset.curate_frame) into
+# curated/{strategy}/{frame}: one job per frame after the decisions, not two.
 # keep_full and create_occlusion are `run:` rules executed in-process (no
 # interpreter start per frame). In-process jobs carry no `benchmark:`: it would
 # sample the whole Snakemake process (~50 ms a sample); each job log records
@@ -11,12 +13,15 @@ rule keep_full:
         analysis=layout.analysis(OUT),
     output:
         **strategy_outputs("keep_full"),
+        curated=directory(layout.curated(OUT, "keep_full")),
     params:
         settings=strategy_params("keep_full"),
+        curation=CURATION,
     log:
         "logs/keep_full/{frame}.log",
     run:
-        stages.run_strategy(rule, input.frame, input.analysis, dict(output.items()), params.settings, log[0])
+        stages.run_strategy(rule, input.frame, input.analysis, dict(output.items()), params.settings,
+                            params.curation, log[0])
 
 
 rule create_occlusion:
@@ -25,12 +30,15 @@ rule create_occlusion:
         analysis=layout.analysis(OUT),
     output:
         **strategy_outputs("create_occlusion"),
+        curated=directory(layout.curated(OUT, "create_occlusion")),
     params:
         settings=strategy_params("create_occlusion"),
+        curation=CURATION,
     log:
         "logs/create_occlusion/{frame}.log",
     run:
-        stages.run_strategy(rule, input.frame, input.analysis, dict(output.items()), params.settings, log[0])
+        stages.run_strategy(rule, input.frame, input.analysis, dict(output.items()), params.settings,
+                            params.curation, log[0])
 
 
 # Model steps: batches of `processing.batch_size` frames per shell job, models
@@ -71,20 +79,32 @@ rule model_batch:
 rule segment:
     input:
         manifest=lambda wildcards: batch_manifest("segment", wildcards.frame),
+        frame=frame_path,
+        analysis=layout.analysis(OUT),
     output:
         **strategy_outputs("segment"),
+        curated=directory(layout.curated(OUT, "segment")),
+    params:
+        curation=CURATION,
     log:
         "logs/segment/{frame}.log",
     run:
-        model_step.export_frame(wildcards.frame, input.manifest, CACHE_DIR, dict(output.items()), log[0])
+        stages.export_model_frame(wildcards.frame, input.manifest, CACHE_DIR, input.frame, input.analysis,
+                                  dict(output.items()), params.curation, log[0])
 
 
 rule enhance_segment:
     input:
         manifest=lambda wildcards: batch_manifest("enhance_segment", wildcards.frame),
+        frame=frame_path,
+        analysis=layout.analysis(OUT),
     output:
         **strategy_outputs("enhance_segment"),
+        curated=directory(layout.curated(OUT, "enhance_segment")),
+    params:
+        curation=CURATION,
     log:
         "logs/enhance_segment/{frame}.log",
     run:
-        model_step.export_frame(wildcards.frame, input.manifest, CACHE_DIR, dict(output.items()), log[0])
+        stages.export_model_frame(wildcards.frame, input.manifest, CACHE_DIR, input.frame, input.analysis,
+                                  dict(output.items()), params.curation, log[0])

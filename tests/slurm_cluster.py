@@ -34,7 +34,7 @@ def _node_line() -> str:
     return subprocess.run(["slurmd", "-C"], capture_output=True, text=True, check=True).stdout.splitlines()[0]
 
 
-def _config(root: Path, partition: str) -> str:
+def _config(root: Path, partition: str, gpus: int) -> str:
     host = _node_line().split()[0].split("=")[1]
     return "\n".join([
         "ClusterName=frameloom-test",
@@ -57,24 +57,41 @@ def _config(root: Path, partition: str) -> str:
         "MinJobAge=600",
         "ReturnToService=2",
         "MpiDefault=none",
-        f"{_node_line()} State=UNKNOWN",
+        "GresTypes=gpu",
+        f"{_node_line()} Gres=gpu:{gpus} State=UNKNOWN",
         f"PartitionName={partition} Nodes=ALL Default=YES MaxTime=INFINITE State=UP",
     ]) + "\n"
 
 
 class SlurmCluster:
-    """Start with ``start()``, stop with ``stop()`` (by PID); ``partition`` is its only partition."""
+    """Start with ``start()``, stop with ``stop()`` (by PID); ``partition`` is its only partition.
 
-    def __init__(self, root: Path, partition: str = "main"):
-        self.root, self.partition = Path(root), partition
+    The node has ``gpus`` GPUs as far as SLURM's scheduler knows: real GRES
+    (``--gpus`` requests, allocation, CUDA_VISIBLE_DEVICES) backed by stand-in
+    device files, since the machine has no GPU.
+    """
+
+    def __init__(self, root: Path, partition: str = "main", gpus: int = 2):
+        self.root, self.partition, self.gpus = Path(root), partition, gpus
         self._processes: list[subprocess.Popen] = []
         self._saved_conf: bytes | None = None
 
     def start(self, timeout: float = 60.0) -> None:
+        """Start the daemons; on failure stop what started (and restore the system config) before raising."""
+        try:
+            self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout: float) -> None:
         for folder in ("state", "spool"):
             (self.root / folder).mkdir(parents=True, exist_ok=True)
         conf = self.root / "slurm.conf"
-        conf.write_text(_config(self.root, self.partition))
+        conf.write_text(_config(self.root, self.partition, self.gpus))
+        # slurmd reads gres.conf beside slurm.conf; each GPU needs a device file.
+        devices = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"][: self.gpus]
+        (self.root / "gres.conf").write_text("AutoDetect=off\n" + "".join(f"Name=gpu File={d}\n" for d in devices))
         if SYSTEM_CONF.exists():
             self._saved_conf = SYSTEM_CONF.read_bytes()
         SYSTEM_CONF.parent.mkdir(parents=True, exist_ok=True)

@@ -130,3 +130,30 @@ def test_multi_character_keeps_full_frames_more_often():
     kept_multi = sum(d["strategy"] == "keep_full" for d in multi) / 2000
     assert all(d["strategy"] == "segment" for d in single)
     assert abs(kept_multi - 0.30 * 1.9 / (0.30 * 1.9 + 0.40)) < 0.03
+
+
+def test_the_decide_stage_writes_every_decision_and_the_plan_in_one_pass(tmp_path):
+    from frameloom.imageio import read_json, write_json
+    from frameloom.merge import read_plan
+    from frameloom.stages import decide as decide_stage
+
+    analyses = []
+    for frame_id, metrics in [("clean", {}), ("busy", {"complexity": 0.9})]:
+        analyses.append(tmp_path / "analysis" / f"{frame_id}.json")
+        write_json(analyses[-1], frame(frame_id, **metrics))
+    analyses.append(tmp_path / "analysis" / "damaged.json")
+    analyses[-1].write_text('{"frame": "damaged", "ok": tr')
+    decisions = tmp_path / "decisions"
+    decisions.mkdir()
+    (decisions / "stale.json").write_text("{}")  # a folder from a run outside Snakemake is replaced whole
+
+    decide_stage([str(p) for p in analyses], str(tmp_path / "plan.tsv"), str(decisions), config(), list(STRATEGIES),
+                 str(tmp_path / "decide.log"))
+    assert sorted(p.name for p in decisions.iterdir()) == ["busy.json", "clean.json", "damaged.json"]
+    assert read_json(decisions / "clean.json") == decide(frame("clean"), config(), list(STRATEGIES))
+    damaged = read_json(decisions / "damaged.json")
+    assert not damaged["ok"] and damaged["error"].startswith("AnalysisReadError:")
+    assert read_plan(str(tmp_path / "plan.tsv")) == {"busy": "segment", "clean": "keep_full", "damaged": "failed"}
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [], "no staging folders left behind"
+    assert "3 frames planned" in (tmp_path / "decide.log").read_text()
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import yaml
 
@@ -60,7 +61,7 @@ def test_report_counts_failures_and_strategies(tmp_path):
         "b": make_frame(tmp_path, "b", "segment"),
         "bad": make_frame(tmp_path, "bad", None, ok=False, error="FrameDecodeError: empty file: bad.png"),
     }
-    plan = write_plan([d for _, d, _ in records.values()], str(tmp_path / "plan.tsv"))
+    plan = write_plan({f: json.loads(Path(r[1]).read_text()) for f, r in records.items()}, str(tmp_path / "plan.tsv"))
     assert read_plan(str(tmp_path / "plan.tsv")) == plan == {"a": "keep_full", "b": "segment", "bad": "failed"}
     kept = curated(tmp_path, records["a"][2])
     rejected = {**curated(tmp_path, records["b"][2]), "reason": "quality", "filter": "blur_threshold",
@@ -119,11 +120,14 @@ def test_rejected_images_are_linked_by_reason(tmp_path):
 def test_prune_removes_outputs_of_abandoned_strategies(tmp_path):
     make_frame(tmp_path, "a", "segment")
     make_frame(tmp_path, "b", "segment")
-    for frame in ("a", "gone"):
-        (tmp_path / "curated" / "frames" / frame).mkdir(parents=True)
+    curated = {name: tmp_path / "curated" / strategy / frame for name, strategy, frame in
+               [("current", "keep_full", "a"), ("moved", "segment", "a"), ("gone", "keep_full", "gone")]}
+    for folder in curated.values():
+        folder.mkdir(parents=True)
     removed = prune_stale_outputs(str(tmp_path), {"a": "keep_full", "b": "segment"})
-    assert (tmp_path / "curated" / "frames" / "a").is_dir() and not (tmp_path / "curated" / "frames" / "gone").exists()
-    removed.remove(str(tmp_path / "curated" / "frames" / "gone"))
+    assert curated["current"].is_dir() and not curated["moved"].exists() and not curated["gone"].exists()
+    removed.remove(str(curated["moved"]))
+    removed.remove(str(curated["gone"]))
     assert not (tmp_path / "segment" / "images" / "a.png").exists()
     assert not (tmp_path / "segment" / "meta" / "a.json").exists()
     assert (tmp_path / "segment" / "images" / "b.png").exists()

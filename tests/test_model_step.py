@@ -67,8 +67,7 @@ def test_changing_one_frame_recomputes_only_it(batch):
 def test_export_links_cached_files_with_final_paths(batch):
     run(batch)
     outputs = {name: pattern.format(frame="f0") for name, pattern in batch["outputs"].items()}
-    export_frame("f0", str(batch["tmp"] / "manifest.json"), str(batch["tmp"] / "cache"), outputs,
-                 str(batch["tmp"] / "export.log"))
+    export_frame("f0", str(batch["tmp"] / "manifest.json"), str(batch["tmp"] / "cache"), outputs)
     meta = read_json(outputs["meta"])
     assert {entry["image"] for entry in meta["outputs"]} == {outputs["character"], outputs["background"],
                                                              outputs["composite"]}
@@ -83,8 +82,7 @@ def test_cache_entries_without_linked_outputs_are_pruned(batch):
 
     run(batch)
     outputs = {name: pattern.format(frame="f0") for name, pattern in batch["outputs"].items()}
-    export_frame("f0", str(batch["tmp"] / "manifest.json"), str(batch["tmp"] / "cache"), outputs,
-                 str(batch["tmp"] / "export.log"))
+    export_frame("f0", str(batch["tmp"] / "manifest.json"), str(batch["tmp"] / "cache"), outputs)
     removed = prune_cache(str(batch["tmp"] / "cache"))
     keys = read_json(batch["tmp"] / "manifest.json")["frames"]
     assert sorted(Path(p).name for p in removed) == sorted([keys["f1"], keys["f2"]])

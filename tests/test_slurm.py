@@ -98,3 +98,40 @@ def test_retries_resubmit_a_flaky_job(cluster, tmp_path):
     assert run.returncode == 0, log[-3000:]
     assert len(SUBMITTED.findall(log)) == 2, "the first attempt fails, the retry is a second sbatch job"
     assert (tmp_path / "flaky.txt").read_text() == "attempt 2\n"
+
+
+def gpu_probes(workdir: Path) -> list[tuple[float, str, float]]:
+    """(start, CUDA_VISIBLE_DEVICES, end) of each gpu_probe job."""
+    probes = []
+    for path in sorted((workdir / "gpu_probe").glob("*.txt")):
+        start, card, end = path.read_text().split()
+        probes.append((float(start), card, float(end)))
+    return probes
+
+
+def test_gpu_jobs_get_a_card_each_and_run_side_by_side(cluster, tmp_path):
+    """GPU rules ask SLURM for `gpu` (the plugin's --gpus, a real GRES request). The workflow
+    profile's workstation cap (gpu: 1, loaded with the cluster profile too) does not hold them
+    back on the cluster; a --resources cap on the command line does."""
+    probe = ("--snakefile", str(REPO / "tests" / "slurm" / "Snakefile"), "--profile", str(REPO / "profiles" / "slurm"),
+             "--workflow-profile", str(REPO / "profiles" / "default"), *FAST_POLLING,
+             "gpu_probe/0.txt", "gpu_probe/1.txt")
+    (tmp_path / "cluster").mkdir()
+    run = snakemake(tmp_path / "cluster", *probe, limit=300)
+    log = run.stdout + run.stderr
+    assert run.returncode == 0, log[-3000:]
+    jobs = SUBMITTED.findall(log)
+    assert len(jobs) == 2, log[-6000:]
+    for job in jobs:
+        # MinJobAge keeps finished jobs in the controller: each asked SLURM for one GPU.
+        shown = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True).stdout
+        assert "gres:gpu:1" in shown, shown
+    (start_a, card_a, end_a), (start_b, card_b, end_b) = gpu_probes(tmp_path / "cluster")
+    assert {card_a, card_b} == {"0", "1"}, "each job got its own card"
+    assert start_b < end_a and start_a < end_b, "the two GPU jobs ran at the same time"
+
+    (tmp_path / "capped").mkdir()
+    capped = snakemake(tmp_path / "capped", *probe, "--resources", "gpu=1", limit=300)
+    assert capped.returncode == 0, (capped.stdout + capped.stderr)[-3000:]
+    (start_a, _, end_a), (start_b, _, end_b) = gpu_probes(tmp_path / "capped")
+    assert start_b >= end_a or start_a >= end_b, "--resources gpu=1 runs them one after the other"

@@ -28,3 +28,17 @@ def resolve_device(device: str) -> str:
             raise RuntimeError(f"device {device!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
         return device
     raise ValueError(f"unknown device {device!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
+
+
+def keeps_workstation_gpu_cap(submits_to_nodes: bool, command_line: list[str]) -> bool:
+    """Whether the global ``gpu`` resource limit stays in force for this run.
+
+    profiles/default sets ``resources: gpu: 1`` so two jobs never share a
+    workstation's card, and Snakemake loads it with ``--profile profiles/slurm``
+    too. On a cluster (Snakemake submits to nodes) SLURM hands out the cards
+    and that cap would only send GPU jobs one at a time; there it is dropped,
+    unless the command line gave ``--resources`` (the user's own cap).
+    """
+    given = any(arg in ("--resources", "--res") or arg.startswith(("--resources=", "--res="))
+                for arg in command_line)
+    return not submits_to_nodes or given

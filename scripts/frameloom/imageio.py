@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,34 @@ def _atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
         raise
 
 
+def write_json_folder(folder: str | os.PathLike, payloads: dict[str, Any]) -> None:
+    """``{name}.json`` per entry, all at once: built in a temporary sibling folder, then renamed into place.
+
+    Readers see the old folder or the complete new one, never a mix. A folder
+    already there (a run outside Snakemake, which clears directory outputs
+    first) is replaced only after the new one is complete.
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+    try:
+        for name, payload in payloads.items():
+            (staging / f"{name}.json").write_text(_json_text(payload), encoding="utf-8")
+        os.chmod(staging, 0o777 & ~_current_umask())
+        if folder.is_dir() and any(folder.iterdir()):
+            old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".old"))
+            os.replace(folder, old / folder.name)
+            os.replace(staging, folder)
+            shutil.rmtree(old)
+        else:
+            if folder.is_dir():
+                folder.rmdir()
+            os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     """Encode by the target's extension (PNG keeps alpha) and write atomically."""
     ext = Path(path).suffix.lower() or ".png"
@@ -89,9 +118,13 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     _atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def write_json(path: str | os.PathLike, payload: Any) -> None:
+def _json_text(payload: Any) -> str:
     """Stable JSON: sorted keys, so identical content gives identical bytes."""
-    write_text(path, json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    return json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_json(path: str | os.PathLike, payload: Any) -> None:
+    write_text(path, _json_text(payload))
 
 
 def read_json(path: str | os.PathLike) -> Any:

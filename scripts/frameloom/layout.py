@@ -11,8 +11,18 @@ def analysis(out: str) -> str:
     return f"{out}/analysis/{{frame}}.json"
 
 
+def decisions_dir(out: str) -> str:
+    """Written as one folder by the decide checkpoint (one job decides every frame)."""
+    return f"{out}/decisions"
+
+
 def decision(out: str) -> str:
-    return f"{out}/decisions/{{frame}}.json"
+    return f"{decisions_dir(out)}/{{frame}}.json"
+
+
+def curated(out: str, strategy: str) -> str:
+    """Curated copies of a frame's training images + curated.json, written by the strategy's own job."""
+    return f"{out}/curated/{strategy}/{{frame}}"
 
 
 def strategy_outputs(out: str, strategy: str, cfg: dict) -> dict[str, str | list[str]]:

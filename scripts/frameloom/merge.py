@@ -15,12 +15,9 @@ from .imageio import read_json, write_text
 FAILED = "failed"
 
 
-def write_plan(decision_paths: list[str], plan_path: str) -> dict[str, str]:
+def write_plan(decisions: dict[str, dict], plan_path: str) -> dict[str, str]:
     """``frame<TAB>strategy`` per frame (``failed`` when the frame could not be analysed)."""
-    plan = {}
-    for path in decision_paths:
-        decision = read_json(path)
-        plan[decision["frame"]] = decision["strategy"] if decision["ok"] else FAILED
+    plan = {frame: decision["strategy"] if decision["ok"] else FAILED for frame, decision in decisions.items()}
     write_text(plan_path, "".join(f"{frame}\t{strategy}\n" for frame, strategy in sorted(plan.items())))
     return plan
 
@@ -98,13 +95,12 @@ def build_rejected_folder(selection: dict, rejected_dir: str) -> int:
 
 
 def prune_stale_outputs(out_dir: str, plan: dict[str, str]) -> list[str]:
-    """Remove outputs of strategies a frame no longer has (after a threshold change or a removed
-    frame), and the curated copies of frames no longer planned."""
+    """Remove outputs, and curated copies, of strategies a frame no longer has (after a
+    threshold change or a removed frame)."""
     removed = []
     for strategy in STRATEGIES:
         for meta_path in sorted(Path(out_dir, strategy, "meta").glob("*.json")):
-            frame = meta_path.stem
-            if plan.get(frame) == strategy:
+            if plan.get(meta_path.stem) == strategy:
                 continue
             for entry in read_json(meta_path).get("outputs", []):
                 for path in (entry["image"], entry["caption"]):
@@ -113,11 +109,11 @@ def prune_stale_outputs(out_dir: str, plan: dict[str, str]) -> list[str]:
                         removed.append(path)
             meta_path.unlink()
             removed.append(str(meta_path))
-    curated = Path(out_dir, "curated", "frames")
-    for frame_dir in sorted(curated.iterdir()) if curated.is_dir() else []:
-        if plan.get(frame_dir.name, FAILED) == FAILED:
-            shutil.rmtree(frame_dir)
-            removed.append(str(frame_dir))
+        curated = Path(out_dir, "curated", strategy)
+        for frame_dir in sorted(curated.iterdir()) if curated.is_dir() else []:
+            if plan.get(frame_dir.name) != strategy:
+                shutil.rmtree(frame_dir)
+                removed.append(str(frame_dir))
     return removed
 
 

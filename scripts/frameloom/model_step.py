@@ -121,15 +121,16 @@ def _link(src: Path, dst: str) -> None:
     os.replace(tmp, dst)
 
 
-def export_frame(frame: str, manifest_path: str, cache_dir: str, outputs: dict, log_path: str) -> None:
-    """Link one frame's cached files, meta included, to its output paths (same inodes where possible)."""
-    with job_log(log_path, "export") as lines:
-        manifest = read_json(manifest_path)
-        entry = Path(cache_dir, manifest["strategy"], manifest["frames"][frame])
-        pairs = _pairs(outputs)
-        for name, target in pairs:
-            _link(entry / name, target)
-        lines.append(f"{frame}: {len(pairs)} files from cache entry {entry.name}")
+def export_frame(frame: str, manifest_path: str, cache_dir: str, outputs: dict) -> str:
+    """Link one frame's cached files, meta included, to its output paths (same inodes where possible).
+
+    Returns a line for the job log."""
+    manifest = read_json(manifest_path)
+    entry = Path(cache_dir, manifest["strategy"], manifest["frames"][frame])
+    pairs = _pairs(outputs)
+    for name, target in pairs:
+        _link(entry / name, target)
+    return f"{frame}: {len(pairs)} files from cache entry {entry.name}"
 
 
 def main(argv: list[str] | None = None) -> int:

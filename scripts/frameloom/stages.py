@@ -13,7 +13,7 @@ import time
 import traceback
 from pathlib import Path
 
-from .imageio import read_json, write_json, write_text
+from .imageio import read_json, write_json, write_json_folder, write_text
 
 
 @contextlib.contextmanager
@@ -60,41 +60,66 @@ def analyze(frame_path: str, frame_id: str, source: str, output: str, models_dir
         lines.append(f"{frame_id}: ok={record['ok']} error={record.get('error')}")
 
 
-def decide(analysis_path: str, output: str, decision_cfg: dict, enabled: list[str], log: str) -> None:
+def decide(analysis_paths: list[str], plan_path: str, decisions_dir: str, decision_cfg: dict, enabled: list[str],
+           log: str) -> None:
+    """Every frame's decision file and the plan, in one pass: deciding is microseconds a frame,
+    and one job instead of one per frame keeps a threshold change (or a 10,000-frame DAG) cheap."""
+    from collections import Counter
+
     from .decision import decide as decide_strategy
-
-    with job_log(log, "decide") as lines:
-        record = decide_strategy(read_json(analysis_path), decision_cfg, enabled)
-        write_json(output, record)
-        lines.append(f"{record['frame']}: {record['strategy']} ({record['reasoning']})")
-
-
-def plan(decision_paths: list[str], output: str, log: str) -> None:
     from .merge import write_plan
 
-    with job_log(log, "plan") as lines:
-        planned = write_plan(decision_paths, output)
-        lines.append(f"{len(planned)} frames planned")
+    with job_log(log, "decide") as lines:
+        decisions = {}
+        for path in analysis_paths:
+            frame = Path(path).stem
+            try:
+                analysis = read_json(path)
+            except (OSError, ValueError) as error:
+                # A damaged analysis fails its own frame, not the decisions of the others.
+                analysis = {"frame": frame, "ok": False, "error": f"AnalysisReadError: {error}"}
+            decisions[frame] = decide_strategy(analysis, decision_cfg, enabled)
+            lines.append(f"{frame}: {decisions[frame]['strategy']} ({decisions[frame]['reasoning']})")
+        write_json_folder(decisions_dir, decisions)
+        planned = write_plan(decisions, plan_path)
+        lines.append(f"{len(planned)} frames planned: {dict(sorted(Counter(planned.values()).items()))}")
+
+
+def _curate(meta_path: str, analysis_path: str, frame_path: str, out_dir: str, curation: dict,
+            lines: list[str]) -> None:
+    from .dataset import curate_frame
+
+    record = curate_frame(meta_path, analysis_path, frame_path, out_dir, curation["cfg"], curation["good_lighting"])
+    for image in record["images"]:
+        failed = ", ".join(f["filter"] for f in image["failures"]) or "none"
+        lines.append(f"curated {Path(image['curated']).name}: {', '.join(image['steps']) or 'as is'}; failed: {failed}")
 
 
 def run_strategy(strategy: str, frame_path: str, analysis_path: str, outputs: dict, settings: dict,
-                 log: str) -> None:
+                 curation: dict, log: str) -> None:
+    """A cheap strategy's outputs, then their curation into ``outputs['curated']``: one job a frame.
+
+    ``curation``: {"cfg": the curation config, "good_lighting": the decision threshold}."""
     from .strategies import execute
 
+    outputs = dict(outputs)
+    curated_dir = outputs.pop("curated")
     with job_log(log, strategy) as lines:
         meta = execute(strategy, frame_path, analysis_path, outputs, settings)
         lines.append(f"{settings['frame']}: {len(meta['outputs'])} outputs, error={meta['error']}")
+        _curate(outputs["meta"], analysis_path, frame_path, curated_dir, curation, lines)
 
 
-def curate(meta_path: str, analysis_path: str, frame_path: str, out_dir: str, cfg: dict, good_lighting: float,
-           log: str) -> None:
-    from .dataset import curate_frame
+def export_model_frame(frame: str, manifest_path: str, cache_dir: str, frame_path: str, analysis_path: str,
+                       outputs: dict, curation: dict, log: str) -> None:
+    """A model strategy's outputs linked from its batch's cache entry, then curated, like ``run_strategy``."""
+    from .model_step import export_frame
 
-    with job_log(log, "curate") as lines:
-        record = curate_frame(meta_path, analysis_path, frame_path, out_dir, cfg, good_lighting)
-        for image in record["images"]:
-            failed = ", ".join(f["filter"] for f in image["failures"]) or "none"
-            lines.append(f"{Path(image['curated']).name}: {', '.join(image['steps']) or 'as is'}; failed: {failed}")
+    outputs = dict(outputs)
+    curated_dir = outputs.pop("curated")
+    with job_log(log, "export") as lines:
+        lines.append(export_frame(frame, manifest_path, cache_dir, outputs))
+        _curate(outputs["meta"], analysis_path, frame_path, curated_dir, curation, lines)
 
 
 def select_dataset(curated_dirs: list[str], cfg: dict, references: dict, selection_path: str,
