@@ -77,29 +77,34 @@ def _atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
         raise
 
 
-def write_json_folder(folder: str | os.PathLike, payloads: dict[str, Any]) -> None:
-    """``{name}.json`` per entry, all at once: built in a temporary sibling folder, then renamed into place.
+def staged_folder(final: str | os.PathLike) -> Path:
+    """An empty temporary sibling of ``final`` to build a folder output in (see ``swap_in_folder``)."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
 
-    Readers see the old folder or the complete new one, never a mix. A folder
-    already there (a run outside Snakemake, which clears directory outputs
-    first) is replaced only after the new one is complete.
-    """
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+
+def swap_in_folder(staging: Path, final: str | os.PathLike) -> None:
+    """Rename a complete ``staging`` folder to ``final``; an old ``final`` is moved aside first and
+    deleted after, so readers see the old folder or the new one, never a mix."""
+    final = Path(final)
+    os.chmod(staging, 0o777 & ~_current_umask())
+    aside = None
+    if final.exists():
+        aside = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".old"))
+        os.replace(final, aside / final.name)
+    os.replace(staging, final)
+    if aside is not None:
+        shutil.rmtree(aside)
+
+
+def write_json_folder(folder: str | os.PathLike, payloads: dict[str, Any]) -> None:
+    """``{name}.json`` per entry, all at once: built in a staged folder, then swapped in."""
+    staging = staged_folder(folder)
     try:
         for name, payload in payloads.items():
             (staging / f"{name}.json").write_text(_json_text(payload), encoding="utf-8")
-        os.chmod(staging, 0o777 & ~_current_umask())
-        if folder.is_dir() and any(folder.iterdir()):
-            old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".old"))
-            os.replace(folder, old / folder.name)
-            os.replace(staging, folder)
-            shutil.rmtree(old)
-        else:
-            if folder.is_dir():
-                folder.rmdir()
-            os.replace(staging, folder)
+        swap_in_folder(staging, folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections import Counter
 from pathlib import Path
 
 from .captions import REJECTIONS
 from .config import STRATEGIES
-from .imageio import read_json, write_text
+from .imageio import read_json, staged_folder, swap_in_folder, write_text
 
 FAILED = "failed"
 
@@ -43,17 +42,6 @@ def read_caption_manifests(manifest_paths: list[str]) -> dict[str, dict]:
     return records
 
 
-def _staged_dir(final: Path) -> Path:
-    final.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
-
-
-def _swap_in(staging: Path, final: Path) -> None:
-    if final.exists():
-        shutil.rmtree(final)
-    staging.rename(final)
-
-
 def build_training_folder(selection: dict, training_dir: str, repeats: int, trigger_word: str,
                           vlm_captions: dict[str, dict] | None = None) -> int:
     """Fill ``training_dir/{repeats}_{trigger}/`` with the curated images and their captions, atomically.
@@ -67,7 +55,7 @@ def build_training_folder(selection: dict, training_dir: str, repeats: int, trig
     """
     vlm_captions = vlm_captions or {}
     target = Path(training_dir)
-    staging = _staged_dir(target)
+    staging = staged_folder(target)
     concept = staging / f"{repeats}_{trigger_word}"
     concept.mkdir()
     records = selection["kept"] + selection["augmented"]
@@ -78,19 +66,19 @@ def build_training_folder(selection: dict, training_dir: str, repeats: int, trig
             (concept / f"{stem}.txt").write_text(vlm_captions[record["image"]]["caption"] + "\n", encoding="utf-8")
         elif record["caption"]:
             _place(record["caption"], concept / f"{stem}.txt")
-    _swap_in(staging, target)
+    swap_in_folder(staging, target)
     return len(records)
 
 
 def build_rejected_folder(selection: dict, rejected_dir: str) -> int:
     """``rejected_dir/{reason}/``: a link to every curated image the curation removed (nothing is deleted)."""
     target = Path(rejected_dir)
-    staging = _staged_dir(target)
+    staging = staged_folder(target)
     for entry in selection["rejected"]:
         folder = staging / (entry.get("filter") or entry["reason"])
         folder.mkdir(exist_ok=True)
         _place(entry["curated"], folder / Path(entry["curated"]).name)
-    _swap_in(staging, target)
+    swap_in_folder(staging, target)
     return len(selection["rejected"])
 
 
