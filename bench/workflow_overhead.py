@@ -86,8 +86,10 @@ def run_loop(workdir: Path, config: dict) -> tuple[float, float]:
                           str(logs / "select_dataset.log"))
     stages.merge(out, metas, SimpleNamespace(plan=f"{out}/plan.tsv", captions=[], selection=selection),
                  SimpleNamespace(training=layout.training_dir(out), rejected=f"{out}/rejected",
+                                 kohya=f"{out}/exports/kohya_dataset.toml",
+                                 onetrainer=f"{out}/exports/onetrainer_concepts.json",
                                  report=f"{out}/processing_report.json"),
-                 {"decision": run.decision, "repeats": run.run["merge"]["repeats"],
+                 {"decision": run.decision, "merge": run.run["merge"],
                   "trigger_word": run.run["character"]["trigger_word"], "captioner": run.caption_status()},
                  str(logs / "merge.log"))
     stages.html_report(f"{out}/processing_report.json", f"{out}/report.html", str(logs / "html_report.log"))

@@ -11,11 +11,13 @@ rule merge:
     output:
         training=directory(layout.training_dir(OUT)),
         rejected=directory(f"{OUT}/rejected"),
+        kohya=f"{OUT}/exports/kohya_dataset.toml",
+        onetrainer=f"{OUT}/exports/onetrainer_concepts.json",
         report=f"{OUT}/processing_report.json",
     params:
         settings={
             "decision": RUN.decision,
-            "repeats": RUN.run["merge"]["repeats"],
+            "merge": RUN.run["merge"],
             "trigger_word": RUN.run["character"]["trigger_word"],
             "captioner": RUN.caption_status(),
         },

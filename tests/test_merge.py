@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from frameloom.exports import plan_concepts
 from frameloom.imageio import write_json
 from frameloom.merge import (build_rejected_folder, build_report, build_training_folder, prune_stale_outputs,
                              read_plan, write_plan)
@@ -91,7 +92,8 @@ def test_training_folder_pairs_and_prefixes(tmp_path):
     (tmp_path / "aug").mkdir()
     (tmp_path / "aug" / "keep_full__x_aug0.png").write_bytes(b"variant")
     vlm = {kept[1]["image"]: {"caption": "trig, from the vlm", "source": "qwen2_vl", "rejected": None}}
-    count = build_training_folder(selection_of(kept, [variant]), str(tmp_path / "training"), 7, "trig", vlm)
+    one_folder = plan_concepts(kept + [variant], "trig", 7, DECISION_CFG["strategy_targets"], balance=False)
+    count = build_training_folder(selection_of(kept, [variant]), str(tmp_path / "training"), one_folder, vlm)
     concept = tmp_path / "training" / "7_trig"
     assert count == 3
     assert sorted(p.name for p in concept.iterdir()) == [
@@ -101,7 +103,7 @@ def test_training_folder_pairs_and_prefixes(tmp_path):
     assert (concept / "keep_full__x_aug0.txt").read_text() == "cap\n", "a variant keeps its source's caption"
     assert (concept / "segment__x_character.txt").read_text() == "trig, from the vlm\n"
     # Rebuilding replaces the folder instead of accumulating files.
-    build_training_folder(selection_of(kept[:1]), str(tmp_path / "training"), 7, "trig")
+    build_training_folder(selection_of(kept[:1]), str(tmp_path / "training"), one_folder)
     assert len(list(concept.iterdir())) == 2
 
 

@@ -140,14 +140,30 @@ def test_every_strategy_produced_its_files(run_dir):
 
 
 def test_training_folder_is_kohya_shaped(run_dir):
+    import tomllib
+
     report = json.loads((run_dir / "results" / "processing_report.json").read_text())
-    concept = run_dir / "results" / "training" / f"5_{TRIGGER}"
-    images = sorted(p for p in concept.iterdir() if p.suffix == ".png")
-    captions = sorted(p for p in concept.iterdir() if p.suffix == ".txt")
+    concepts = report["summary"]["repeats"]
+    folders = sorted(p for p in (run_dir / "results" / "training").iterdir() if p.is_dir())
+    assert [p.name for p in folders] == sorted(concepts)
+    images, captions = [], []
+    for folder in folders:
+        strategy = concepts[folder.name]["strategy"]
+        assert folder.name == f"{concepts[folder.name]['repeats']}_{TRIGGER}_{strategy}"
+        assert all(p.name.startswith(f"{strategy}__") for p in folder.iterdir())
+        assert len(list(folder.glob("*.png"))) == concepts[folder.name]["images"]
+        images += sorted(folder.glob("*.png"))
+        captions += sorted(folder.glob("*.txt"))
     assert len(images) == report["summary"]["training_images"] > 0
     assert [p.stem for p in images] == [p.stem for p in captions]
     assert not any("_composite" in p.name for p in images)  # review images stay out of training
     assert (run_dir / "results" / "report.html").read_text().count("<tr>") > 13
+    # The trainer configs name the same folders with the same repeats.
+    kohya = tomllib.loads((run_dir / "results" / "exports" / "kohya_dataset.toml").read_text())
+    subsets = {Path(s["image_dir"]): s["num_repeats"] for s in kohya["datasets"][0]["subsets"]}
+    assert subsets == {folder.resolve(): concepts[folder.name]["repeats"] for folder in folders}
+    onetrainer = json.loads((run_dir / "results" / "exports" / "onetrainer_concepts.json").read_text())
+    assert {Path(c["path"]): c["balancing"] for c in onetrainer} == {Path(p): float(r) for p, r in subsets.items()}
 
 
 def test_nothing_to_do_on_an_unchanged_rerun(run_dir):
@@ -177,7 +193,7 @@ def test_changing_one_frame_reruns_only_its_chain(run_dir):
     changed = {path for path in after if path not in before or before[path][0] != after[path][0]}
     # The decide checkpoint writes every decision file in one job: the others are rewritten, byte-identical.
     aggregates = {path for path in changed if path.startswith(("training/", ".cache/", "curation/", "rejected/",
-                                                                "decisions/"))
+                                                                "decisions/", "exports/"))
                   or "/batches/" in path} | {"plan.tsv", "processing_report.json", "report.html"}
     assert all(after[p][1] == before[p][1] for p in before if p.startswith("decisions/") and owner(p) != frame)
     assert f"analysis/{frame}.json" in changed and f"segment/images/{frame}_character.png" in changed
@@ -299,16 +315,17 @@ def test_vlm_captions_in_the_workflow(tmp_path, tiny_qwen_vl):
     assert summary["captioner"] == f"qwen2_vl ({models / 'vlm' / 'Qwen2-VL-7B-Instruct'})"
     assert sum(summary["sources"].values()) == report["summary"]["produced_images"] == len(records)
     assert summary["sources"].get("template", 0) == sum(summary["rejected"].values())
-    concept = next(p for p in (tmp_path / "results" / "training").iterdir() if p.is_dir())
+    training = tmp_path / "results" / "training"
     kept = {r["image"] for r in json.loads((tmp_path / "results/curation/selection.json").read_text())["kept"]}
     assert kept
     for image, record in records.items():
         if image not in kept:  # removed by the curation
             continue
         stem = f"{Path(image).parts[1]}__{Path(image).stem}"
-        caption = (concept / f"{stem}.txt").read_text().strip()
+        caption_file = next(training.glob(f"*/{stem}.txt"))
+        caption = caption_file.read_text().strip()
         assert caption == record["caption"]
-        for variant in concept.glob(f"{stem}_aug*.txt"):  # augmented variants keep their source's caption
+        for variant in caption_file.parent.glob(f"{stem}_aug*.txt"):  # augmented variants keep their source's caption
             assert variant.read_text().strip() == caption
         assert caption.startswith(f"{TRIGGER}, a 3d animated character, pixar style, ")
         if record["source"] == "qwen2_vl":

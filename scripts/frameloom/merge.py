@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .captions import REJECTIONS
 from .config import STRATEGIES
+from .exports import concept_of
 from .imageio import read_json, staged_folder, swap_in_folder, write_text
 
 FAILED = "failed"
@@ -42,9 +43,10 @@ def read_caption_manifests(manifest_paths: list[str]) -> dict[str, dict]:
     return records
 
 
-def build_training_folder(selection: dict, training_dir: str, repeats: int, trigger_word: str,
+def build_training_folder(selection: dict, training_dir: str, concepts: dict[str, dict],
                           vlm_captions: dict[str, dict] | None = None) -> int:
-    """Fill ``training_dir/{repeats}_{trigger}/`` with the curated images and their captions, atomically.
+    """Fill ``training_dir`` with one kohya concept folder per entry of ``concepts``
+    (exports.plan_concepts) holding the curated images and their captions, atomically.
 
     Curated names carry the strategy prefix, so they are unique even if a frame
     is called "x_character". An augmented variant takes its source's caption;
@@ -56,10 +58,11 @@ def build_training_folder(selection: dict, training_dir: str, repeats: int, trig
     vlm_captions = vlm_captions or {}
     target = Path(training_dir)
     staging = staged_folder(target)
-    concept = staging / f"{repeats}_{trigger_word}"
-    concept.mkdir()
+    for name in concepts:
+        (staging / name).mkdir()
     records = selection["kept"] + selection["augmented"]
     for record in records:
+        concept = staging / concept_of(concepts, record["strategy"])
         stem = Path(record["curated"]).stem
         _place(record["curated"], concept / f"{stem}.png")
         if record["image"] in vlm_captions:

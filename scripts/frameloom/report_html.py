@@ -40,6 +40,14 @@ def render_report(report: dict, base_dir: Path) -> str:
             f"<tr><td>{name}</td><td>{summary['strategies'][name]}</td>"
             f"<td>{_bar(achieved, 'bar')} {achieved:.0%}</td><td>{_bar(target, 'target')} {target:.0%}</td></tr>"
         )
+    parts.append("</table><h2>Training folders</h2><table><tr><th>folder</th><th>images</th><th>repeats</th>"
+                 "<th>effective share</th><th>target</th></tr>")
+    for name, concept in summary["repeats"].items():
+        parts.append(
+            f"<tr><td>{esc(name)}</td><td>{concept['images']}</td><td>{concept['repeats']}</td>"
+            f"<td>{_bar(concept['effective_share'], 'bar')} {concept['effective_share']:.0%}</td>"
+            f"<td>{_bar(concept['target'], 'target')} {concept['target']:.0%}</td></tr>"
+        )
     parts.append("</table><h2>Backends</h2><table><tr><th>backend</th><th>outputs</th></tr>")
     parts += [f"<tr><td>{esc(name)}</td><td>{count}</td></tr>" for name, count in summary["backends"].items()]
     parts.append("</table><h2>Frames</h2><table><tr><th>frame</th><th>strategy</th><th>confidence</th>"

@@ -135,12 +135,15 @@ def select_dataset(curated_dirs: list[str], cfg: dict, references: dict, selecti
 
 
 def merge(out_dir: str, metas: dict[str, str], inputs, outputs, settings: dict, log: str) -> None:
-    """The training folder, the rejected links and the report.
+    """The training folder, the rejected links, the trainer configs and the report.
 
     ``inputs``: .plan, .captions (caption manifests), .selection; ``outputs``:
-    .training, .rejected, .report (the rule's named files); ``settings``:
-    decision, repeats, trigger_word, captioner."""
+    .training, .rejected, .kohya, .onetrainer, .report (the rule's named files);
+    ``settings``: decision, merge (the config's merge section), trigger_word, captioner."""
+    import json
+
     from . import layout
+    from .exports import kohya_dataset_toml, onetrainer_concepts, plan_concepts
     from .merge import (build_rejected_folder, build_report, build_training_folder, prune_cache,
                         prune_caption_cache, prune_stale_outputs, read_caption_manifests, read_plan)
 
@@ -154,15 +157,23 @@ def merge(out_dir: str, metas: dict[str, str], inputs, outputs, settings: dict, 
         dropped = prune_caption_cache(layout.caption_cache_dir(out_dir), vlm_captions)
         lines.append(f"dropped {len(dropped)} unused cached captions")
         selection = read_json(inputs.selection)
-        count = build_training_folder(selection, outputs.training, settings["repeats"], settings["trigger_word"],
-                                      vlm_captions)
-        lines.append(f"{count} training images in {outputs.training}")
+        merge_cfg = settings["merge"]
+        concepts = plan_concepts(selection["kept"] + selection["augmented"], settings["trigger_word"],
+                                 merge_cfg["repeats"], settings["decision"]["strategy_targets"],
+                                 merge_cfg["balance_repeats"])
+        count = build_training_folder(selection, outputs.training, concepts, vlm_captions)
+        lines.append(f"{count} training images in {outputs.training}: " + ", ".join(
+            f"{name} ({c['images']} images)" for name, c in concepts.items()))
+        write_text(outputs.kohya, kohya_dataset_toml(outputs.training, concepts, merge_cfg["resolution"]))
+        write_text(outputs.onetrainer, json.dumps(onetrainer_concepts(outputs.training, concepts), indent=2) + "\n")
         rejected = build_rejected_folder(selection, outputs.rejected)
         lines.append(f"{rejected} rejected images linked in {outputs.rejected}")
         analyses = {frame: layout.analysis(out_dir).format(frame=frame) for frame in planned}
         decisions = {frame: layout.decision(out_dir).format(frame=frame) for frame in planned}
         report = build_report(planned, analyses, decisions, metas, settings["decision"], selection, vlm_captions,
                               settings["captioner"])
+        # Per concept folder: its repeats, images, target share and achieved effective share.
+        report["summary"]["repeats"] = concepts
         write_json(outputs.report, report)
         lines.append(f"report: {report['summary']}")
 
