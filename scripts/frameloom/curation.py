@@ -20,6 +20,9 @@ compile when it is imported (about 100 s on 2 cores) and are cached on disk
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import cv2
 import numpy as np
 
@@ -278,7 +281,10 @@ def _shifted_ichol(matrix):
     The shift changes only the preconditioner, never the solution."""
     from pymatting import ichol
 
-    return ichol(matrix, shifts=ICHOL_SHIFTS)
+    # ichol prints a warning for every shift that fails; job output must stay clean (they run in
+    # threads of the Snakemake process), and the next shift is taken anyway.
+    with contextlib.redirect_stdout(io.StringIO()):
+        return ichol(matrix, shifts=ICHOL_SHIFTS)
 
 
 def _solve_matte(bgr: np.ndarray, sure_foreground: np.ndarray, sure_background: np.ndarray) -> np.ndarray:
