@@ -34,7 +34,27 @@ checkpoint decide:
     params:
         decision=RUN.decision,
         enabled=RUN.enabled_strategies,
+        # The overrides file's content: saving an override reruns this job only.
+        overrides=RUN.overrides,
     log:
         "logs/decide.log",
     run:
-        stages.decide(list(input), output.plan, output.decisions, params.decision, params.enabled, log[0])
+        stages.decide(list(input), output.plan, output.decisions, params.decision, params.enabled,
+                      params.overrides, log[0])
+
+
+# `snakemake tune`: thresholds that would hit strategy_targets, proposed in a
+# new file (never the user's); not part of the default target.
+rule tune:
+    input:
+        expand(layout.analysis(OUT), frame=FRAME_IDS),
+    output:
+        f"{OUT}/tuning/decision_thresholds.yaml",
+    params:
+        decision=RUN.decision,
+        enabled=RUN.enabled_strategies,
+        source=str(RUN.resolve(RUN.run["decision_thresholds"])),
+    log:
+        "logs/tune.log",
+    run:
+        stages.tune(list(input), output[0], params.decision, params.enabled, params.source, log[0])

@@ -17,7 +17,7 @@ from frameloom import layout, stages
 from frameloom.analysis import ANALYSIS_VERSION
 from frameloom.config import ConfigError, load_run_config
 from frameloom.discovery import discover_frames
-from frameloom.merge import FAILED, read_plan
+from frameloom.merge import NOT_PROCESSED, read_plan
 
 try:
     RUN = load_run_config(
@@ -34,7 +34,7 @@ OUT = RUN.output_dir
 # Model inference uses 4 cores per job (Snakemake caps it at --cores locally); the
 # classical fallback is single-threaded.
 MODEL_THREADS = 4 if any(r["present"] for r in RUN.model_requirements().values()) else 1
-DEMO_FRAMES_DIR = f"{OUT}/demo/frames"
+DEMO_FRAMES_DIR = layout.demo_frames_dir(OUT)
 CACHE_DIR = layout.cache_dir(OUT)
 # A conda env brings its own python; otherwise the interpreter running Snakemake.
 MODEL_PYTHON = (
@@ -93,7 +93,7 @@ def _metas(plan_path, plan_mtime):
     return types.MappingProxyType({
         frame: f"{OUT}/{strategy}/meta/{frame}.json"
         for frame, strategy in _plan(plan_path, plan_mtime).items()
-        if strategy != FAILED
+        if strategy not in NOT_PROCESSED
     })
 
 
@@ -182,5 +182,5 @@ def curated_frames(wildcards):
     return [
         layout.curated(OUT, strategy).format(frame=frame)
         for frame, strategy in _plan(*_plan_version()).items()
-        if strategy != FAILED
+        if strategy not in NOT_PROCESSED
     ]

@@ -31,8 +31,16 @@ rule html_report:
     input:
         f"{OUT}/processing_report.json",
     output:
-        report(f"{OUT}/report.html", category="frameloom"),
+        report=report(f"{OUT}/report.html", category="frameloom"),
+        # Served by `python -m frameloom.review` to save overrides; read-only as a file.
+        review=f"{OUT}/review.html",
+    params:
+        input_root=str(INPUT_ROOT),
+        contact_sheet_frames=RUN.run["report"]["contact_sheet_frames"],
+        enabled=RUN.enabled_strategies,
     log:
         "logs/html_report.log",
     run:
-        stages.html_report(input[0], output[0], log[0])
+        # Stage times come from the job logs under logs/ (read, not tracked as inputs).
+        stages.html_report(input[0], output, OUT, params.input_root, "logs", params.contact_sheet_frames,
+                           params.enabled, log[0])

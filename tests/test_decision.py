@@ -147,13 +147,16 @@ def test_the_decide_stage_writes_every_decision_and_the_plan_in_one_pass(tmp_pat
     decisions.mkdir()
     (decisions / "stale.json").write_text("{}")  # a folder from a run outside Snakemake is replaced whole
 
+    overrides = {"busy": {"exclude": True, "note": ""}, "gone": {"strategy": "segment", "note": ""}}
     decide_stage([str(p) for p in analyses], str(tmp_path / "plan.tsv"), str(decisions), config(), list(STRATEGIES),
-                 str(tmp_path / "decide.log"))
+                 overrides, str(tmp_path / "decide.log"))
     assert sorted(p.name for p in decisions.iterdir()) == ["busy.json", "clean.json", "damaged.json"]
     assert read_json(decisions / "clean.json") == decide(frame("clean"), config(), list(STRATEGIES))
     damaged = read_json(decisions / "damaged.json")
     assert not damaged["ok"] and damaged["error"].startswith("AnalysisReadError:")
-    assert read_plan(str(tmp_path / "plan.tsv")) == {"busy": "segment", "clean": "keep_full", "damaged": "failed"}
+    assert read_plan(str(tmp_path / "plan.tsv")) == {"busy": "excluded", "clean": "keep_full", "damaged": "failed"}
+    assert read_json(decisions / "busy.json")["override"]["automatic"] == "segment"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [], "no staging folders left behind"
-    assert "3 frames planned" in (tmp_path / "decide.log").read_text()
+    log = (tmp_path / "decide.log").read_text()
+    assert "3 frames planned" in log and "overrides for frames not in the input (ignored): gone" in log
 

@@ -19,7 +19,9 @@ with open("config/decision_thresholds.yaml") as handle:
 def make_frame(root, frame, strategy, ok=True, error=None):
     analysis = root / "analysis" / f"{frame}.json"
     decision = root / "decisions" / f"{frame}.json"
-    write_json(analysis, {"frame": frame, "source": f"{frame}.png", "ok": ok, "error": error})
+    metrics = {"complexity": 0.1, "lighting": 0.9, "occlusion": 0.05, "quality": 0.9, "sharpness": 0.9,
+               "noise": 0.0, "instance_count": 1, "shot_type": "medium"} if ok else {}
+    write_json(analysis, {"frame": frame, "source": f"{frame}.png", "ok": ok, "error": error, **metrics})
     write_json(decision, {"frame": frame, "ok": ok, "strategy": strategy if ok else None, "seed_rule": strategy,
                           "confidence": 0.9 if ok else 0.0, "reasoning": "r", "error": error})
     meta = None
@@ -82,7 +84,28 @@ def test_report_counts_failures_and_strategies(tmp_path):
     failed = next(r for r in report["results"] if r["frame_id"] == "bad")
     assert failed["success"] is False and failed["error"] == "FrameDecodeError: empty file: bad.png"
     assert failed["frame"] == "bad.png" and failed["outputs"] == []
+    # Before and after: the two analysed frames, and the one training image.
+    assert summary["distributions"]["frames"]["lighting"] == {"good": 2}
+    assert summary["distributions"]["training"]["shot_type"] == {"medium": 1}
+    assert by_frame["a"]["analysis"]["complexity"] == 0.1 and failed["analysis"] == {}
     json.dumps(report)  # serialisable
+
+
+def test_excluded_frames_are_counted_apart(tmp_path):
+    from frameloom.overrides import apply_override
+
+    records = {"a": make_frame(tmp_path, "a", "keep_full"), "b": make_frame(tmp_path, "b", "segment")}
+    decisions = {f: json.loads(Path(r[1]).read_text()) for f, r in records.items()}
+    decisions["b"] = apply_override(decisions["b"], {"exclude": True, "note": "not ours"}, ["keep_full", "segment"])
+    write_json(records["b"][1], decisions["b"])
+    plan = write_plan(decisions, str(tmp_path / "plan.tsv"))
+    assert plan == {"a": "keep_full", "b": "excluded"}
+    report = build_report(plan, {f: r[0] for f, r in records.items()}, {f: r[1] for f, r in records.items()},
+                          {"a": records["a"][2]}, DECISION_CFG, selection_of([curated(tmp_path, records["a"][2])]))
+    summary = report["summary"]
+    assert (summary["total_frames"], summary["successful"], summary["failed"], summary["excluded"]) == (2, 1, 0, 1)
+    excluded = next(r for r in report["results"] if r["frame_id"] == "b")
+    assert excluded["excluded"] and excluded["override"]["automatic"] == "segment" and not excluded["success"]
 
 
 def test_training_folder_pairs_and_prefixes(tmp_path):

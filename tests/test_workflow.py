@@ -166,6 +166,45 @@ def test_training_folder_is_kohya_shaped(run_dir):
     assert {Path(c["path"]): c["balancing"] for c in onetrainer} == {Path(p): float(r) for p, r in subsets.items()}
 
 
+def test_html_report_shows_the_dataset_before_and_after(run_dir, tmp_path):
+    report = json.loads((run_dir / "results" / "processing_report.json").read_text())
+    distributions = report["summary"]["distributions"]
+    assert sum(distributions["frames"]["shot_type"].values()) == sum(
+        1 for r in report["results"] if r["analysis"])  # every analysed frame, once
+    assert sum(distributions["training"]["lighting"].values()) == report["summary"]["training_images"]
+    assert distributions["training"]["occlusion"].get("synthetic", 0) == report["summary"]["curation"][
+        "images_by_strategy"]["create_occlusion"]
+    page = (run_dir / "results" / "report.html").read_text()
+    # Charts and contact sheets are inline: the page needs no other file to show them.
+    assert page.count("<svg") == 5 and page.count("src='data:image/jpeg;base64,") >= 8
+    for strategy in STRATEGIES:
+        assert f"<h3>{strategy} (" in page
+    times = page.split("id='stage-times'")[1].split("</table>")[0]
+    for stage in ("analyze", "decide", "keep_full", "segment/batches", "select_dataset", "merge"):
+        assert f"<tr><td>{stage}</td>" in times, stage
+    assert "id='failures'>Failures (1)" in page and "zz broken.png" in page
+    assert (run_dir / "results" / "review.html").read_text().count('"id": "') == 13
+    # Snakemake's own report embeds it.
+    import zipfile
+
+    snakemake(run_dir, "--report", str(tmp_path / "report.zip"))
+    assert any(name.endswith("/report.html") and "/data/raw/" in name
+               for name in zipfile.ZipFile(tmp_path / "report.zip").namelist())
+
+
+def test_tune_target_proposes_thresholds_in_a_new_file(run_dir):
+    users = REPO / "config" / "decision_thresholds.yaml"
+    before = users.read_bytes()
+    snakemake(run_dir, "tune")
+    tuned_path = run_dir / "results" / "tuning" / "decision_thresholds.yaml"
+    tuned = yaml.safe_load(tuned_path.read_text())
+    assert tuned["tuning"]["frames"] == 12  # the broken frame has no analysis to tune on
+    assert tuned["tuning"]["distance"] <= tuned["tuning"]["previous_distance"]
+    assert users.read_bytes() == before
+    # The proposal is a decision file the workflow accepts as is.
+    snakemake(run_dir, "-n", "--config", f"decision_thresholds={tuned_path}")
+
+
 def test_nothing_to_do_on_an_unchanged_rerun(run_dir):
     result = snakemake(run_dir, "-n")
     assert "Nothing to be done" in result.stdout + result.stderr
@@ -194,7 +233,7 @@ def test_changing_one_frame_reruns_only_its_chain(run_dir):
     # The decide checkpoint writes every decision file in one job: the others are rewritten, byte-identical.
     aggregates = {path for path in changed if path.startswith(("training/", ".cache/", "curation/", "rejected/",
                                                                 "decisions/", "exports/"))
-                  or "/batches/" in path} | {"plan.tsv", "processing_report.json", "report.html"}
+                  or "/batches/" in path} | {"plan.tsv", "processing_report.json", "report.html", "review.html"}
     assert all(after[p][1] == before[p][1] for p in before if p.startswith("decisions/") and owner(p) != frame)
     assert f"analysis/{frame}.json" in changed and f"segment/images/{frame}_character.png" in changed
     assert {p for p in changed - aggregates if owner(p) != frame} == {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,8 @@ class RunConfig:
     decision: dict
     strategy: dict
     workdir: Path
+    # {frame id: override} from overrides_file (frameloom.overrides).
+    overrides: dict = field(default_factory=dict)
 
     @property
     def is_demo(self) -> bool:
@@ -317,7 +319,10 @@ def load_run_config(config: dict, workdir: Path, source: str = "config/config.ya
     )
     if not any(strategy["strategies"][name]["enabled"] for name in STRATEGIES):
         raise ConfigError(f"{strategy_source}: strategies: at least one strategy must be enabled")
-    config = RunConfig(run=run, decision=decision, strategy=strategy, workdir=workdir)
+    from .overrides import load_overrides
+
+    overrides = load_overrides(resolve(run["overrides_file"]), run["overrides_file"])
+    config = RunConfig(run=run, decision=decision, strategy=strategy, workdir=workdir, overrides=overrides)
     if run["strict_models"]:
         from .backends import missing_models
 

@@ -75,3 +75,8 @@ def caption_cache_dir(out: str) -> str:
 
 def training_dir(out: str) -> str:
     return f"{out}/training"
+
+
+def demo_frames_dir(out: str) -> str:
+    """Where the demo renders its frames (the input folder of a demo run)."""
+    return f"{out}/demo/frames"

@@ -9,15 +9,29 @@ from pathlib import Path
 
 from .captions import REJECTIONS
 from .config import STRATEGIES
+from .distributions import distribution, frame_classes, training_classes
 from .exports import concept_of
 from .imageio import read_json, staged_folder, swap_in_folder, write_text
 
 FAILED = "failed"
+EXCLUDED = "excluded"
+# Plan entries that get no strategy outputs.
+NOT_PROCESSED = (FAILED, EXCLUDED)
+# The analysis values each report result repeats (the decision's inputs).
+ANALYSIS_FIELDS = ("complexity", "lighting", "occlusion", "quality", "sharpness", "noise", "instance_count",
+                   "shot_type", "width", "height")
+
+
+def plan_status(decision: dict) -> str:
+    """The strategy, ``excluded`` (by hand on review) or ``failed`` (no usable analysis or a bad override)."""
+    if decision.get("excluded"):
+        return EXCLUDED
+    return decision["strategy"] if decision["ok"] else FAILED
 
 
 def write_plan(decisions: dict[str, dict], plan_path: str) -> dict[str, str]:
-    """``frame<TAB>strategy`` per frame (``failed`` when the frame could not be analysed)."""
-    plan = {frame: decision["strategy"] if decision["ok"] else FAILED for frame, decision in decisions.items()}
+    """``frame<TAB>status`` per frame (see ``plan_status``)."""
+    plan = {frame: plan_status(decision) for frame, decision in decisions.items()}
     write_text(plan_path, "".join(f"{frame}\t{strategy}\n" for frame, strategy in sorted(plan.items())))
     return plan
 
@@ -181,6 +195,8 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
     backends = Counter()
     caption_sources = Counter()
     rejected = Counter()
+    classes, instance_counts = {}, {}
+    excluded = 0
     for frame in sorted(plan):
         analysis = read_json(analyses[frame])
         decision = read_json(decisions[frame])
@@ -202,9 +218,15 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
             output_backends[entry["image"]] = entry["backend"]
             backends[entry["backend"]] += 1
         success = decision["ok"] and meta is not None and not meta.get("error")
+        excluded += bool(decision.get("excluded"))
         segmentation = (meta or {}).get("segmentation")
         if success:
             strategies[decision["strategy"]] += 1
+        # The segmenter's instance count replaces the analysis estimate when there is one.
+        instance_count = segmentation["instances_found"] if segmentation else analysis.get("instance_count")
+        if analysis.get("ok", True):
+            instance_counts[frame] = instance_count
+            classes[frame] = frame_classes(analysis, decision_cfg["thresholds"], instance_count)
         results.append({
             "frame": analysis.get("source", frame),
             "frame_id": frame,
@@ -218,20 +240,27 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
             "backends": output_backends,
             "caption_sources": output_captions,
             "curation": output_curation,
-            # The segmenter's instance count replaces the analysis estimate when there is one.
-            "instance_count": segmentation["instances_found"] if segmentation else analysis.get("instance_count"),
+            "instance_count": instance_count,
             "target": segmentation and {k: segmentation[k] for k in ("target_index", "target_score", "notes")},
             "success": bool(success),
             "error": error,
+            "excluded": bool(decision.get("excluded")),
+            # The hand-made override (with the automatic strategy it replaced), if any.
+            "override": decision.get("override"),
+            # The measures the decision read, for the review page.
+            "analysis": {key: analysis[key] for key in ANALYSIS_FIELDS if key in analysis},
         })
     successful = sum(1 for r in results if r["success"])
     total = len(results)
     mix = {name: round(strategies[name] / successful, 4) if successful else 0.0 for name in STRATEGIES}
+    training = selection["kept"] + selection["augmented"]
     return {
         "summary": {
             "total_frames": total,
             "successful": successful,
-            "failed": total - successful,
+            "failed": total - successful - excluded,
+            # Frames excluded by hand (overrides_file): neither successful nor failed.
+            "excluded": excluded,
             "strategies": {name: strategies[name] for name in STRATEGIES},
             "strategy_mix": mix,
             "strategy_targets": decision_cfg["strategy_targets"],
@@ -247,6 +276,15 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
                 "rejected": {reason: rejected[reason] for reason in REJECTIONS},
             },
             "curation": _curation_summary(selection),
+            # Shot type, lighting, background, occlusion and instance count of the analysed
+            # frames and of the training images (distributions.py says how each image is classed).
+            "distributions": {
+                "frames": distribution(list(classes.values())),
+                "training": distribution([
+                    training_classes(r["role"], classes[r["frame"]], instance_counts[r["frame"]])
+                    for r in training
+                ]),
+            },
         },
         "results": results,
         # Every image the curation removed, with the filter and the measured value (or the duplicate / cluster).

@@ -61,13 +61,15 @@ def analyze(frame_path: str, frame_id: str, source: str, output: str, models_dir
 
 
 def decide(analysis_paths: list[str], plan_path: str, decisions_dir: str, decision_cfg: dict, enabled: list[str],
-           log: str) -> None:
+           overrides: dict, log: str) -> None:
     """Every frame's decision file and the plan, in one pass: deciding is microseconds a frame,
-    and one job instead of one per frame keeps a threshold change (or a 10,000-frame DAG) cheap."""
+    and one job instead of one per frame keeps a threshold change (or a 10,000-frame DAG) cheap.
+    ``overrides`` ({frame: override}, frameloom.overrides) replace the automatic decisions."""
     from collections import Counter
 
     from .decision import decide as decide_strategy
-    from .merge import write_plan
+    from .merge import plan_status, write_plan
+    from .overrides import apply_override
 
     with job_log(log, "decide") as lines:
         decisions = {}
@@ -78,11 +80,37 @@ def decide(analysis_paths: list[str], plan_path: str, decisions_dir: str, decisi
             except (OSError, ValueError) as error:
                 # A damaged analysis fails its own frame, not the decisions of the others.
                 analysis = {"frame": frame, "ok": False, "error": f"AnalysisReadError: {error}"}
-            decisions[frame] = decide_strategy(analysis, decision_cfg, enabled)
-            lines.append(f"{frame}: {decisions[frame]['strategy']} ({decisions[frame]['reasoning']})")
+            decisions[frame] = apply_override(decide_strategy(analysis, decision_cfg, enabled),
+                                              overrides.get(frame), enabled)
+            lines.append(f"{frame}: {plan_status(decisions[frame])} ({decisions[frame]['reasoning']})")
         write_json_folder(decisions_dir, decisions)
+        unknown = sorted(set(overrides) - set(decisions))
+        if unknown:
+            lines.append(f"overrides for frames not in the input (ignored): {', '.join(unknown)}")
         planned = write_plan(decisions, plan_path)
         lines.append(f"{len(planned)} frames planned: {dict(sorted(Counter(planned.values()).items()))}")
+
+
+def tune(analysis_paths: list[str], output: str, decision_cfg: dict, enabled: list[str], source: str,
+         log: str) -> None:
+    """A new decision-thresholds file whose decisions hit strategy_targets (frameloom.tune)."""
+    from .tune import tune as tune_thresholds
+    from .tune import tuned_file
+
+    with job_log(log, "tune") as lines:
+        if Path(output).resolve() == Path(source).resolve():
+            raise ValueError(f"tune would overwrite {source}: it only ever writes a new file")
+        analyses = []
+        for path in analysis_paths:
+            try:
+                analyses.append(read_json(path))
+            except (OSError, ValueError) as error:
+                lines.append(f"skipped {path}: {error}")
+        result = tune_thresholds(analyses, decision_cfg, enabled)
+        write_text(output, tuned_file(decision_cfg, result, source))
+        lines.append(f"{result['frames']} frames ({result['search_frames']} searched), {result['sweeps']} sweeps: distance to the targets "
+                     f"{result['start']['distance']} -> {result['distance']}")
+        lines.append(f"thresholds {result['thresholds']}; mix {result['mix']} (was {result['start']['mix']})")
 
 
 def _curate(meta_path: str, analysis_path: str, frame_path: str, out_dir: str, curation: dict,
@@ -178,9 +206,16 @@ def merge(out_dir: str, metas: dict[str, str], inputs, outputs, settings: dict, 
         lines.append(f"report: {report['summary']}")
 
 
-def html_report(report_path: str, output: str, log: str) -> None:
+def html_report(report_path: str, outputs, out_dir: str, input_root: str, logs_dir: str, contact_sheet_frames: int,
+                enabled: list[str], log: str) -> None:
+    """report.html and review.html (``outputs``: .report, .review) from processing_report.json."""
     from .report_html import render_report
+    from .review import render_review_page
 
     with job_log(log, "html_report") as lines:
-        write_text(output, render_report(read_json(report_path), Path(output).parent))
-        lines.append(f"wrote {output}")
+        report = read_json(report_path)
+        write_text(outputs.report, render_report(report, Path(outputs.report).parent, Path(input_root),
+                                                 Path(logs_dir), contact_sheet_frames))
+        write_text(outputs.review, render_review_page(report, Path(outputs.review), Path(out_dir),
+                                                      Path(input_root), enabled))
+        lines.append(f"wrote {outputs.report} and {outputs.review}")

@@ -1,0 +1,328 @@
+"""The review page: browse frames by strategy, see analysis, decision and outputs, override or exclude.
+
+``render_review_page`` writes a static page (results/review.html, a rule
+output) with the report's data inline. Opened as a file it is read-only;
+served by ``python -m frameloom.review`` (bound to 127.0.0.1) it saves each
+override to the overrides file (frameloom.overrides) that the decide step
+reads, so the next ``snakemake`` run redoes only the frames whose strategy changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import os
+import sys
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import yaml
+
+from .config import STRATEGIES, ConfigError, load_run_config
+from .imageio import read_json
+from .layout import demo_frames_dir
+from .overrides import load_overrides, save_overrides
+
+HOST = "127.0.0.1"
+# A custom header forces a CORS preflight (which this server never grants), so
+# another site open in the same browser cannot post overrides.
+WRITE_HEADER = "X-Frameloom-Review"
+MAX_BODY = 64 * 1024
+
+
+def _frame_entry(result: dict, page_dir: Path, out_dir: Path, input_root: Path) -> dict:
+    images = [p for p in result["outputs"] if not p.endswith(".txt")]
+    source = result["frame"]
+    return {
+        "id": result["frame_id"],
+        "source": source,
+        "input": os.path.relpath(input_root / source, page_dir),
+        "strategy": result["strategy"],
+        "status": "excluded" if result.get("excluded") else "ok" if result["success"] else "failed",
+        "confidence": result["confidence"],
+        "reasoning": result["reasoning"],
+        "error": result["error"],
+        "analysis": result.get("analysis", {}),
+        "override": result.get("override"),
+        "outputs": [{"file": os.path.relpath(p, page_dir), "served": os.path.relpath(p, out_dir),
+                     "backend": result["backends"].get(p, "")} for p in images],
+    }
+
+
+def render_review_page(report: dict, page_path: Path, out_dir: Path, input_root: Path,
+                       enabled: list[str]) -> str:
+    """The page, with every frame's data inline (a file:// page cannot fetch)."""
+    page_dir = page_path.parent
+    data = {
+        "strategies": enabled,
+        "frames": [_frame_entry(r, page_dir, out_dir, input_root) for r in report["results"]],
+    }
+    # "</" would end the script element early.
+    inline = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
+    return PAGE.replace("__DATA__", inline).replace("__TITLE__", html.escape(f"frameloom review: {out_dir.name}"))
+
+
+PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>__TITLE__</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}
+.frame{border:1px solid #ccc;border-radius:6px;padding:.6rem;margin:.6rem 0;display:grid;
+grid-template-columns:14rem 1fr;gap:.8rem}.frame img{max-height:110px;max-width:200px;margin:2px;background:#888}
+.metrics td{padding:0 .5rem 0 0;font-size:.85rem}.reason{font-size:.85rem;color:#444}
+.failed{color:#b00020}.excluded{opacity:.55}.overridden{border-color:#e08a00;border-width:2px}
+#notice{background:#fff4d6;padding:.5rem;border-radius:4px}.saved{color:#0a7a2f}
+</style></head><body>
+<h1>frameloom review</h1>
+<p id="notice"></p>
+<label>Show <select id="filter"></select></label>
+<label>Frame <input id="search" placeholder="id contains"></label>
+<span id="count"></span>
+<div id="frames"></div><button id="more">Show more</button>
+<script id="data" type="application/json">__DATA__</script>
+<script>
+"use strict";
+const DATA = JSON.parse(document.getElementById("data").textContent);
+const SERVED = location.protocol.startsWith("http");
+const PAGE_SIZE = 60;
+let shown = PAGE_SIZE;
+const overrides = {};
+for (const f of DATA.frames) if (f.override) overrides[f.id] = f.override;
+
+document.getElementById("notice").textContent = SERVED
+  ? "Changes are saved to the overrides file; run snakemake to apply them (only the changed frames are redone)."
+  : "Read-only: opened as a file. Start `python -m frameloom.review` to save overrides.";
+
+const filter = document.getElementById("filter");
+for (const [value, label] of [["all", "all frames"], ...DATA.strategies.map(s => [s, s]),
+     ["failed", "failed"], ["excluded", "excluded"], ["overridden", "overridden"]]) {
+  filter.add(new Option(label, value));
+}
+
+function matches(f) {
+  const wanted = filter.value, text = document.getElementById("search").value.trim();
+  if (text && !f.id.includes(text)) return false;
+  if (wanted === "all") return true;
+  if (wanted === "failed" || wanted === "excluded") return f.status === wanted;
+  if (wanted === "overridden") return Boolean(overrides[f.id]);
+  return f.strategy === wanted;
+}
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  Object.assign(node, attrs || {});
+  for (const c of children) node.append(c);
+  return node;
+}
+
+function image(file, served, title) {
+  return el("img", {src: SERVED ? served : file, title: title || "", loading: "lazy"});
+}
+
+function card(f) {
+  const box = el("div", {className: "frame " + f.status + (overrides[f.id] ? " overridden" : "")});
+  box.dataset.frame = f.id;
+  const metrics = el("table", {className: "metrics"});
+  for (const [k, v] of Object.entries(f.analysis)) {
+    metrics.append(el("tr", {}, el("td", {}, k), el("td", {}, typeof v === "number" ? String(+v.toFixed(3)) : String(v))));
+  }
+  const left = el("div", {}, el("h3", {}, f.id), image(f.input, "/input/" + encodeURI(f.source), "input"), metrics);
+  const outputs = el("div", {});
+  for (const o of f.outputs) outputs.append(image(o.file, "/out/" + encodeURI(o.served), o.backend));
+  const choice = el("select", {className: "choice"});
+  const automatic = f.override ? f.override.automatic : f.strategy;
+  choice.add(new Option("automatic (" + (automatic || "none") + ")", ""));
+  for (const s of DATA.strategies) choice.add(new Option(s, s));
+  choice.add(new Option("exclude this frame", "exclude"));
+  const current = overrides[f.id];
+  choice.value = current ? (current.exclude ? "exclude" : current.strategy) : "";
+  const note = el("input", {className: "note", placeholder: "note", value: (current && current.note) || ""});
+  const status = el("span", {className: "status"});
+  const save = el("button", {className: "save", textContent: "Save", disabled: !SERVED});
+  save.addEventListener("click", async () => {
+    const body = {frame: f.id, strategy: null, exclude: choice.value === "exclude", note: note.value};
+    if (choice.value && choice.value !== "exclude") body.strategy = choice.value;
+    status.textContent = "saving...";
+    const response = await fetch("/api/overrides", {method: "POST",
+      headers: {"Content-Type": "application/json", "X-Frameloom-Review": "1"}, body: JSON.stringify(body)});
+    const answer = await response.json();
+    if (!response.ok) { status.className = "status failed"; status.textContent = answer.error; return; }
+    if (answer.frames[f.id]) overrides[f.id] = answer.frames[f.id]; else delete overrides[f.id];
+    box.classList.toggle("overridden", Boolean(overrides[f.id]));
+    status.className = "status saved";
+    status.textContent = "saved";
+  });
+  const decision = el("div", {},
+    el("div", {}, el("b", {}, f.status === "ok" ? f.strategy : f.status + (f.strategy ? " in " + f.strategy : "")), " confidence " + f.confidence.toFixed(2)),
+    el("div", {className: "reason"}, f.reasoning),
+    f.error ? el("div", {className: "failed"}, f.error) : "",
+    outputs, el("div", {}, choice, " ", note, " ", save, " ", status));
+  box.append(left, decision);
+  return box;
+}
+
+function render() {
+  const list = document.getElementById("frames");
+  const hits = DATA.frames.filter(matches);
+  list.replaceChildren(...hits.slice(0, shown).map(card));
+  document.getElementById("count").textContent = hits.length + " frames";
+  document.getElementById("more").hidden = hits.length <= shown;
+}
+
+async function loadOverrides() {
+  if (!SERVED) return;
+  const response = await fetch("/api/overrides");
+  const answer = await response.json();
+  for (const key of Object.keys(overrides)) delete overrides[key];
+  Object.assign(overrides, answer.frames);
+}
+
+filter.addEventListener("change", () => { shown = PAGE_SIZE; render(); });
+document.getElementById("search").addEventListener("input", () => { shown = PAGE_SIZE; render(); });
+document.getElementById("more").addEventListener("click", () => { shown += PAGE_SIZE; render(); });
+loadOverrides().then(render);
+</script></body></html>
+"""
+
+
+def _inside(root: Path, relative: str) -> Path | None:
+    """``root/relative`` when ``relative`` stays inside ``root`` ('..', absolute paths and NUL are refused).
+
+    Symlinks are followed as the user laid them out: the check is on the path, not its target."""
+    if "\0" in relative or relative.startswith("/") or ".." in Path(relative).parts:
+        return None
+    return root / relative
+
+
+class ReviewServer(ThreadingHTTPServer):
+    """Serves the review page, the images it shows, and the overrides API; nothing else."""
+
+    def __init__(self, port: int, page: Path, out_dir: Path, input_root: Path, overrides_path: Path,
+                 overrides_source: str, frames: set[str]):
+        self.page = page
+        self.roots = {"out": out_dir, "input": input_root}
+        self.overrides_path = overrides_path
+        self.overrides_source = overrides_source
+        self.frames = frames
+        super().__init__((HOST, port), ReviewHandler)
+
+    def read_overrides(self) -> dict:
+        return load_overrides(self.overrides_path, self.overrides_source)
+
+    def set_override(self, change: dict) -> dict:
+        """Apply one change from the page and save the file; returns the new overrides."""
+        frame = change.get("frame")
+        if frame not in self.frames:
+            raise ValueError(f"unknown frame: {frame!r}")
+        strategy, exclude, note = change.get("strategy"), bool(change.get("exclude")), str(change.get("note") or "")
+        if strategy is not None and strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy: {strategy!r} (one of {', '.join(STRATEGIES)})")
+        if strategy and exclude:
+            raise ValueError("give a strategy or exclude, not both")
+        frames = self.read_overrides()
+        frames.pop(frame, None)
+        if exclude:
+            frames[frame] = {"exclude": True, "note": note}
+        elif strategy:
+            frames[frame] = {"strategy": strategy, "note": note}
+        save_overrides(self.overrides_path, frames)
+        return self.read_overrides()
+
+
+class ReviewHandler(BaseHTTPRequestHandler):
+    server: ReviewServer
+
+    def log_message(self, format, *args):  # noqa: A002 (the base class's name)
+        sys.stderr.write(f"review: {format % args}\n")
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, document: dict) -> None:
+        self._send(status, json.dumps(document).encode(), "application/json")
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        path = unquote(urlsplit(self.path).path)
+        if path in ("/", "/review.html"):
+            if not self.server.page.is_file():
+                return self._json(HTTPStatus.NOT_FOUND, {"error": f"{self.server.page} missing: run snakemake first"})
+            return self._send(HTTPStatus.OK, self.server.page.read_bytes(), "text/html; charset=utf-8")
+        if path == "/api/overrides":
+            try:
+                return self._json(HTTPStatus.OK, {"frames": self.server.read_overrides()})
+            except ConfigError as error:
+                return self._json(HTTPStatus.CONFLICT, {"error": str(error)})
+        root_name, _, relative = path.lstrip("/").partition("/")
+        target = _inside(self.server.roots[root_name], relative) if root_name in self.server.roots else None
+        if target is None:
+            return self._json(HTTPStatus.FORBIDDEN, {"error": f"outside the served folders: {path}"})
+        if not target.is_file():
+            return self._json(HTTPStatus.NOT_FOUND, {"error": f"no such file: {path}"})
+        content_type = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+                        ".webp": "image/webp", ".bmp": "image/bmp"}.get(target.suffix.lower())
+        if content_type is None:
+            return self._json(HTTPStatus.FORBIDDEN, {"error": f"not an image: {path}"})
+        return self._send(HTTPStatus.OK, target.read_bytes(), content_type)
+
+    def do_POST(self):  # noqa: N802
+        if urlsplit(self.path).path != "/api/overrides":
+            return self._json(HTTPStatus.NOT_FOUND, {"error": "no such endpoint"})
+        if self.headers.get(WRITE_HEADER) != "1" or self.headers.get_content_type() != "application/json":
+            return self._json(HTTPStatus.FORBIDDEN, {"error": f"needs Content-Type application/json and {WRITE_HEADER}: 1"})
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            return self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "request too large"})
+        try:
+            change = json.loads(self.rfile.read(length))
+            return self._json(HTTPStatus.OK, {"frames": self.server.set_override(change)})
+        except (ValueError, ConfigError, AttributeError) as error:
+            return self._json(HTTPStatus.BAD_REQUEST, {"error": str(error)})
+
+
+def make_server(configfile: str, port: int, workflow_dir: Path) -> ReviewServer:
+    """The server for the project in the current folder, configured like the workflow run."""
+    project = Path.cwd()
+    if not Path(configfile).is_file() and (workflow_dir / configfile).is_file():
+        configfile = str(workflow_dir / configfile)  # as Snakemake does for the default config
+    with open(configfile, encoding="utf-8") as handle:
+        config = yaml.safe_load(handle) or {}
+    run = load_run_config(config, project, source=configfile, workflow_dir=workflow_dir)
+    out_dir = run.resolve(run.output_dir)
+    report_path = out_dir / "processing_report.json"
+    if not report_path.is_file():
+        raise ConfigError(f"{report_path}: missing: run snakemake first")
+    frames = {r["frame_id"] for r in read_json(report_path)["results"]}
+    input_root = Path(demo_frames_dir(str(out_dir))) if run.is_demo else run.resolve(run.run["input_dir"])
+    return ReviewServer(port, out_dir / "review.html", out_dir, input_root,
+                        run.resolve(run.run["overrides_file"]), run.run["overrides_file"], frames)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m frameloom.review", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configfile", default="config/config.yaml", help="the run's config (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1; 0 picks a free one")
+    args = parser.parse_args(argv)
+    try:
+        server = make_server(args.configfile, args.port, Path(__file__).resolve().parents[2])
+    except (ConfigError, OSError) as error:
+        print(f"frameloom review: {error}", file=sys.stderr)
+        return 2
+    print(f"review page: http://{HOST}:{server.server_address[1]}/ (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
