@@ -18,6 +18,7 @@ from frameloom.analysis import ANALYSIS_VERSION
 from frameloom.config import ConfigError, load_run_config
 from frameloom.discovery import discover_frames
 from frameloom.merge import NOT_PROCESSED, read_plan
+from frameloom.preflight import check_output_dir
 
 try:
     RUN = load_run_config(
@@ -55,6 +56,19 @@ def _frame_index():
 
 FRAMES = _frame_index()
 FRAME_IDS = sorted(FRAMES)
+
+
+# Before the first job of a real run (not a dry run, --lint or --unlock): the
+# output folder is writable and has room.
+onstart:
+    try:
+        check_output_dir(
+            RUN.resolve(OUT),
+            sum(path.stat().st_size for path in FRAMES.values() if path.is_file()),
+            len(FRAMES),
+        )
+    except ConfigError as error:
+        sys.exit(f"frameloom: {error}")
 INPUT_ROOT = Path(DEMO_FRAMES_DIR) if RUN.is_demo else RUN.resolve(RUN.run["input_dir"])
 
 
@@ -150,6 +164,11 @@ def model_step_json(strategy):
     return json.dumps(
         {"settings": RUN.strategy_settings("", strategy), "outputs": strategy_outputs(strategy)}
     )
+
+
+def attempts(wildcards):
+    """How many tries a job gets: --retries + 1 (the slurm profile sets retries: 1); known once jobs are built."""
+    return workflow.execution_settings.retries + 1
 
 
 # What the per-frame strategy jobs need to curate their images.

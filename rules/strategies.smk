@@ -68,12 +68,18 @@ rule model_batch:
         gpu=lambda wildcards: int(RUN.uses_gpu),
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=lambda wildcards, attempt: 30 * attempt,
+        # Not limits: the step fails a try on which some frame failed unless it is the last
+        # (so Snakemake retries), and on the last reports that frame instead. Resources,
+        # unlike params, are no rerun trigger.
+        attempt=lambda wildcards, attempt: attempt,
+        attempts=attempts,
     conda:
         "../envs/{strategy}.yaml"
     shell:
         "PYTHONPATH={params.scripts:q} {params.python} -m frameloom.model_step {wildcards.strategy}"
         " --members {params.members:q} --step {params.step:q} --cache-dir {params.cache:q}"
         " --manifest {output:q} --threads {threads} --log {log:q}"
+        " --attempt {resources.attempt} --attempts {resources.attempts}"
 
 
 rule segment:

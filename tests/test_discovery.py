@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
+
+import pytest
 
 from frameloom.discovery import discover_frames, frame_ids
 
@@ -47,3 +50,31 @@ def test_ids_do_not_depend_on_other_files(tmp_path):
     before = discover_frames(tmp_path)["x"]
     touch(tmp_path, "y.png")
     assert discover_frames(tmp_path)["x"] == before
+
+
+def test_symlinks_are_handled_deliberately(tmp_path):
+    """A linked file is a frame like any other (it is only read); a linked folder is not walked
+    (it may loop back, or pull in a whole other tree)."""
+    frames, elsewhere = tmp_path / "frames", tmp_path / "elsewhere"
+    touch(frames, "a.png")
+    touch(elsewhere, "b.png")
+    (frames / "b.png").symlink_to(elsewhere / "b.png")
+    (frames / "loop").symlink_to(frames, target_is_directory=True)
+    (frames / "other").symlink_to(elsewhere, target_is_directory=True)
+    assert list(discover_frames(frames)) == ["a", "b"]
+
+
+def test_output_and_input_folders_must_not_nest(tmp_path):
+    from frameloom.config import ConfigError, load_run_config
+
+    repo = Path(__file__).resolve().parents[1]
+    (tmp_path / "frames").mkdir()
+    for output, message in (("frames/results", "is inside input_dir"), ("frames", "is inside input_dir"),
+                            (".", "contains input_dir")):
+        with pytest.raises(ConfigError, match=f"output_dir: .*{message}"):
+            load_run_config({"input_dir": "frames", "output_dir": output}, tmp_path, workflow_dir=repo)
+    # A link to the input folder is seen through.
+    (tmp_path / "link").symlink_to(tmp_path / "frames", target_is_directory=True)
+    with pytest.raises(ConfigError, match="is inside input_dir"):
+        load_run_config({"input_dir": "frames", "output_dir": "link/out"}, tmp_path, workflow_dir=repo)
+    assert load_run_config({"input_dir": "frames", "output_dir": "results"}, tmp_path, workflow_dir=repo)

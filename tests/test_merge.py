@@ -158,3 +158,13 @@ def test_prune_removes_outputs_of_abandoned_strategies(tmp_path):
     assert (tmp_path / "segment" / "images" / "b.png").exists()
     assert len(removed) == 3
 
+
+
+def test_prune_never_deletes_outside_the_output_folder(tmp_path):
+    out = tmp_path / "results"
+    outside = tmp_path / "precious.png"
+    outside.write_bytes(b"keep me")
+    write_json(out / "segment" / "meta" / "x.json", {"frame": "x", "strategy": "segment", "outputs": [
+        {"image": str(outside), "caption": str(out / ".." / "precious.png"), "train": True}]})
+    removed = prune_stale_outputs(str(out), {})
+    assert outside.read_bytes() == b"keep me" and removed == [str(out / "segment" / "meta" / "x.json")]

@@ -36,19 +36,20 @@ def batch(tmp_path):
     }
 
 
-def run(batch, log="batch.log"):
+def run(batch, log="batch.log", attempt=1, attempts=1):
     return run_batch("segment", batch["members"], batch["settings"], batch["outputs"],
-                     str(batch["tmp"] / "cache"), str(batch["tmp"] / "manifest.json"), str(batch["tmp"] / log))
+                     str(batch["tmp"] / "cache"), str(batch["tmp"] / "manifest.json"), str(batch["tmp"] / log),
+                     attempt, attempts)
 
 
 def test_models_are_built_once_per_batch_and_cached(batch):
     run(batch)
     log = (batch["tmp"] / "batch.log").read_text()
-    assert "frames: 3 (computed 3, from cache 0)" in log
+    assert "frames: 3 (computed 3, from cache 0, failed 0)" in log
     # One segmenter and one inpainter for the whole batch, named as fallbacks (no weights here).
     assert "grabcut (fallback: sam2_hiera_large weights missing:" in log and log.count(" x1") == 2
     run(batch, "again.log")
-    assert "frames: 3 (computed 0, from cache 3)" in (batch["tmp"] / "again.log").read_text()
+    assert "frames: 3 (computed 0, from cache 3, failed 0)" in (batch["tmp"] / "again.log").read_text()
     assert "model loads: none" in (batch["tmp"] / "again.log").read_text()
 
 
@@ -67,7 +68,8 @@ def test_changing_one_frame_recomputes_only_it(batch):
 def test_export_links_cached_files_with_final_paths(batch):
     run(batch)
     outputs = {name: pattern.format(frame="f0") for name, pattern in batch["outputs"].items()}
-    export_frame("f0", str(batch["tmp"] / "manifest.json"), str(batch["tmp"] / "cache"), outputs)
+    export_frame("f0", str(batch["tmp"] / "manifest.json"), str(batch["tmp"] / "cache"), outputs,
+                 batch["members"]["f0"][0])
     meta = read_json(outputs["meta"])
     assert {entry["image"] for entry in meta["outputs"]} == {outputs["character"], outputs["background"],
                                                              outputs["composite"]}
@@ -82,11 +84,58 @@ def test_cache_entries_without_linked_outputs_are_pruned(batch):
 
     run(batch)
     outputs = {name: pattern.format(frame="f0") for name, pattern in batch["outputs"].items()}
-    export_frame("f0", str(batch["tmp"] / "manifest.json"), str(batch["tmp"] / "cache"), outputs)
+    export_frame("f0", str(batch["tmp"] / "manifest.json"), str(batch["tmp"] / "cache"), outputs,
+                 batch["members"]["f0"][0])
     removed = prune_cache(str(batch["tmp"] / "cache"))
     keys = read_json(batch["tmp"] / "manifest.json")["frames"]
     assert sorted(Path(p).name for p in removed) == sorted([keys["f1"], keys["f2"]])
     assert (batch["tmp"] / "cache" / "segment" / keys["f0"] / "meta.json").is_file()
+
+
+def test_a_transient_failure_fails_the_try_then_the_retry_recomputes_only_that_frame(batch, monkeypatch):
+    from frameloom import strategies
+    from frameloom.model_step import BatchFrameFailures
+
+    real = strategies.EXECUTORS["segment"]
+    calls = []
+
+    def out_of_memory_once(frame_path, *args):
+        calls.append(Path(frame_path).stem)
+        if Path(frame_path).stem == "f1" and calls.count("f1") == 1:
+            raise MemoryError("simulated: cannot allocate 9 GiB")
+        return real(frame_path, *args)
+
+    monkeypatch.setitem(strategies.EXECUTORS, "segment", out_of_memory_once)
+    with pytest.raises(BatchFrameFailures, match="1 frame\\(s\\) failed, retrying: f1"):
+        run(batch, attempt=1, attempts=2)
+    log = (batch["tmp"] / "batch.log").read_text()
+    assert "f1 failed on attempt 1 of 2" in log and "MemoryError: simulated" in log
+    assert not (batch["tmp"] / "manifest.json").exists()
+    run(batch, "retry.log", attempt=2, attempts=2)
+    assert "computed 1, from cache 2, failed 0" in (batch["tmp"] / "retry.log").read_text()
+    assert calls == ["f0", "f1", "f2", "f1"]
+    assert read_json(batch["tmp"] / "manifest.json")["failed"] == {}
+
+
+def test_a_frame_failing_on_the_last_try_is_reported_and_its_batch_mates_go_on(batch):
+    # The frame file broke after its analysis: the model step cannot decode it.
+    Path(batch["members"]["f1"][0]).write_text("no longer an image")
+    run(batch, attempt=2, attempts=2)
+    manifest = read_json(batch["tmp"] / "manifest.json")
+    assert manifest["failed"] == {"f1": "FrameDecodeError: not a decodable image: f1.png"}
+    assert sorted(manifest["frames"]) == ["f0", "f2"]
+    for frame in ("f0", "f1", "f2"):
+        outputs = {name: pattern.format(frame=frame) for name, pattern in batch["outputs"].items()}
+        export_frame(frame, str(batch["tmp"] / "manifest.json"), str(batch["tmp"] / "cache"), outputs,
+                     batch["members"][frame][0])
+        meta = read_json(outputs["meta"])
+        assert all(Path(path).is_file() for path in outputs.values())
+        if frame == "f1":
+            assert meta["error"] == "ModelStepError: FrameDecodeError: not a decodable image: f1.png"
+            assert not any(entry["train"] for entry in meta["outputs"])
+            assert {e["backend"] for e in meta["outputs"]} == {"placeholder (model step failed)"}
+        else:
+            assert meta["error"] is None or meta["error"].startswith("NoCharacterFound")
 
 
 def test_model_requirements_and_strict_mode(tmp_path):

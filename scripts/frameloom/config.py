@@ -228,6 +228,16 @@ class RunConfig:
         return candidate if candidate.is_absolute() else self.workdir / candidate
 
 
+def _check_separate(input_dir: Path, output_dir: Path, source: str) -> None:
+    """Outputs inside the input folder would be found as frames on the next run; an input inside
+    the output folder could be pruned as a stale output. Both paths are resolved (symlinks followed)."""
+    if output_dir == input_dir or output_dir.is_relative_to(input_dir):
+        raise ConfigError(f"{source}: output_dir: {output_dir} is inside input_dir {input_dir}; "
+                          "its images would become input frames on the next run")
+    if input_dir.is_relative_to(output_dir):
+        raise ConfigError(f"{source}: output_dir: {output_dir} contains input_dir {input_dir}")
+
+
 def _check_targets(decision: dict, source: str) -> None:
     total = sum(decision["strategy_targets"].values())
     if abs(total - 1.0) > TARGET_SUM_TOLERANCE:
@@ -292,6 +302,8 @@ def load_run_config(config: dict, workdir: Path, source: str = "config/config.ya
 
     if run["input_dir"] != "demo" and not resolve(run["input_dir"]).is_dir():
         raise ConfigError(f"{source}: input_dir: directory does not exist: {run['input_dir']}")
+    if run["input_dir"] != "demo":
+        _check_separate(resolve(run["input_dir"]).resolve(), resolve(run["output_dir"]).resolve(), source)
     for index, reference in enumerate(run["character"]["reference_images"]):
         if not resolve(reference).exists():
             raise ConfigError(f"{source}: character.reference_images.{index}: not found: {reference}")

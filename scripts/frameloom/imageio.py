@@ -3,7 +3,10 @@
 Every write goes to a temporary file in the destination directory and is then
 renamed over the target, so a crash never leaves a half-written output behind.
 Reads go through ``np.fromfile`` + ``cv2.imdecode`` so that paths with spaces,
-quotes or non-ASCII characters work on every platform.
+quotes or non-ASCII characters work on every platform. Before decoding, the
+header (read by Pillow, which decodes nothing yet) gives the size, checked
+against ``MAX_FRAME_PIXELS`` so a decompression bomb is refused without
+allocating it, and the EXIF orientation, applied after decoding.
 """
 
 from __future__ import annotations
@@ -17,8 +20,16 @@ from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+# 100 megapixels: above any film frame (8K is 35 MP) and its 4x upscale of 2K;
+# a 20000x20000 PNG of zeros is 400 KB on disk and 1.2 GB decoded.
+MAX_FRAME_PIXELS = 100_000_000
+# The size check above is ours (it names the size and the limit); Pillow's own
+# guard would refuse large headers before we could read them.
+Image.MAX_IMAGE_PIXELS = None
+EXIF_ORIENTATION = 0x0112
 
 
 def _current_umask() -> int:
@@ -35,19 +46,63 @@ class FrameDecodeError(ValueError):
     """The file exists but is not an image OpenCV can decode."""
 
 
-def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarray:
-    """Decode an image file to uint8 BGR (or BGRA when ``keep_alpha``).
+class FrameTooLarge(FrameDecodeError):
+    """The header announces more pixels than ``MAX_FRAME_PIXELS`` (a decompression bomb, or a mistake)."""
 
-    Grayscale, palette and 16-bit inputs are converted to 8-bit BGR so every
-    stage sees one layout. Raises ``FrameDecodeError`` with a one-line reason.
+
+def _orient(image: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1-8) the way viewers (and Pillow's exif_transpose) do."""
+    transforms = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: a.swapaxes(0, 1)[:, ::-1],
+        7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
+        8: lambda a: a.swapaxes(0, 1)[::-1],
+    }
+    transform = transforms.get(orientation)
+    return np.ascontiguousarray(transform(image)) if transform else image
+
+
+def _header(path: Path) -> int:
+    """Check the size the header announces; returns the EXIF orientation (1 when none).
+
+    A file Pillow cannot identify is left to OpenCV, which names the failure."""
+    try:
+        with Image.open(path) as header:
+            width, height = header.size
+            if width * height > MAX_FRAME_PIXELS:
+                raise FrameTooLarge(f"{width}x{height} is {width * height / 1e6:.0f} MP, over the "
+                                    f"{MAX_FRAME_PIXELS / 1e6:.0f} MP limit: {path.name}")
+            # Pillow decodes a whole PNG to look for an eXIf chunk after the pixels: only
+            # one before them (already in .info) is read, so nothing is decoded twice.
+            if header.format == "PNG" and "exif" not in header.info:
+                return 1
+            orientation = header.getexif().get(EXIF_ORIENTATION, 1)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        if isinstance(error, FrameTooLarge):
+            raise
+        return 1
+    return orientation if isinstance(orientation, int) else 1
+
+
+def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarray:
+    """Decode an image file to uint8 BGR (or BGRA when ``keep_alpha``), upright per its EXIF.
+
+    Grayscale, palette, CMYK and 16-bit inputs are converted to 8-bit BGR so
+    every stage sees one layout. Raises ``FrameDecodeError`` (or
+    ``FrameTooLarge``) with a one-line reason.
     """
     path = Path(path)
     data = np.fromfile(str(path), dtype=np.uint8)
     if data.size == 0:
         raise FrameDecodeError(f"empty file: {path.name}")
+    orientation = _header(path)
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise FrameDecodeError(f"not a decodable image: {path.name}")
+    image = _orient(image, orientation)
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
     elif image.dtype != np.uint8:
@@ -72,6 +127,10 @@ def _atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
             os.fsync(handle.fileno())
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        # A failed write names no file; say which output it was (same errno, same subclass).
+        raise OSError(error.errno, error.strerror, str(path)) from error
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

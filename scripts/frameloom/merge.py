@@ -103,13 +103,15 @@ def prune_stale_outputs(out_dir: str, plan: dict[str, str]) -> list[str]:
     """Remove outputs, and curated copies, of strategies a frame no longer has (after a
     threshold change or a removed frame)."""
     removed = []
+    root = Path(out_dir).resolve()
     for strategy in STRATEGIES:
         for meta_path in sorted(Path(out_dir, strategy, "meta").glob("*.json")):
             if plan.get(meta_path.stem) == strategy:
                 continue
             for entry in read_json(meta_path).get("outputs", []):
                 for path in (entry["image"], entry["caption"]):
-                    if path and Path(path).exists():
+                    # Only ever inside the output folder, whatever a (damaged) meta file says.
+                    if path and Path(path).exists() and Path(path).resolve().is_relative_to(root):
                         Path(path).unlink()
                         removed.append(path)
             meta_path.unlink()

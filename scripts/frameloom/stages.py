@@ -16,6 +16,10 @@ from pathlib import Path
 from .imageio import read_json, write_json, write_json_folder, write_text
 
 
+class OutputDiskError(OSError):
+    """A write failed because the disk is full or read-only (the message is one line)."""
+
+
 @contextlib.contextmanager
 def job_log(log_path: str, stage: str):
     """Collect log lines; write them (and a traceback on failure) atomically at the end."""
@@ -23,12 +27,23 @@ def job_log(log_path: str, stage: str):
     started = time.perf_counter()
     try:
         yield lines
+    except OSError as error:
+        from .preflight import disk_error_line
+
+        reason = disk_error_line(error)
+        lines.append(traceback.format_exc())
+        if reason is None:
+            raise
+        # A full or read-only disk: one line for the user, the traceback stays in the log.
+        lines.append(reason)
+        raise OutputDiskError(reason.removeprefix("OutputDiskError: ")) from None
     except BaseException:
         lines.append(traceback.format_exc())
         raise
     finally:
         lines.append(f"{stage}: {time.perf_counter() - started:.3f} s")
-        write_text(log_path, "\n".join(lines) + "\n")
+        with contextlib.suppress(OSError):  # the log may not fit on a full disk either
+            write_text(log_path, "\n".join(lines) + "\n")
 
 
 def batch_step_parser(prog: str, doc: str) -> argparse.ArgumentParser:
@@ -146,7 +161,7 @@ def export_model_frame(frame: str, manifest_path: str, cache_dir: str, frame_pat
     outputs = dict(outputs)
     curated_dir = outputs.pop("curated")
     with job_log(log, "export") as lines:
-        lines.append(export_frame(frame, manifest_path, cache_dir, outputs))
+        lines.append(export_frame(frame, manifest_path, cache_dir, outputs, frame_path))
         _curate(outputs["meta"], analysis_path, frame_path, curated_dir, curation, lines)
 
 
