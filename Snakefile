@@ -22,6 +22,7 @@ configfile: LOCAL_CONFIG if LOCAL_CONFIG.exists() else Path(workflow.basedir, LO
 include: "rules/common.smk"
 include: "rules/gpu_cap.smk"
 include: "rules/demo.smk"
+include: "rules/input.smk"
 include: "rules/analysis.smk"
 include: "rules/strategies.smk"
 include: "rules/captions.smk"

@@ -73,8 +73,8 @@ def main() -> None:
         for frame, path in frames.items():
             analyses.append(str(out / layout.analysis("").format(frame=frame).lstrip("/")))
             stages.analyze(str(path), frame, path.name, analyses[-1], str(root / "models"), {}, str(root / "log"))
-        stages.decide(analyses, str(out / "plan.tsv"), str(out / layout.decisions_dir("").lstrip("/")), run.decision, run.enabled_strategies,
-                      str(root / "log"))
+        stages.decide(analyses, str(out / "plan.tsv"), str(out / layout.decisions_dir("").lstrip("/")), run.decision,
+                      run.enabled_strategies, run.overrides, str(root / "log"))
         planning = time.perf_counter() - started
         after, jobs_after = dry_run(root)
 

@@ -27,7 +27,7 @@ rule analyze:
 # depend on it, so a threshold change reruns only the frames whose strategy changes.
 checkpoint decide:
     input:
-        expand(layout.analysis(OUT), frame=FRAME_IDS),
+        all_analyses,
     output:
         plan=f"{OUT}/plan.tsv",
         decisions=directory(layout.decisions_dir(OUT)),
@@ -47,7 +47,7 @@ checkpoint decide:
 # new file (never the user's); not part of the default target.
 rule tune:
     input:
-        expand(layout.analysis(OUT), frame=FRAME_IDS),
+        all_analyses,
     output:
         f"{OUT}/tuning/decision_thresholds.yaml",
     params:

@@ -5,6 +5,8 @@ import types
 from pathlib import Path
 
 import cv2
+from snakemake.exceptions import IncompleteCheckpointException
+from snakemake.io import checkpoint_target
 from snakemake.settings.types import DeploymentMethod
 
 # The package lives in scripts/; run: rules import it in-process, shell steps via PYTHONPATH.
@@ -16,7 +18,9 @@ cv2.setNumThreads(1)
 from frameloom import layout, stages
 from frameloom.analysis import ANALYSIS_VERSION
 from frameloom.config import ConfigError, load_run_config
-from frameloom.discovery import discover_frames
+from frameloom.discovery import discover_frames, discover_videos, relative_files
+from frameloom.imageio import read_json
+from frameloom.video import INDEX_FILE as VIDEO_INDEX
 from frameloom.merge import NOT_PROCESSED, read_plan
 from frameloom.preflight import check_output_dir
 
@@ -54,8 +58,14 @@ def _frame_index():
     return discover_frames(RUN.resolve(RUN.run["input_dir"]), RUN.run["limit"])
 
 
+# Image frames in input_dir (known now), and videos, whose frames are known
+# once their extract_video checkpoint ran.
 FRAMES = _frame_index()
-FRAME_IDS = sorted(FRAMES)
+VIDEOS = {} if RUN.is_demo else discover_videos(RUN.resolve(RUN.run["input_dir"]))
+VIDEO_FRAMES_DIR = f"{OUT}/video_frames"
+EXPANSION = RUN.run["temporal_expansion"]
+EXPANDING = bool(EXPANSION["curated_dir"])
+FRAME_IDS = tuple(sorted(FRAMES))
 
 
 # Before the first job of a real run (not a dry run, --lint or --unlock): the
@@ -64,8 +74,8 @@ onstart:
     try:
         check_output_dir(
             RUN.resolve(OUT),
-            sum(path.stat().st_size for path in FRAMES.values() if path.is_file()),
-            len(FRAMES),
+            sum(path.stat().st_size for path in [*FRAMES.values(), *VIDEOS.values()] if path.is_file()),
+            len(FRAMES) + len(VIDEOS),
         )
     except ConfigError as error:
         sys.exit(f"frameloom: {error}")
@@ -76,15 +86,59 @@ wildcard_constraints:
     frame="[A-Za-z0-9][A-Za-z0-9._-]*",
     strategy="segment|enhance_segment",
     batch="[0-9]+",
+    # One path component: a video's extracted frames are files inside its folder, not other videos.
+    video="[A-Za-z0-9][A-Za-z0-9._-]*",
+
+
+def _video_of(frame):
+    """The video a frame id was extracted from (ids are "{video id}_t{seconds}"), or None."""
+    video, _, seconds = frame.rpartition("_t")
+    return video if video in VIDEOS and seconds.replace(".", "").isdigit() else None
+
+
+def frame_file(frame):
+    """The image file of a frame id: in input_dir, or extracted from its video."""
+    if frame in FRAMES:
+        return str(FRAMES[frame])
+    return f"{VIDEO_FRAMES_DIR}/{_video_of(frame)}/{frame}.png"
 
 
 def frame_path(wildcards):
-    return str(FRAMES[wildcards.frame])
+    return frame_file(wildcards.frame)
 
 
 def frame_source(wildcards):
-    """The frame's path relative to the input folder, as the report names it."""
-    return FRAMES[wildcards.frame].relative_to(INPUT_ROOT).as_posix()
+    """How the report names the frame: its path relative to the input folder, and for a
+    video frame the video's with the time (a media fragment: clip.mp4#t=12.480)."""
+    if wildcards.frame in FRAMES:
+        return FRAMES[wildcards.frame].relative_to(INPUT_ROOT).as_posix()
+    video = _video_of(wildcards.frame)
+    seconds = float(wildcards.frame.rpartition("_t")[2])
+    return f"{VIDEOS[video].relative_to(INPUT_ROOT).as_posix()}#t={seconds:.3f}"
+
+
+@functools.lru_cache(maxsize=4)
+def _listed_frame_ids(versions):
+    """The frame ids the checkpoint outputs name; ``versions``: ((path, mtime), ...) of those outputs."""
+    ids = list(read_json(versions[0][0])["selected"]) if EXPANDING else list(FRAMES)
+    for index, _ in versions[int(EXPANDING):]:
+        ids += [Path(entry["file"]).stem for entry in read_json(index)["extracted"]]
+    return tuple(sorted(ids))
+
+
+def frame_ids():
+    """Every frame to process: the image frames (only the curated ones and their neighbours
+    when temporal_expansion is on) and every video's extracted frames. Asks the checkpoints,
+    so it belongs in input functions."""
+    if not EXPANDING and not VIDEOS:
+        return FRAME_IDS
+    outputs = [checkpoints.temporal_expansion.get().output[0]] if EXPANDING else []
+    outputs += [str(Path(checkpoints.extract_video.get(video=v).output[0], VIDEO_INDEX)) for v in VIDEOS]
+    return _listed_frame_ids(tuple((path, Path(path).stat().st_mtime_ns) for path in outputs))
+
+
+def all_analyses(wildcards):
+    return [layout.analysis(OUT).format(frame=frame) for frame in frame_ids()]
 
 
 def strategy_outputs(strategy):
@@ -111,10 +165,29 @@ def _metas(plan_path, plan_mtime):
     })
 
 
+_COVERAGE = {}
+
+
+def _plan_covers(plan_path, plan_mtime, ids):
+    """Whether the plan names exactly ``ids``; asked once per job, so cached by the identity of
+    ``ids`` (a cached tuple), which the entry also holds so the identity cannot be reused."""
+    key = (plan_path, plan_mtime, id(ids))
+    if key not in _COVERAGE:
+        _COVERAGE[key] = (ids, set(_plan(plan_path, plan_mtime)) == set(ids))
+    return _COVERAGE[key][1]
+
+
 def _plan_version():
-    """The plan file and its mtime (after the decide checkpoint): the key its parsed forms are cached under."""
+    """The plan file and its mtime (after the decide checkpoint): the key its parsed forms are cached under.
+
+    A plan from an earlier run that does not cover the current frames (a frame, video or curated
+    frame was added or removed) is about to be rewritten: no job is built from it until then."""
+    ids = frame_ids()
     plan_path = checkpoints.decide.get().output.plan
-    return plan_path, Path(plan_path).stat().st_mtime_ns
+    version = plan_path, Path(plan_path).stat().st_mtime_ns
+    if not _plan_covers(*version, ids):
+        raise IncompleteCheckpointException(checkpoints.decide.rule, checkpoint_target(plan_path))
+    return version
 
 
 def planned_metas(wildcards):
@@ -148,7 +221,7 @@ def batch_manifest(strategy, frame):
 def batch_inputs(wildcards):
     frames = strategy_batches(wildcards.strategy)[0][wildcards.batch]
     return {
-        "frames": [str(FRAMES[frame]) for frame in frames],
+        "frames": [frame_file(frame) for frame in frames],
         "analyses": [layout.analysis(OUT).format(frame=frame) for frame in frames],
     }
 

@@ -21,10 +21,11 @@ rule merge:
             "trigger_word": RUN.run["character"]["trigger_word"],
             "captioner": RUN.caption_status(),
         },
+        frame_files=lambda wildcards: {frame: frame_file(frame) for frame in _plan(*_plan_version())},
     log:
         "logs/merge.log",
     run:
-        stages.merge(OUT, planned_metas(wildcards), input, output, params.settings, log[0])
+        stages.merge(OUT, planned_metas(wildcards), input, output, params.settings, params.frame_files, log[0])
 
 
 rule html_report:

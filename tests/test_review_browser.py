@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import yaml
 
 from frameloom.demo import write_demo_set
 
-from test_workflow import snakemake, write_config
+from test_workflow import jobs_run, snakemake, write_config
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install .[test])")
@@ -29,15 +28,6 @@ from selenium.webdriver.support.select import Select  # noqa: E402
 from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
 
 pytestmark = pytest.mark.slow
-JOB = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):\n((?:    .*\n)*)", re.M)
-FRAME = re.compile(r"^    wildcards: frame=(\S+)$", re.M)
-
-
-def jobs_run(output: str) -> list[tuple[str, str | None]]:
-    """(rule, frame) of every job a snakemake run printed (its header and indented details)."""
-    return [(m.group(1), (FRAME.search(m.group(2)) or [None, None])[1]) for m in JOB.finditer(output)]
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -114,7 +104,7 @@ def test_override_one_frame_in_the_browser_and_rerun(served_project, browser):
 
     # The rerun redoes this frame and the aggregates, nothing else.
     result = snakemake(workdir)
-    ran = jobs_run(result.stdout + result.stderr)
+    ran = jobs_run(result)
     per_frame = {(rule, f) for rule, f in ran if f}
     assert per_frame == {("create_occlusion", frame)}, ran
     assert {rule for rule, f in ran if not f} <= {"decide", "select_dataset", "merge", "html_report", "all"}
@@ -138,7 +128,7 @@ def test_excluding_a_frame_through_the_server_removes_it_from_the_dataset(served
     with urllib.request.urlopen(request, timeout=10) as response:
         assert json.load(response)["frames"][frame]["exclude"] is True
     result = snakemake(workdir)
-    assert not {(rule, f) for rule, f in jobs_run(result.stdout + result.stderr) if f}
+    assert not {(rule, f) for rule, f in jobs_run(result) if f}
     report = json.loads((workdir / "results" / "processing_report.json").read_text())
     summary = report["summary"]
     assert summary["excluded"] == 1

@@ -46,6 +46,16 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     return result
 
 
+JOB = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):\n((?:    .*\n)*)", re.M)
+FRAME = re.compile(r"^    wildcards: frame=(\S+)$", re.M)
+
+
+def jobs_run(result: subprocess.CompletedProcess) -> list[tuple[str, str | None]]:
+    """(rule, frame) of every job a snakemake run printed (its header and indented details)."""
+    output = result.stdout + result.stderr
+    return [(m.group(1), (FRAME.search(m.group(2)) or [None, None])[1]) for m in JOB.finditer(output)]
+
+
 def write_config(workdir: Path, **overrides) -> None:
     config = {"input_dir": "frames", "character": {"name": "test", "trigger_word": TRIGGER},
               "merge": {"repeats": 5}, "models_dir": str(faces_only_models_dir(workdir)), **overrides}
@@ -313,7 +323,7 @@ def test_segment_with_sam2_and_lama_loads_each_model_once_per_batch(tmp_path):
     snakemake(tmp_path)
 
     log = (tmp_path / "logs" / "segment" / "batches" / "0000.log").read_text()
-    assert "frames: 3 (computed 3, from cache 0)" in log
+    assert "frames: 3 (computed 3, from cache 0, failed 0)" in log
     assert "model loads: lama x1, sam2:sam2_hiera_tiny x1" in log
     report = json.loads((tmp_path / "results" / "processing_report.json").read_text())
     assert [r["strategy"] for r in report["results"]] == ["segment"] * 3

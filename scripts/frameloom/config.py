@@ -304,6 +304,12 @@ def load_run_config(config: dict, workdir: Path, source: str = "config/config.ya
         raise ConfigError(f"{source}: input_dir: directory does not exist: {run['input_dir']}")
     if run["input_dir"] != "demo":
         _check_separate(resolve(run["input_dir"]).resolve(), resolve(run["output_dir"]).resolve(), source)
+    curated_dir = run["temporal_expansion"]["curated_dir"]
+    if curated_dir and run["input_dir"] == "demo":
+        raise ConfigError(f"{source}: temporal_expansion.curated_dir: needs input_dir to be the full frames folder, "
+                          "not demo")
+    if curated_dir and not resolve(curated_dir).is_dir():
+        raise ConfigError(f"{source}: temporal_expansion.curated_dir: directory does not exist: {curated_dir}")
     for index, reference in enumerate(run["character"]["reference_images"]):
         if not resolve(reference).exists():
             raise ConfigError(f"{source}: character.reference_images.{index}: not found: {reference}")

@@ -44,22 +44,37 @@ def frame_ids(relative_paths: list[str]) -> dict[str, str]:
     return ids
 
 
-def discover_frames(input_dir: str | os.PathLike, limit: int = 0) -> dict[str, Path]:
-    """Frames under ``input_dir`` (recursive, sorted by relative path) as {frame_id: path}.
+def relative_files(root: Path, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[str]:
+    """Files under ``root`` with one of ``extensions`` (any case), as sorted POSIX relative paths.
 
-    Hidden files and folders are skipped (editor and OS litter); ``limit`` > 0
-    keeps the first N by relative path.
-    """
-    root = Path(input_dir)
+    Hidden files and folders are skipped (editor and OS litter); linked folders are not walked
+    (they may loop), linked files are taken."""
     relative_paths = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
-            if name.startswith(".") or not name.lower().endswith(IMAGE_EXTENSIONS):
+            if name.startswith(".") or not name.lower().endswith(extensions):
                 continue
             relative_paths.append(Path(dirpath, name).relative_to(root).as_posix())
-    relative_paths.sort()
+    return sorted(relative_paths)
+
+
+def discover_frames(input_dir: str | os.PathLike, limit: int = 0) -> dict[str, Path]:
+    """Frames under ``input_dir`` (recursive, sorted by relative path) as {frame_id: path};
+    ``limit`` > 0 keeps the first N by relative path."""
+    root = Path(input_dir)
+    relative_paths = relative_files(root)
     if limit > 0:
         relative_paths = relative_paths[:limit]
+    ids = frame_ids(relative_paths)
+    return {ids[rel]: root / rel for rel in relative_paths}
+
+
+def discover_videos(input_dir: str | os.PathLike) -> dict[str, Path]:
+    """Video files under ``input_dir`` as {video id: path}; the id names its extracted frames."""
+    from .video import VIDEO_EXTENSIONS
+
+    root = Path(input_dir)
+    relative_paths = relative_files(root, VIDEO_EXTENSIONS)
     ids = frame_ids(relative_paths)
     return {ids[rel]: root / rel for rel in relative_paths}

@@ -187,8 +187,11 @@ def _curation_summary(selection: dict) -> dict:
 
 def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict[str, str],
                  metas: dict[str, str], decision_cfg: dict, selection: dict,
-                 vlm_captions: dict[str, dict] | None = None, captioner: str = "template") -> dict:
-    """processing_report.json in the seed's shape, plus backends, captions, curation and the achieved mix."""
+                 vlm_captions: dict[str, dict] | None = None, captioner: str = "template",
+                 inputs: dict[str, str] | None = None) -> dict:
+    """processing_report.json in the seed's shape, plus backends, captions, curation and the achieved mix.
+
+    ``inputs``: {frame id: the image file it was read from} (a video frame's is the extracted file)."""
     vlm_captions = vlm_captions or {}
     curation = _curation_status(selection)
     final_per_frame = Counter(r["frame"] for r in selection["kept"] + selection["augmented"])
@@ -232,6 +235,7 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
         results.append({
             "frame": analysis.get("source", frame),
             "frame_id": frame,
+            "input": (inputs or {}).get(frame),
             "strategy": decision["strategy"],
             "seed_rule": decision.get("seed_rule"),
             "confidence": decision["confidence"],

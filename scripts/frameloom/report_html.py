@@ -105,7 +105,7 @@ def contact_sheets(results: list[dict], input_root: Path, frames_per_strategy: i
             continue
         parts.append(f"<h3>{esc(strategy)} ({len(done)} frames)</h3><table class='sheet'>")
         for result in _sample(done, frames_per_strategy):
-            cells = [("input", str(input_root / result["frame"]))]
+            cells = [("input", result.get("input") or str(input_root / result["frame"]))]
             cells += [(Path(p).stem.removeprefix(result["frame_id"]).strip("_") or "output", p)
                       for p in result["outputs"] if not p.endswith(".txt")]
             row = "".join(

@@ -33,13 +33,23 @@ WRITE_HEADER = "X-Frameloom-Review"
 MAX_BODY = 64 * 1024
 
 
+def _served_input(path: Path, out_dir: Path, input_root: Path) -> str:
+    """The server's URL of an input frame: under /input/ (input_dir) or /out/ (a video's extracted frames)."""
+    for prefix, root in (("/input/", input_root), ("/out/", out_dir)):
+        if path.resolve().is_relative_to(root.resolve()):
+            return prefix + path.resolve().relative_to(root.resolve()).as_posix()
+    return ""
+
+
 def _frame_entry(result: dict, page_dir: Path, out_dir: Path, input_root: Path) -> dict:
     images = [p for p in result["outputs"] if not p.endswith(".txt")]
     source = result["frame"]
+    frame_file = Path(result.get("input") or input_root / source)
     return {
         "id": result["frame_id"],
         "source": source,
-        "input": os.path.relpath(input_root / source, page_dir),
+        "input": os.path.relpath(frame_file, page_dir),
+        "input_served": _served_input(frame_file, out_dir, input_root),
         "strategy": result["strategy"],
         "status": "excluded" if result.get("excluded") else "ok" if result["success"] else "failed",
         "confidence": result["confidence"],
@@ -127,7 +137,7 @@ function card(f) {
   for (const [k, v] of Object.entries(f.analysis)) {
     metrics.append(el("tr", {}, el("td", {}, k), el("td", {}, typeof v === "number" ? String(+v.toFixed(3)) : String(v))));
   }
-  const left = el("div", {}, el("h3", {}, f.id), image(f.input, "/input/" + encodeURI(f.source), "input"), metrics);
+  const left = el("div", {}, el("h3", {}, f.id), image(f.input, encodeURI(f.input_served), "input"), metrics);
   const outputs = el("div", {});
   for (const o of f.outputs) outputs.append(image(o.file, "/out/" + encodeURI(o.served), o.backend));
   const choice = el("select", {className: "choice"});

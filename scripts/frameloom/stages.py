@@ -106,6 +106,21 @@ def decide(analysis_paths: list[str], plan_path: str, decisions_dir: str, decisi
         lines.append(f"{len(planned)} frames planned: {dict(sorted(Counter(planned.values()).items()))}")
 
 
+def temporal_expansion(curated: list[str], frames: dict[str, str], frames_root: str, settings: dict, output: str,
+                       log: str) -> None:
+    """The frames to process: the curated ones and their neighbours (frameloom.temporal)."""
+    from .temporal import expand
+
+    with job_log(log, "temporal_expansion") as lines:
+        result = expand(curated, frames, Path(frames_root), settings["window_size"], settings["phash_threshold"],
+                        settings["ssim_threshold"])
+        write_json(output, result)
+        lines.append(f"{result['curated']} curated, {result['matched']} matched, {result['added']} neighbours added, "
+                     f"{len(result['dropped'])} near-duplicates dropped: {len(result['selected'])} frames")
+        if result["unmatched"]:
+            lines.append(f"not found in the frames folder: {', '.join(result['unmatched'])}")
+
+
 def tune(analysis_paths: list[str], output: str, decision_cfg: dict, enabled: list[str], source: str,
          log: str) -> None:
     """A new decision-thresholds file whose decisions hit strategy_targets (frameloom.tune)."""
@@ -177,12 +192,14 @@ def select_dataset(curated_dirs: list[str], cfg: dict, references: dict, selecti
         lines.append(f"identity: {selection['identity']['reason']}")
 
 
-def merge(out_dir: str, metas: dict[str, str], inputs, outputs, settings: dict, log: str) -> None:
+def merge(out_dir: str, metas: dict[str, str], inputs, outputs, settings: dict, frame_files: dict[str, str],
+          log: str) -> None:
     """The training folder, the rejected links, the trainer configs and the report.
 
     ``inputs``: .plan, .captions (caption manifests), .selection; ``outputs``:
     .training, .rejected, .kohya, .onetrainer, .report (the rule's named files);
-    ``settings``: decision, merge (the config's merge section), trigger_word, captioner."""
+    ``settings``: decision, merge (the config's merge section), trigger_word, captioner;
+    ``frame_files``: {frame id: its image file}."""
     import json
 
     from . import layout
@@ -214,7 +231,7 @@ def merge(out_dir: str, metas: dict[str, str], inputs, outputs, settings: dict, 
         analyses = {frame: layout.analysis(out_dir).format(frame=frame) for frame in planned}
         decisions = {frame: layout.decision(out_dir).format(frame=frame) for frame in planned}
         report = build_report(planned, analyses, decisions, metas, settings["decision"], selection, vlm_captions,
-                              settings["captioner"])
+                              settings["captioner"], frame_files)
         # Per concept folder: its repeats, images, target share and achieved effective share.
         report["summary"]["repeats"] = concepts
         write_json(outputs.report, report)
