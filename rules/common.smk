@@ -240,7 +240,8 @@ def model_step_json(strategy):
 
 
 def attempts(wildcards):
-    """How many tries a job gets: --retries + 1 (the slurm profile sets retries: 1); known once jobs are built."""
+    """How many tries a job gets: --retries + 1; known once jobs are built. A job on a cluster node
+    runs with --retries 0, so the slurm profile sets it (set-resources model_batch: attempts)."""
     return workflow.execution_settings.retries + 1
 
 

@@ -24,6 +24,12 @@ def test_the_cluster_profile_names_only_rules_that_exist(tmp_path):
     assert set(profile["groups"].values()) == set(profile["group-components"])
 
 
+def test_cluster_model_batches_know_their_number_of_tries():
+    """Jobs on the nodes run with --retries 0; the profile tells the model step how many tries it has."""
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    assert profile["set-resources"]["model_batch"]["attempts"] == profile["retries"] + 1
+
+
 @pytest.mark.parametrize(("cluster", "command_line", "kept"), [
     (False, ["--cores", "2"], True),
     (True, ["--profile", "profiles/slurm"], False),
