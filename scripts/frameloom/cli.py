@@ -1,0 +1,386 @@
+"""``frameloom``: one command over the Snakemake workflow, with the design documents' flags.
+
+    frameloom run INPUT --output-dir OUT [--decision-config F] [--strategy-config F]
+                  [--dataset-needs F.json] [--limit N] [--device cpu|cuda|auto] [--cores N]
+                  [--profile P] [--character NAME] [--trigger WORD] [--reference-images DIR]
+    frameloom preview INPUT --output-dir OUT ...   analysis and decisions only, then the expected dataset
+    frameloom merge OUT [--output-dir DEST]        redo the merge and reports of a finished run
+    frameloom expand CURATED --frames-dir F --output-dir OUT [--window-size 3]
+                                                   curated frames and their neighbours
+    frameloom review                               the review page (python -m frameloom.review)
+    frameloom download-models [--models ...]       model weights (python -m frameloom.download)
+
+Scheduling is Snakemake's: the command builds its command line (``--config``
+keys named after the flags) and runs it in the current folder, which holds
+``logs/`` and ``.snakemake/``. Exit codes: 0 every frame done; 1 some frames
+failed (the report says which) or a job failed; 2 a configuration or
+environment error, in one line naming what to fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+from .config import STRATEGIES, ConfigError, load_run_config
+from .imageio import write_text
+
+WORKFLOW_DIR = Path(__file__).resolve().parents[2]
+SNAKEFILE = WORKFLOW_DIR / "Snakefile"
+CONFIG_FILE = Path("config/config.yaml")
+# What `run` / `preview` were given, kept in the output folder so `merge OUT` reuses it.
+RUN_FLAGS_FILE = "frameloom-run.yaml"
+OK, FRAMES_FAILED, CONFIG_ERROR = 0, 1, 2
+
+
+class CliError(Exception):
+    """A configuration or environment problem, said in one line (exit 2)."""
+
+
+def _add_run_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", help="folder of frames (and videos), or 'demo'")
+    parser.add_argument("--output-dir", required=True, help="where every result goes")
+    parser.add_argument("--decision-config", help="decision thresholds YAML (config: decision_thresholds)")
+    parser.add_argument("--strategy-config", help="strategy configs YAML (config: strategy_configs)")
+    parser.add_argument("--dataset-needs", help="JSON of dataset needs (config: dataset_needs_file)")
+    parser.add_argument("--limit", type=int, help="only the first N frames by path")
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), help="where models run")
+    parser.add_argument("--cores", type=int, default=2, help="CPU cores Snakemake may use (default: 2)")
+    parser.add_argument("--profile", help="a Snakemake profile, e.g. profiles/slurm")
+    parser.add_argument("--character", help="character name (config: character.name)")
+    parser.add_argument("--trigger", help="trigger word, first in every caption (config: character.trigger_word)")
+    parser.add_argument("--reference-images", help="images of the character (config: character.reference_images)")
+    parser.add_argument("--quiet", action="store_true", help="only errors and the final summary")
+
+
+def config_overrides(args: argparse.Namespace) -> dict:
+    """The run's config keys the flags set (flags not given leave the config file's values)."""
+    config: dict = {"input_dir": args.input, "output_dir": args.output_dir}
+    for flag, key in (("decision_config", "decision_thresholds"), ("strategy_config", "strategy_configs"),
+                      ("dataset_needs", "dataset_needs_file"), ("limit", "limit"), ("device", "device")):
+        if getattr(args, flag) is not None:
+            config[key] = getattr(args, flag)
+    character = {key: value for key, value in (("name", args.character), ("trigger_word", args.trigger))
+                 if value is not None}
+    if args.reference_images is not None:
+        character["reference_images"] = [args.reference_images]
+    if character:
+        config["character"] = character
+    return config
+
+
+def _base_config() -> tuple[dict, Path]:
+    path = CONFIG_FILE if CONFIG_FILE.is_file() else WORKFLOW_DIR / CONFIG_FILE
+    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}), path
+
+
+def _merged(base: dict, overrides: dict) -> dict:
+    merged = json.loads(json.dumps(base))
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def check_config(overrides: dict):
+    """Validate the merged config exactly as the workflow will; a problem is a CliError."""
+    base, path = _base_config()
+    try:
+        return load_run_config(_merged(base, overrides), Path.cwd(), source=str(path), workflow_dir=WORKFLOW_DIR)
+    except ConfigError as error:
+        raise CliError(f"configuration error: {error}") from None
+
+
+def snakemake_command(overrides: dict, cores: int, profile: str | None, targets: list[str],
+                      quiet: bool, options: tuple[str, ...] = ()) -> list[str]:
+    """The Snakemake command line: the targets first (several options take every word after
+    them), then ``options``, and every config key as YAML after --config."""
+    if not SNAKEFILE.is_file():
+        raise CliError(f"the workflow is not beside the package ({SNAKEFILE} missing): install with "
+                       "`pip install -e .` from a checkout")
+    command = [sys.executable, "-m", "snakemake", *targets, "--snakefile", str(SNAKEFILE), "--cores", str(cores),
+               *options]
+    if profile:
+        command += ["--profile", profile]
+    if quiet:
+        command += ["--quiet", "rules"]
+    return command + ["--config", *(f"{key}={yaml.safe_dump(value, default_flow_style=True).strip()}"
+                                    for key, value in overrides.items())]
+
+
+def summary_lines(report: dict, out_dir: Path) -> list[str]:
+    """The end-of-run table: strategies, successes, failures with the first reasons, backends, and
+    the time per stage from the job logs (logs/ of the current folder)."""
+    from .report_html import stage_times
+
+    summary = report["summary"]
+    lines = [f"frames {summary['total_frames']}: {summary['successful']} done, {summary['failed']} failed"
+             + (f", {summary['excluded']} excluded" if summary.get("excluded") else "")]
+    lines += [f"  {name:<17} {summary['strategies'][name]:>6} frames  {summary['strategy_mix'][name]:>4.0%} "
+              f"(target {summary['strategy_targets'][name]:.0%})" for name in STRATEGIES]
+    reasons = Counter(r["error"].split(":")[0] for r in report["results"] if r["error"] and not r.get("excluded"))
+    if reasons:
+        first = next(r for r in report["results"] if r["error"] and not r.get("excluded"))
+        lines.append("failures: " + ", ".join(f"{reason} x{count}" for reason, count in reasons.most_common())
+                     + f" (first: {first['frame']}: {first['error']})")
+    lines.append("backends: " + ", ".join(f"{name} x{count}" for name, count in summary["backends"].items()))
+    times = stage_times(Path("logs"), report["results"])
+    if times:
+        lines.append("time per stage: " + ", ".join(
+            f"{stage} {t['seconds']:.1f} s ({t['jobs']} jobs)"
+            for stage, t in sorted(times.items(), key=lambda item: -item[1]["seconds"])))
+    lines.append(f"training images: {summary['training_images']} in {out_dir / 'training'}")
+    lines.append(f"report: {out_dir / 'report.html'} ({out_dir / 'processing_report.json'})")
+    return lines
+
+
+class Progress:
+    """A line per stage a person can follow: frames done / total, rate and ETA, read off Snakemake's log.
+
+    Totals come from Snakemake's job table, and for the strategy rules (known only after the
+    decide checkpoint) from the plan it writes."""
+
+    STATS_ROW = re.compile(r"^(\w+)\s+(\d+)$")
+    FINISHED = re.compile(r"^Finished jobid: \d+ \(Rule: (\w+)\)")
+
+    def __init__(self, plan_path: Path, write=sys.stderr.write, clock=time.monotonic, every: float = 2.0):
+        self.plan_path, self.write, self.clock, self.every = plan_path, write, clock, every
+        self.totals: dict[str, int] = {}
+        self.done: Counter = Counter()
+        self.started: dict[str, float] = {}
+        self.shown: dict[str, float] = {}
+        self.in_stats = False
+
+    def feed(self, line: str) -> None:
+        line = line.rstrip("\n")
+        if line.startswith("Job stats:"):
+            self.in_stats = True
+        elif self.in_stats:
+            row = self.STATS_ROW.match(line)
+            if row and row[1] != "total":
+                self.totals[row[1]] = int(row[2])
+            elif line.strip() == "" or row:
+                self.in_stats = not (row and row[1] == "total")
+        finished = self.FINISHED.match(line)
+        if finished and finished[1] != "all":  # the target rule, not a stage
+            self._finished(finished[1])
+
+    def _finished(self, rule: str) -> None:
+        now = self.clock()
+        self.started.setdefault(rule, now)
+        self.done[rule] += 1
+        if rule == "decide" and self.plan_path.is_file():
+            from .merge import read_plan
+
+            self.totals |= Counter(read_plan(str(self.plan_path)).values())
+        total = max(self.totals.get(rule, 0), self.done[rule])
+        if self.done[rule] < total and now - self.shown.get(rule, -self.every) < self.every:
+            return
+        self.shown[rule] = now
+        elapsed = now - self.started[rule]
+        rate = (self.done[rule] - 1) / elapsed if elapsed > 0 else 0.0
+        eta = f", ETA {(total - self.done[rule]) / rate:.0f} s" if rate and self.done[rule] < total else ""
+        self.write(f"frameloom: {rule} {self.done[rule]}/{total}"
+                   + (f" ({rate:.1f}/s{eta})" if rate else "") + "\n")
+
+
+def _run_workflow(args: argparse.Namespace, targets) -> tuple[int, Path]:
+    """Validate, then run Snakemake; ``targets(run)`` names what to build (none: everything)."""
+    overrides = config_overrides(args)
+    run = check_config(overrides)
+    out_dir = run.resolve(run.output_dir)
+    write_text(out_dir / RUN_FLAGS_FILE, yaml.safe_dump(overrides, sort_keys=True))
+    command = snakemake_command(overrides, args.cores, args.profile, targets(run), args.quiet)
+    if args.quiet:
+        return subprocess.run(command).returncode, out_dir
+    progress = Progress(out_dir / "plan.tsv")
+    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True, bufsize=1) as snakemake:
+        for line in snakemake.stderr:
+            sys.stderr.write(line)  # Snakemake's own log, as it comes
+            progress.feed(line)
+    return snakemake.returncode, out_dir
+
+
+def _stopped(code: int) -> int:
+    print(f"frameloom: the workflow stopped (snakemake exit {code}); see logs/ and .snakemake/log/", file=sys.stderr)
+    return FRAMES_FAILED
+
+
+def command_run(args: argparse.Namespace) -> int:
+    code, out_dir = _run_workflow(args, lambda run: [])
+    report_path = out_dir / "processing_report.json"
+    if code != 0 or not report_path.is_file():
+        return _stopped(code)
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    print("\n".join(summary_lines(report, out_dir)))
+    return FRAMES_FAILED if report["summary"]["failed"] else OK
+
+
+def expected_images(counts: Counter, strategy_cfg: dict) -> dict[str, int]:
+    """Training images each strategy would produce before curation (the seed's arithmetic)."""
+    segment = strategy_cfg["segment"]
+    per_frame = {
+        "keep_full": 1,
+        "segment": int(segment["save_character"]) + int(segment["save_background"]),
+        "create_occlusion": strategy_cfg["create_occlusion"]["variations_per_image"],
+        "enhance_segment": 1,
+    }
+    return {name: counts[name] * per_frame[name] for name in STRATEGIES}
+
+
+def preview_lines(plan: dict[str, str], analyses: list[dict], run) -> list[str]:
+    """The expected strategy mix against the targets, the frames' distributions and the image count."""
+    from .distributions import distribution, frame_classes
+
+    counts = Counter(plan.values())
+    decided = sum(counts[name] for name in STRATEGIES)
+    targets = run.decision["strategy_targets"]
+    lines = [f"frames {len(plan)}: {decided} decided, {len(plan) - decided} failed or excluded"]
+    lines += [f"  {name:<17} {counts[name]:>6} frames  {counts[name] / decided if decided else 0:>4.0%} "
+              f"(target {targets[name]:.0%})" for name in STRATEGIES]
+    classes = distribution([frame_classes(a, run.decision["thresholds"]) for a in analyses if a.get("ok", True)])
+    for dimension in ("shot_type", "lighting", "background"):
+        total = sum(classes[dimension].values()) or 1
+        lines.append(f"{dimension}: " + ", ".join(f"{name} {count / total:.0%}"
+                                                  for name, count in classes[dimension].items()))
+    images = expected_images(counts, run.strategy["strategies"])
+    lines.append(f"expected: {decided} frames -> ~{sum(images.values())} images before curation ("
+                 + ", ".join(f"{name} {count}" for name, count in images.items()) + ")")
+    return lines
+
+
+def command_preview(args: argparse.Namespace) -> int:
+    from . import layout
+    from .merge import read_plan
+
+    code, out_dir = _run_workflow(args, lambda run: [f"{run.output_dir}/plan.tsv"])
+    if code != 0:
+        return _stopped(code)
+    plan = read_plan(str(out_dir / "plan.tsv"))
+    analyses = [json.loads(Path(layout.analysis(str(out_dir)).format(frame=frame)).read_text(encoding="utf-8"))
+                for frame in plan]
+    print("\n".join(preview_lines(plan, analyses, check_config(config_overrides(args)))))
+    return OK
+
+
+def command_merge(args: argparse.Namespace) -> int:
+    flags = Path(args.output_dir, RUN_FLAGS_FILE)
+    if not flags.is_file():
+        raise CliError(f"{args.output_dir}: no {RUN_FLAGS_FILE}: not made by `frameloom run` (with snakemake: "
+                       "snakemake --forcerun merge and the run's --config)")
+    overrides = {**yaml.safe_load(flags.read_text(encoding="utf-8")), "output_dir": args.output_dir}
+    run = check_config(overrides)
+    out_dir = run.resolve(run.output_dir)
+    targets = [f"{run.output_dir}/processing_report.json", f"{run.output_dir}/report.html"]
+    command = snakemake_command(overrides, args.cores, None, targets, quiet=False, options=("--forcerun", "merge"))
+    code = subprocess.run(command).returncode
+    if code != 0:
+        return _stopped(code)
+    report = json.loads((out_dir / "processing_report.json").read_text(encoding="utf-8"))
+    print("\n".join(summary_lines(report, out_dir)))
+    if args.to:
+        count = copy_folder(out_dir / "training", Path(args.to))
+        print(f"training folder copied to {args.to} ({count} files)")
+    return FRAMES_FAILED if report["summary"]["failed"] else OK
+
+
+def copy_folder(source: Path, target: Path, files: list[Path] | None = None) -> int:
+    """``source`` (or only ``files`` under it) into ``target``, replaced whole and atomically;
+    hard links where the filesystem allows (outputs are only ever replaced by rename)."""
+    import os
+    import shutil
+
+    from .imageio import staged_folder, swap_in_folder
+
+    staging = staged_folder(target)
+    chosen = files if files is not None else [p for p in sorted(source.rglob("*")) if p.is_file()]
+    for path in chosen:
+        destination = staging / path.relative_to(source)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, destination)
+        except OSError:
+            shutil.copyfile(path, destination)
+    swap_in_folder(staging, target)
+    return len(chosen)
+
+
+def command_expand(args: argparse.Namespace) -> int:
+    """The seed's temporal_context_expansion: curated frames and their neighbours into OUT."""
+    from .discovery import discover_frames, relative_files
+    from .imageio import write_json
+    from .temporal import expand
+
+    frames_dir, curated_dir = Path(args.frames_dir), Path(args.curated)
+    for name, folder in (("curated folder", curated_dir), ("--frames-dir", frames_dir)):
+        if not folder.is_dir():
+            raise CliError(f"{name}: directory does not exist: {folder}")
+    frames = {path.relative_to(frames_dir).as_posix(): frame for frame, path in discover_frames(frames_dir).items()}
+    result = expand(relative_files(curated_dir), frames, frames_dir, args.window_size, args.phash_threshold,
+                    args.ssim_threshold)
+    by_id = {frame: relative for relative, frame in frames.items()}
+    count = copy_folder(frames_dir, Path(args.output_dir), [frames_dir / by_id[f] for f in result["selected"]])
+    write_json(Path(args.output_dir, "temporal_expansion.json"), result)
+    print(f"{result['curated']} curated ({result['matched']} found) + {result['added']} neighbours, "
+          f"{len(result['dropped'])} near-duplicates dropped: {count} frames in {args.output_dir}")
+    return FRAMES_FAILED if result["unmatched"] else OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="frameloom", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="process frames into a training folder and reports")
+    _add_run_flags(run)
+    preview = commands.add_parser("preview", help="analysis and decisions only: the expected dataset, no models")
+    _add_run_flags(preview)
+    merge = commands.add_parser("merge", help="redo the training folder and reports of a run")
+    merge.add_argument("output_dir", help="the run's --output-dir")
+    merge.add_argument("--output-dir", dest="to", help="also copy the training folder here")
+    merge.add_argument("--cores", type=int, default=2)
+    expand = commands.add_parser("expand", help="curated frames plus their neighbours into a folder")
+    expand.add_argument("curated", help="folder of hand-picked frames")
+    expand.add_argument("--frames-dir", required=True, help="the full frames folder they were picked from")
+    expand.add_argument("--output-dir", required=True)
+    expand.add_argument("--window-size", type=int, default=3, help="neighbours on each side (default: 3)")
+    expand.add_argument("--phash-threshold", type=int, default=8)
+    expand.add_argument("--ssim-threshold", type=float, default=0.95)
+    commands.add_parser("review", help="serve the review page on 127.0.0.1", add_help=False)
+    commands.add_parser("download-models", help="fetch model weights", add_help=False)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "review":
+        from .review import main as review_main
+
+        return review_main(rest)
+    if args.command == "download-models":
+        from .download import main as download_main
+
+        return download_main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    try:
+        commands_by_name = {"run": command_run, "preview": command_preview, "merge": command_merge,
+                            "expand": command_expand}
+        return commands_by_name[args.command](args)
+    except CliError as error:
+        print(f"frameloom: {error}", file=sys.stderr)
+        return CONFIG_ERROR
+
+
+def alias(command: str) -> None:
+    """Entry point of the design documents' script paths (scripts/data_curation/..., scripts/setup/...)."""
+    sys.exit(main([command, *sys.argv[1:]]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
