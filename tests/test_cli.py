@@ -63,6 +63,8 @@ def test_configuration_errors_exit_2_with_one_line(tmp_path, capsys, monkeypatch
 def test_download_models_passes_through(capsys):
     assert main(["download-models", "--list"]) == 0
     assert "sam2" in capsys.readouterr().out.lower()
+    assert main(["download-models", "--models", "nonesuch"]) == 2  # a wrong request, like a config error
+    assert capsys.readouterr().err.startswith("error: unknown model 'nonesuch'")
 
 
 @pytest.mark.slow

@@ -270,7 +270,7 @@ def test_cli_prints_one_line_per_file_and_fails_with_one_line(server, tmp_path, 
     assert dl.main(["--models", "tiny", "--models-dir", str(tmp_path)]) == 0
     assert "tiny: already present, sha256 verified" in capsys.readouterr().out
 
-    assert dl.main(["--models", "nonesuch", "--models-dir", str(tmp_path)]) == 1
+    assert dl.main(["--models", "nonesuch", "--models-dir", str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith("error: unknown model 'nonesuch'")
 
 

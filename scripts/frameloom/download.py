@@ -121,6 +121,10 @@ class DownloadError(RuntimeError):
     """A download failed; the message is one line naming the model and the cause."""
 
 
+class DownloadRequestError(DownloadError):
+    """The request itself is wrong (an unknown name, an unverified model without the flag): exit 2."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     name: str
@@ -143,7 +147,7 @@ def resolve_names(names: Iterable[str], registry: Mapping[str, ModelFile] | None
         members = (name,) if name in registry else GROUPS.get(name, (name,))
         for member in members:
             if member not in registry:
-                raise DownloadError(
+                raise DownloadRequestError(
                     f"unknown model {name!r} (models: {', '.join(registry)}; groups: {', '.join(GROUPS)})")
             if member not in resolved:
                 resolved.append(member)
@@ -169,7 +173,7 @@ def download(
     unverified = [model.name for model in models if model.sha256 is None]
     # Checked before any transfer, so a refusal never leaves half a job done.
     if unverified and not allow_unverified:
-        raise DownloadError(
+        raise DownloadRequestError(
             f"no published sha256 for {', '.join(unverified)}; pass --allow-unverified to download anyway")
     root = Path(models_dir)
     outcomes = []
@@ -361,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
                             allow_unverified=args.allow_unverified)
     except DownloadError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        # A wrong request is a usage error (2, as the frameloom command's); a failed transfer is 1.
+        return 2 if isinstance(error, DownloadRequestError) else 1
     print("\n".join(_describe(outcome) for outcome in outcomes))
     return 0
 
