@@ -1,0 +1,83 @@
+"""Per-frame analysis time against the time to only decode the same frames (the physical floor).
+
+Frames are demo renders (busy and plain scenes, one to four characters) written
+as PNG and JPEG at 1024x436 (Sintel's aspect) and 1920x1080; with ../shared
+present the real Sintel frames are measured too. Each file is decoded once
+alone (frameloom's reader: header check, decode, EXIF) and once through
+``analyze_file`` (decode + every metric + face detection), side by side in one
+run, interleaved so that cache and clock drift hit both alike.
+
+    .venv/bin/python bench/analysis_vs_decode.py --frames 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+from frameloom.analysis import analyze_file  # noqa: E402
+from frameloom.demo import demo_specs, render_frame  # noqa: E402
+from frameloom.imageio import read_image  # noqa: E402
+
+SIZES = ((1024, 436), (1920, 1080))
+SHARED = Path(os.environ.get("FRAMELOOM_SHARED_DIR", REPO.parent / "shared"))
+
+
+def write_frames(folder: Path, count: int, size: tuple[int, int], extension: str) -> list[Path]:
+    paths = []
+    for index, spec in enumerate(demo_specs(count)):
+        image, _ = render_frame(spec)
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        paths.append(folder / f"{size[0]}x{size[1]}_{index:03d}{extension}")
+        cv2.imwrite(str(paths[-1]), image)
+    return paths
+
+
+def measure(paths: list[Path], models_dir: Path) -> tuple[float, float]:
+    """Median ms per frame: decode only, and the whole analysis."""
+    decode, analyse = [], []
+    analyze_file(paths[0], "warm", "warm", models_dir=models_dir)  # detector load, first-call costs
+    for path in paths:
+        started = time.perf_counter()
+        read_image(path)
+        decode.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        analyze_file(path, path.stem, path.name, models_dir=models_dir)
+        analyse.append(time.perf_counter() - started)
+    return 1000 * statistics.median(decode), 1000 * statistics.median(analyse)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=20, help="frames per size and format")
+    args = parser.parse_args()
+    cv2.setNumThreads(1)  # one core per frame, as in the workflow
+    models_dir = SHARED / "models"
+    faces = "real YuNet" if (models_dir / "faces" / "face_detection_yunet.onnx").is_file() else "Haar fallback"
+    print(f"faces: {faces}; {args.frames} frames per row; median ms per frame\n")
+    print(f"{'set':<24} {'decode':>8} {'analysis':>9} {'ratio':>6}")
+    with tempfile.TemporaryDirectory() as tmp:
+        sets = {}
+        for size in SIZES:
+            for extension in (".png", ".jpg"):
+                sets[f"{size[0]}x{size[1]} {extension[1:]}"] = write_frames(Path(tmp), args.frames, size, extension)
+        sintel = sorted((SHARED / "data" / "frames").glob("*.png"))[: args.frames]
+        if sintel:
+            sets["Sintel (shared) png"] = sintel
+        for name, paths in sets.items():
+            decode, analyse = measure(paths, models_dir)
+            print(f"{name:<24} {decode:8.1f} {analyse:9.1f} {analyse / decode:6.2f}")
+
+
+if __name__ == "__main__":
+    main()
