@@ -66,6 +66,7 @@ VIDEO_FRAMES_DIR = f"{OUT}/video_frames"
 EXPANSION = RUN.run["temporal_expansion"]
 EXPANDING = bool(EXPANSION["curated_dir"])
 FRAME_IDS = tuple(sorted(FRAMES))
+INPUT_ROOT = Path(DEMO_FRAMES_DIR) if RUN.is_demo else RUN.resolve(RUN.run["input_dir"])
 
 
 # Before the first job of a real run (not a dry run, --lint or --unlock): the
@@ -79,7 +80,6 @@ onstart:
         )
     except ConfigError as error:
         sys.exit(f"frameloom: {error}")
-INPUT_ROOT = Path(DEMO_FRAMES_DIR) if RUN.is_demo else RUN.resolve(RUN.run["input_dir"])
 
 
 wildcard_constraints:
@@ -118,23 +118,31 @@ def frame_source(wildcards):
 
 
 @functools.lru_cache(maxsize=4)
-def _listed_frame_ids(versions):
-    """The frame ids the checkpoint outputs name; ``versions``: ((path, mtime), ...) of those outputs."""
-    ids = list(read_json(versions[0][0])["selected"]) if EXPANDING else list(FRAMES)
-    for index, _ in versions[int(EXPANDING):]:
+def _listed_frame_ids(version):
+    """The frame ids to process for a ``version`` of the checkpoint outputs (see frame_ids_version)."""
+    if version is None:
+        return FRAME_IDS
+    ids = list(read_json(version[0][0])["selected"]) if EXPANDING else list(FRAMES)
+    for index, _ in version[int(EXPANDING):]:
         ids += [Path(entry["file"]).stem for entry in read_json(index)["extracted"]]
     return tuple(sorted(ids))
 
 
-def frame_ids():
-    """Every frame to process: the image frames (only the curated ones and their neighbours
-    when temporal_expansion is on) and every video's extracted frames. Asks the checkpoints,
-    so it belongs in input functions."""
+def frame_ids_version():
+    """A small key for the current frame list: ((path, mtime), ...) of the checkpoint outputs that name
+    frames (temporal expansion, each video's index), or None when input_dir alone does. Asks the
+    checkpoints, so it belongs in input functions."""
     if not EXPANDING and not VIDEOS:
-        return FRAME_IDS
+        return None
     outputs = [checkpoints.temporal_expansion.get().output[0]] if EXPANDING else []
     outputs += [str(Path(checkpoints.extract_video.get(video=v).output[0], VIDEO_INDEX)) for v in VIDEOS]
-    return _listed_frame_ids(tuple((path, Path(path).stat().st_mtime_ns) for path in outputs))
+    return tuple((path, Path(path).stat().st_mtime_ns) for path in outputs)
+
+
+def frame_ids():
+    """Every frame to process: the image frames (only the curated ones and their neighbours
+    when temporal_expansion is on) and every video's extracted frames."""
+    return _listed_frame_ids(frame_ids_version())
 
 
 def all_analyses(wildcards):
@@ -165,16 +173,10 @@ def _metas(plan_path, plan_mtime):
     })
 
 
-_COVERAGE = {}
-
-
-def _plan_covers(plan_path, plan_mtime, ids):
-    """Whether the plan names exactly ``ids``; asked once per job, so cached by the identity of
-    ``ids`` (a cached tuple), which the entry also holds so the identity cannot be reused."""
-    key = (plan_path, plan_mtime, id(ids))
-    if key not in _COVERAGE:
-        _COVERAGE[key] = (ids, set(_plan(plan_path, plan_mtime)) == set(ids))
-    return _COVERAGE[key][1]
+@functools.lru_cache(maxsize=4)
+def _plan_covers(plan_path, plan_mtime, ids_version):
+    """Whether the plan names exactly the frames to process (asked once per job, answered once per version)."""
+    return set(_plan(plan_path, plan_mtime)) == set(_listed_frame_ids(ids_version))
 
 
 def _plan_version():
@@ -182,10 +184,10 @@ def _plan_version():
 
     A plan from an earlier run that does not cover the current frames (a frame, video or curated
     frame was added or removed) is about to be rewritten: no job is built from it until then."""
-    ids = frame_ids()
+    ids_version = frame_ids_version()
     plan_path = checkpoints.decide.get().output.plan
     version = plan_path, Path(plan_path).stat().st_mtime_ns
-    if not _plan_covers(*version, ids):
+    if not _plan_covers(*version, ids_version):
         raise IncompleteCheckpointException(checkpoints.decide.rule, checkpoint_target(plan_path))
     return version
 

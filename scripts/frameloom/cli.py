@@ -30,12 +30,11 @@ from pathlib import Path
 
 import yaml
 
-from .config import STRATEGIES, ConfigError, load_run_config
+from .config import STRATEGIES, ConfigError, load_project_config
 from .imageio import write_text
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[2]
 SNAKEFILE = WORKFLOW_DIR / "Snakefile"
-CONFIG_FILE = Path("config/config.yaml")
 # What `run` / `preview` were given, kept in the output folder so `merge OUT` reuses it.
 RUN_FLAGS_FILE = "frameloom-run.yaml"
 OK, FRAMES_FAILED, CONFIG_ERROR = 0, 1, 2
@@ -77,26 +76,10 @@ def config_overrides(args: argparse.Namespace) -> dict:
     return config
 
 
-def _base_config() -> tuple[dict, Path]:
-    path = CONFIG_FILE if CONFIG_FILE.is_file() else WORKFLOW_DIR / CONFIG_FILE
-    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}), path
-
-
-def _merged(base: dict, overrides: dict) -> dict:
-    merged = json.loads(json.dumps(base))
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = {**merged[key], **value}
-        else:
-            merged[key] = value
-    return merged
-
-
 def check_config(overrides: dict):
     """Validate the merged config exactly as the workflow will; a problem is a CliError."""
-    base, path = _base_config()
     try:
-        return load_run_config(_merged(base, overrides), Path.cwd(), source=str(path), workflow_dir=WORKFLOW_DIR)
+        return load_project_config(Path.cwd(), WORKFLOW_DIR, overrides)
     except ConfigError as error:
         raise CliError(f"configuration error: {error}") from None
 

@@ -351,3 +351,16 @@ def load_run_config(config: dict, workdir: Path, source: str = "config/config.ya
         if missing:
             raise ConfigError(f"{source}: strict_models: {missing[0]}")
     return config
+
+
+def load_project_config(workdir: Path, workflow_dir: Path, overrides: dict | None = None,
+                        configfile: str = "config/config.yaml") -> RunConfig:
+    """The run config the workflow sees in ``workdir``: ``configfile`` there, else the workflow's own
+    (as the Snakefile chooses), with ``overrides`` merged in as Snakemake merges ``--config``."""
+    from snakemake.utils import update_config
+
+    local = Path(workdir, configfile)
+    path = local if local.is_file() else Path(workflow_dir, configfile)
+    config = read_yaml(path, configfile) or {}
+    update_config(config, overrides or {})
+    return load_run_config(config, Path(workdir), source=str(path), workflow_dir=workflow_dir)

@@ -72,18 +72,15 @@ def _header(path: Path) -> int:
     try:
         with Image.open(path) as header:
             width, height = header.size
-            if width * height > MAX_FRAME_PIXELS:
-                raise FrameTooLarge(f"{width}x{height} is {width * height / 1e6:.0f} MP, over the "
-                                    f"{MAX_FRAME_PIXELS / 1e6:.0f} MP limit: {path.name}")
             # Pillow decodes a whole PNG to look for an eXIf chunk after the pixels: only
             # one before them (already in .info) is read, so nothing is decoded twice.
-            if header.format == "PNG" and "exif" not in header.info:
-                return 1
-            orientation = header.getexif().get(EXIF_ORIENTATION, 1)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        if isinstance(error, FrameTooLarge):
-            raise
+            png_without_exif = header.format == "PNG" and "exif" not in header.info
+            orientation = 1 if png_without_exif else header.getexif().get(EXIF_ORIENTATION, 1)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         return 1
+    if width * height > MAX_FRAME_PIXELS:
+        raise FrameTooLarge(f"{width}x{height} is {width * height / 1e6:.0f} MP, over the "
+                            f"{MAX_FRAME_PIXELS / 1e6:.0f} MP limit: {path.name}")
     return orientation if isinstance(orientation, int) else 1
 
 

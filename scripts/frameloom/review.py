@@ -19,9 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import yaml
 
-from .config import STRATEGIES, ConfigError, load_run_config
+from .config import STRATEGIES, ConfigError, load_project_config
 from .imageio import read_json
 from .layout import demo_frames_dir
 from .overrides import load_overrides, save_overrides
@@ -297,12 +296,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
 
 def make_server(configfile: str, port: int, workflow_dir: Path) -> ReviewServer:
     """The server for the project in the current folder, configured like the workflow run."""
-    project = Path.cwd()
-    if not Path(configfile).is_file() and (workflow_dir / configfile).is_file():
-        configfile = str(workflow_dir / configfile)  # as Snakemake does for the default config
-    with open(configfile, encoding="utf-8") as handle:
-        config = yaml.safe_load(handle) or {}
-    run = load_run_config(config, project, source=configfile, workflow_dir=workflow_dir)
+    run = load_project_config(Path.cwd(), workflow_dir, configfile=configfile)
     out_dir = run.resolve(run.output_dir)
     report_path = out_dir / "processing_report.json"
     if not report_path.is_file():
