@@ -12,6 +12,7 @@ the dry run sees a real plan.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -42,16 +43,22 @@ def write_frames(folder: Path, count: int, size: int = 64) -> dict[str, Path]:
     return frames
 
 
-def dry_run(workdir: Path) -> tuple[float, int]:
+def dry_run(workdir: Path) -> tuple[float, int, float]:
+    """Seconds, jobs in the DAG and Snakemake's peak RSS in MiB."""
     started = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2",
-         "--directory", str(workdir), "-n", "--quiet", "rules"],
-        capture_output=True, text=True, check=True,
-    )
-    seconds = time.perf_counter() - started
-    total = re.search(r"^total\s+(\d+)$", result.stdout, re.MULTILINE)
-    return seconds, int(total[1]) if total else 0
+    with tempfile.TemporaryFile("w+") as stdout:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2",
+             "--directory", str(workdir), "-n", "--quiet", "rules"],
+            stdout=stdout, stderr=subprocess.DEVNULL, text=True,
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        if os.waitstatus_to_exitcode(status):
+            raise subprocess.CalledProcessError(os.waitstatus_to_exitcode(status), process.args)
+        stdout.seek(0)
+        total = re.search(r"^total\s+(\d+)$", stdout.read(), re.MULTILINE)
+    return seconds, int(total[1]) if total else 0, usage.ru_maxrss / 1024
 
 
 def main() -> None:
@@ -64,7 +71,7 @@ def main() -> None:
         config = {"input_dir": str(root / "frames"), "models_dir": str(root / "models")}
         (root / "config").mkdir()
         (root / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-        before, jobs_before = dry_run(root)
+        before, jobs_before, peak_before = dry_run(root)
 
         started = time.perf_counter()
         run = load_run_config(dict(config), root, workflow_dir=REPO)
@@ -76,12 +83,13 @@ def main() -> None:
         stages.decide(analyses, str(out / "plan.tsv"), str(out / layout.decisions_dir("").lstrip("/")), run.decision,
                       run.enabled_strategies, run.overrides, str(root / "log"))
         planning = time.perf_counter() - started
-        after, jobs_after = dry_run(root)
+        after, jobs_after, peak_after = dry_run(root)
 
         print(f"frames: {args.frames}")
-        print(f"dry run before the plan: {before:6.1f} s, {jobs_before} jobs (to the plan checkpoint)")
+        print(f"dry run before the plan: {before:6.1f} s, {jobs_before} jobs (to the plan checkpoint), "
+              f"peak RSS {peak_before:.0f} MiB")
         print(f"(analyses and decisions made in-process in {planning:.1f} s)")
-        print(f"dry run of the full DAG:  {after:6.1f} s, {jobs_after} jobs")
+        print(f"dry run of the full DAG:  {after:6.1f} s, {jobs_after} jobs, peak RSS {peak_after:.0f} MiB")
 
 
 if __name__ == "__main__":

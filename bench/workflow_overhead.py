@@ -2,8 +2,10 @@
 
 Both sides process the same generated frames with the same library functions
 and write the same files; the ratio is snakemake wall time / loop wall time.
+With several frame counts it is also the scaling benchmark: ms per frame
+stays flat when the cost grows linearly.
 
-    .venv/bin/python bench/workflow_overhead.py --frames 500
+    .venv/bin/python bench/workflow_overhead.py --frames 500 1000 2000
 """
 
 from __future__ import annotations
@@ -41,15 +43,20 @@ def own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_snakemake(workdir: Path, cores: int) -> tuple[float, float]:
+def run_snakemake(workdir: Path, cores: int) -> tuple[float, float, float]:
+    """Wall s, CPU s (Snakemake and its jobs) and Snakemake's peak RSS in MiB."""
     cpu_before = children_cpu()
     started = time.perf_counter()
-    subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", str(cores),
          "--directory", str(workdir), "--quiet", "all"],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    return time.perf_counter() - started, children_cpu() - cpu_before
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, process.args)
+    return time.perf_counter() - started, children_cpu() - cpu_before, usage.ru_maxrss / 1024
 
 
 def run_loop(workdir: Path, config: dict) -> tuple[float, float]:
@@ -68,7 +75,7 @@ def run_loop(workdir: Path, config: dict) -> tuple[float, float]:
         stages.analyze(str(path), frame, path.name, analyses[-1], str(run.resolve(run.run["models_dir"])),
                        run.face_weights(), str(logs / "analyze" / f"{frame}.log"))
     stages.decide(analyses, f"{out}/plan.tsv", layout.decisions_dir(out), run.decision, run.enabled_strategies,
-                  str(logs / "decide.log"))
+                  run.overrides, str(logs / "decide.log"))
     curation = {"cfg": run.run["curation"], "good_lighting": run.decision["thresholds"]["good_lighting"]}
     metas, curated = {}, []
     for frame, path in frames.items():
@@ -91,40 +98,53 @@ def run_loop(workdir: Path, config: dict) -> tuple[float, float]:
                                  report=f"{out}/processing_report.json"),
                  {"decision": run.decision, "merge": run.run["merge"],
                   "trigger_word": run.run["character"]["trigger_word"], "captioner": run.caption_status()},
-                 str(logs / "merge.log"))
-    stages.html_report(f"{out}/processing_report.json", f"{out}/report.html", str(logs / "html_report.log"))
+                 {frame: str(path) for frame, path in frames.items()}, str(logs / "merge.log"))
+    stages.html_report(f"{out}/processing_report.json",
+                       SimpleNamespace(report=f"{out}/report.html", review=f"{out}/review.html"), out,
+                       str(run.resolve(run.run["input_dir"])), "logs", run.run["report"]["contact_sheet_frames"],
+                       run.enabled_strategies, str(logs / "html_report.log"))
     return time.perf_counter() - started, own_cpu() + children_cpu() - cpu_before
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, default=500)
-    parser.add_argument("--cores", type=int, default=2)
-    parser.add_argument("--width", type=int, default=640)
-    parser.add_argument("--height", type=int, default=360)
-    args = parser.parse_args()
-
+def compare(frames: int, cores: int, width: int, height: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="frameloom-bench-") as tmp:
         root = Path(tmp)
         frames_dir = root / "frames"
-        write_demo_set(frames_dir, args.frames, width=args.width, height=args.height, truth_dir=root / "truth")
+        write_demo_set(frames_dir, frames, width=width, height=height, truth_dir=root / "truth")
         # One models dir for both sides: backend names (fallbacks name the path) must match.
         config = {"input_dir": str(frames_dir), "models_dir": str(root / "models")}
         for side in ("snakemake", "loop"):
             (root / side / "config").mkdir(parents=True)
             (root / side / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-
+        cwd = os.getcwd()
         loop_wall, loop_cpu = run_loop(root / "loop", config)
-        smk_wall, smk_cpu = run_snakemake(root / "snakemake", args.cores)
-
+        os.chdir(cwd)
+        smk_wall, smk_cpu, smk_peak = run_snakemake(root / "snakemake", cores)
         same = (json.loads((root / "loop/results/processing_report.json").read_text())["summary"]
                 == json.loads((root / "snakemake/results/processing_report.json").read_text())["summary"])
-        print(f"frames: {args.frames} ({args.width}x{args.height}), snakemake --cores {args.cores}")
-        print(f"{'':22}{'wall s':>10}{'cpu s':>10}{'ms/frame':>10}")
-        print(f"{'python loop':22}{loop_wall:10.1f}{loop_cpu:10.1f}{1000 * loop_wall / args.frames:10.1f}")
-        print(f"{'snakemake':22}{smk_wall:10.1f}{smk_cpu:10.1f}{1000 * smk_wall / args.frames:10.1f}")
-        print(f"ratio snakemake/loop: wall {smk_wall / loop_wall:.2f}, cpu {smk_cpu / loop_cpu:.2f}")
-        print(f"identical report summaries: {same}")
+    return {"frames": frames, "loop": (loop_wall, loop_cpu), "snakemake": (smk_wall, smk_cpu), "peak": smk_peak,
+            "same": same}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, nargs="+", default=[500])
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=360)
+    args = parser.parse_args()
+
+    print(f"generated {args.width}x{args.height} frames, snakemake --cores {args.cores}; "
+          f"peak: the largest RSS (MiB) among Snakemake and its jobs\n")
+    print(f"{'frames':>7} {'side':<10}{'wall s':>9}{'cpu s':>9}{'ms/frame':>10}{'ratio wall':>12}{'ratio cpu':>11}"
+          f"{'peak':>7}  same summary")
+    for count in args.frames:
+        result = compare(count, args.cores, args.width, args.height)
+        (loop_wall, loop_cpu), (smk_wall, smk_cpu) = result["loop"], result["snakemake"]
+        print(f"{count:>7} {'loop':<10}{loop_wall:9.1f}{loop_cpu:9.1f}{1000 * loop_wall / count:10.1f}")
+        print(f"{count:>7} {'snakemake':<10}{smk_wall:9.1f}{smk_cpu:9.1f}{1000 * smk_wall / count:10.1f}"
+              f"{smk_wall / loop_wall:12.2f}{smk_cpu / loop_cpu:11.2f}{result['peak']:7.0f}  {result['same']}",
+              flush=True)
 
 
 if __name__ == "__main__":

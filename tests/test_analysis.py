@@ -6,12 +6,21 @@ import json
 import math
 import re
 
+import cv2
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from frameloom.analysis import ANALYSIS_VERSION, SHOT_TYPES, analyze_file, analyze_image
+from frameloom.analysis import (
+    ANALYSIS_VERSION,
+    SHOT_TYPES,
+    WORK_SIZE,
+    _work_copy,
+    analyze_file,
+    analyze_image,
+    detail_copy,
+)
 from frameloom.demo import (
     FrameSpec,
     apply_blur,
@@ -208,6 +217,27 @@ def test_downscale_lowers_quality(face_detector, clean_frames):
     for clean, small in _paired(face_detector, clean_frames, lambda image: apply_downscale(image, 3.0)):
         assert small["quality_parts"]["resolution"] < clean["quality_parts"]["resolution"]
         assert small["quality"] < 0.5 <= clean["quality"]
+
+
+def test_large_frames_are_measured_on_whole_factor_halvings():
+    for (width, height), detail in (((1024, 436), (1024, 436)), ((1920, 1080), (960, 540)),
+                                    ((1280, 720), (1280, 720)), ((4096, 1744), (1024, 436))):
+        image = np.zeros((height, width, 3), np.uint8)
+        assert detail_copy(image).shape[1::-1] == detail
+        assert max(_work_copy(detail_copy(image)).shape) <= WORK_SIZE
+
+
+def test_a_pixel_doubled_frame_is_measured_like_the_original(face_detector):
+    """Halving a 2x pixel-replicated frame gives back the original pixels, so
+    every metric that does not depend on the frame size agrees exactly."""
+    image, _ = render_frame(FrameSpec(seed=4, width=1024, height=436, n_characters=2, background="cluttered"))
+    doubled = cv2.resize(image, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+    original, large = analyze_image(image, face_detector), analyze_image(doubled, face_detector)
+    for name in ("complexity", "lighting", "occlusion", "sharpness", "noise", "laplacian_variance",
+                 "instance_count", "shot_type", "brightness_mean"):
+        assert large[name] == original[name], name
+    assert (large["width"], large["height"]) == (2048, 872)
+    assert [face["box"] for face in large["faces"]] == [[2 * v for v in face["box"]] for face in original["faces"]]
 
 
 def test_clutter_raises_complexity(face_detector):

@@ -140,11 +140,13 @@ def test_progress_lines_count_rate_and_eta(tmp_path):
            "all            1", "total         12", ""]
     for line in log:
         progress.feed(line)
-    for second in range(10):
+    progress.feed("rule analyze:")  # the first job starts at 0 s
+    for second in range(1, 11):
         now[0] = float(second)
+        progress.feed("    rule analyze:")
         progress.feed(f"Finished jobid: {second} (Rule: analyze)")
-    # Shown at most every 2 s, and always at the end: 9 more frames in 9 s = 1 frame/s.
-    assert lines == ["frameloom: analyze 1/10\n", "frameloom: analyze 3/10 (1.0/s, ETA 7 s)\n",
+    # Shown at most every 2 s, and always at the end: 1 frame/s since the first start.
+    assert lines == ["frameloom: analyze 1/10 (1.0/s, ETA 9 s)\n", "frameloom: analyze 3/10 (1.0/s, ETA 7 s)\n",
                      "frameloom: analyze 5/10 (1.0/s, ETA 5 s)\n", "frameloom: analyze 7/10 (1.0/s, ETA 3 s)\n",
                      "frameloom: analyze 9/10 (1.0/s, ETA 1 s)\n", "frameloom: analyze 10/10 (1.0/s)\n"]
     # After the decide checkpoint, the plan gives the strategy rules' totals.
@@ -153,3 +155,16 @@ def test_progress_lines_count_rate_and_eta(tmp_path):
     progress.feed("Finished jobid: 12 (Rule: keep_full)")
     progress.feed("Finished jobid: 13 (Rule: all)")
     assert lines[-2:] == ["frameloom: decide 1/1\n", "frameloom: keep_full 1/2\n"]
+
+    # A SLURM group job: six jobs submitted at 20 s end together at 32 s, 0.5 frames/s.
+    cluster = Progress(tmp_path / "plan.tsv", write=lines.append, clock=lambda: now[0], every=2.0)
+    for line in ["Job stats:", "job        count", "-------  -------", "model_batch    6", "total          6", ""]:
+        cluster.feed(line)
+    now[0] = 20.0
+    cluster.feed("[Sun Nov 22 00:23:32 2026] Group job perframe (jobs in lexicogr. order):")
+    for _ in range(6):
+        cluster.feed("    rule model_batch:")
+    now[0] = 32.0
+    for jobid in range(6):
+        cluster.feed(f"Finished jobid: {jobid} (Rule: model_batch)")
+    assert lines[-1] == "frameloom: model_batch 6/6 (0.5/s)\n"

@@ -160,7 +160,7 @@ def test_captioner_status_and_strict_mode(tmp_path):
                                 for name in ("keep_full", "segment", "create_occlusion", "enhance_segment")}}
     models = tmp_path / "models"
     run = load(tmp_path, strategy=only_keep, models_dir=str(models))
-    vlm = models / "vlm" / "Qwen2-VL-7B-Instruct"
+    vlm = models / "vlm" / "Qwen2-VL-2B-Instruct"
     # No strategy segments: no segmentation weights are asked for.
     assert run.model_requirements() == {}
     assert run.vlm_caption_strategies == []

@@ -7,6 +7,7 @@ import http.server
 import re
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 import yaml
@@ -278,6 +279,7 @@ def test_groups_expand_and_repeats_collapse():
     assert dl.resolve_names(["sam2", "lama", "sam2_hiera_large", "faces"]) == [
         "sam2_hiera_large", "lama", "yunet", "anime_face_cascade"]
     assert dl.resolve_names(["all"]) == list(dl.MODELS)
+    assert dl.resolve_names(["qwen2_vl"]) == list(dl.GROUPS["qwen2_vl"])
     with pytest.raises(dl.DownloadError, match="unknown model 'sam3'"):
         dl.resolve_names(["sam3"])
 
@@ -286,7 +288,16 @@ def test_registry_matches_the_workflow_model_paths():
     schema = yaml.safe_load(SCHEMA.read_text())
     defaults = {key: spec["default"] for key, spec in schema["properties"]["model_paths"]["properties"].items()}
     for key, relative in defaults.items():
-        if key != "qwen2_vl":  # a Hugging Face snapshot directory, not a single file
+        if key == "qwen2_vl":  # a Hugging Face snapshot: a folder of files, each pinned
+            snapshot = [dl.MODELS[name] for name in dl.GROUPS["qwen2_vl"]]
+            assert {Path(model.relative_path).parent.as_posix() for model in snapshot} == {relative}
+            names = {Path(model.relative_path).name for model in snapshot}
+            assert {"config.json", "model.safetensors.index.json", "tokenizer.json", "preprocessor_config.json",
+                    "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"} <= names
+            assert all(model.sha256 and model.size for model in snapshot)
+            # One revision for every file: a snapshot mixed from two commits may not load.
+            assert len({re.search(r"/resolve/([0-9a-f]{40})/", model.url)[1] for model in snapshot}) == 1
+        else:
             assert dl.MODELS[key].relative_path == relative, key
     sam2_names = [n for n in schema["definitions"]["sam2_models"]["enum"] if n != "grabcut"]
     for name in sam2_names:

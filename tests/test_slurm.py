@@ -11,12 +11,16 @@ import json
 import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import yaml
 
 from slurm_cluster import SlurmCluster, unavailable_reason
+
+from frameloom.demo import write_demo_set
+from frameloom.merge import read_plan
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -101,6 +105,31 @@ def test_retries_resubmit_a_flaky_job(cluster, tmp_path):
     assert run.returncode == 0, log[-3000:]
     assert len(SUBMITTED.findall(log)) == 2, "the first attempt fails, the retry is a second sbatch job"
     assert (tmp_path / "flaky.txt").read_text() == "attempt 2\n"
+
+
+def test_the_frameloom_command_shows_progress_on_slurm(cluster, tmp_path):
+    """`frameloom run --profile profiles/slurm`: per-stage progress from the cluster run's log."""
+    write_demo_set(tmp_path / "frames", 6, width=256, height=144, seed=3)
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    profile["slurm-init-seconds-before-status-checks"] = 2  # FAST_POLLING, as a profile key
+    (tmp_path / "profile").mkdir()
+    (tmp_path / "profile" / "config.yaml").write_text(yaml.safe_dump(profile))
+    run = subprocess.run(["timeout", "-s", "KILL", "600", sys.executable, "-m", "frameloom.cli", "run", "frames",
+                          "--output-dir", "out", "--profile", str(tmp_path / "profile")],
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode in (0, 1), run.stderr[-3000:]  # 1: a frame the classical fallbacks could not cut out
+    assert SUBMITTED.search(run.stderr), "the jobs went through sbatch"
+    progress = re.findall(r"^frameloom: (\w+) (\d+)/(\d+)", run.stderr, re.MULTILINE)
+    last = {rule: (int(done), int(total)) for rule, done, total in progress}
+    assert last["analyze"] == (6, 6), run.stderr[-3000:]
+    planned = Counter(read_plan(str(tmp_path / "out" / "plan.tsv")).values())
+    for strategy in set(planned) & {"keep_full", "create_occlusion"}:
+        assert last[strategy] == (planned[strategy], planned[strategy]), (strategy, run.stderr[-3000:])
+    # Rates count from each stage's submission: a group's jobs end together, yet no stage of
+    # this 2-core cluster reaches 50 frames/s.
+    rates = [float(rate) for rate in re.findall(r"^frameloom: .*\((\d+\.\d)/s", run.stderr, re.MULTILINE)]
+    assert rates and max(rates) < 50, rates
+    assert "frames 6: " in run.stdout and f"report: {tmp_path / 'out' / 'report.html'}" in run.stdout
 
 
 def gpu_probes(workdir: Path) -> list[tuple[float, str, float]]:

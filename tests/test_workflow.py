@@ -341,7 +341,7 @@ def test_vlm_captions_in_the_workflow(tmp_path, tiny_qwen_vl):
     """A Qwen2-VL folder at model_paths.qwen2_vl: caption jobs run, their captions reach the training folder."""
     models = faces_only_models_dir(tmp_path)
     (models / "vlm").mkdir()
-    (models / "vlm" / "Qwen2-VL-7B-Instruct").symlink_to(tiny_qwen_vl["qwen2_vl"])
+    (models / "vlm" / "Qwen2-VL-2B-Instruct").symlink_to(tiny_qwen_vl["qwen2_vl"])
     write_demo_set(tmp_path / "frames", 5, seed=3, width=192, height=108, truth_dir=tmp_path / "truth")
     strategies = yaml.safe_load((REPO / "config" / "strategy_configs.yaml").read_text())
     for name in ("segment", "enhance_segment"):
@@ -361,7 +361,7 @@ def test_vlm_captions_in_the_workflow(tmp_path, tiny_qwen_vl):
         assert (tmp_path / "logs" / "captions" / f"{batch:04d}.log").read_text().count("loaded ") == 1
     report = json.loads((tmp_path / "results" / "processing_report.json").read_text())
     summary = report["summary"]["captions"]
-    assert summary["captioner"] == f"qwen2_vl ({models / 'vlm' / 'Qwen2-VL-7B-Instruct'})"
+    assert summary["captioner"] == f"qwen2_vl ({models / 'vlm' / 'Qwen2-VL-2B-Instruct'})"
     assert sum(summary["sources"].values()) == report["summary"]["produced_images"] == len(records)
     assert summary["sources"].get("template", 0) == sum(summary["rejected"].values())
     training = tmp_path / "results" / "training"

@@ -10,10 +10,14 @@ lighting 0.7, occlusion 0.2, quality 0.5, sharpness 0.4) separate clean
 frames from cluttered, dark, occluded and degraded ones.
 
 Work happens on copies made once per frame (one decode, done by the caller):
+* ``detail`` grey, the frame halved while its longest side exceeds
+  1.5 x DETAIL_SIZE (so 768 < longest <= 1536 for large frames): sharpness
+  and noise (fine detail must survive, so this copy is larger);
 * ``work``   colour, longest side <= WORK_SIZE: complexity, lighting, occlusion;
-* ``detail`` grey, longest side <= DETAIL_SIZE: sharpness and noise (fine
-  detail must survive, so this copy is larger);
 * ``layer``  colour, longest side <= LAYER_SIZE: backdrop model, instances.
+Whole-factor halving is OpenCV's vectorised 2x2 box filter, ~20x faster than
+an arbitrary-ratio INTER_AREA resize (0.7 against 17.8 ms for a 1920x1080
+frame on one core), and each detail pixel still averages whole source pixels.
 Resolution adequacy uses the true size; faces come from the detector passed in.
 
 ``analyze_image`` keeps no state and is safe to call from several threads as
@@ -23,6 +27,7 @@ each thread its own).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -56,6 +61,27 @@ def _resize_longest(image: np.ndarray, longest: int) -> np.ndarray:
         return image
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def _halve(image: np.ndarray) -> np.ndarray:
+    return cv2.resize(image, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+
+
+def detail_copy(image: np.ndarray) -> np.ndarray:
+    """The frame halved while its longest side exceeds 1.5 x DETAIL_SIZE.
+
+    Sharpness and Laplacian variance are read on this copy, here and in
+    curation, so a frame and its 4x upscale are measured at the same scale."""
+    while max(image.shape[:2]) > 1.5 * DETAIL_SIZE:
+        image = _halve(image)
+    return image
+
+
+def _work_copy(detail_bgr: np.ndarray) -> np.ndarray:
+    """Longest side <= WORK_SIZE: halvings first, one INTER_AREA step for the rest."""
+    while max(detail_bgr.shape[:2]) >= 2 * WORK_SIZE:
+        detail_bgr = _halve(detail_bgr)
+    return _resize_longest(detail_bgr, WORK_SIZE)
 
 
 _KERNEL_3X3 = np.ones((3, 3), np.uint8)
@@ -250,6 +276,25 @@ class _Layer:
     scale: float  # layer pixels per image pixel
 
 
+@functools.lru_cache(maxsize=8)
+def _quadratic_design(height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The fit's design rows 1, x, y, x^2, xy, y^2 per pixel (x, y in [0, 1)),
+    the flat indices of the border band and its rows. Frames of a film share
+    one size, so they are built once per job (a third of the fit's time)."""
+    ys, xs = np.mgrid[0:height, 0:width]
+    xs, ys = xs.ravel() / width, ys.ravel() / height
+    design = np.stack([np.ones_like(xs), xs, ys, xs * xs, xs * ys, ys * ys], axis=1)
+    band = max(1, round(BACKDROP_BAND * min(height, width)))
+    border = np.zeros((height, width), bool)
+    border[:band] = border[-band:] = True
+    border[:, :band] = border[:, -band:] = True
+    samples = np.flatnonzero(border)
+    cached = (design, samples, design[samples])
+    for array in cached:
+        array.flags.writeable = False
+    return cached
+
+
 def _backdrop_layer(work_bgr: np.ndarray, image_width: int) -> _Layer:
     """Fit a smooth backdrop to the frame border; flag what departs from it.
 
@@ -271,15 +316,8 @@ def _backdrop_layer(work_bgr: np.ndarray, image_width: int) -> _Layer:
         return _Layer(None, 0.0, None, None, scale)
     # A light blur keeps sensor noise from passing for a rough border.
     lab = cv2.cvtColor(cv2.GaussianBlur(small, (0, 0), 1.0), cv2.COLOR_BGR2LAB).reshape(-1, 3).astype(np.float64)
-    band = max(1, round(BACKDROP_BAND * min(height, width)))
-    border = np.zeros((height, width), bool)
-    border[:band] = border[-band:] = True
-    border[:, :band] = border[:, -band:] = True
-    ys, xs = np.mgrid[0:height, 0:width]
-    xs, ys = xs.ravel() / width, ys.ravel() / height
-    design = np.stack([np.ones_like(xs), xs, ys, xs * xs, xs * ys, ys * ys], axis=1)
-    samples = np.flatnonzero(border)
-    border_design, border_lab = design[samples], lab[samples]
+    design, samples, border_design = _quadratic_design(height, width)
+    border_lab = lab[samples]
     inliers = np.ones(samples.size, bool)
     sigma = 0.0
     for step in range(5):
@@ -651,8 +689,8 @@ def analyze_image(image_bgr: np.ndarray, face_detector: FaceDetector) -> dict:
     if image_bgr.ndim == 2:
         image_bgr = cv2.cvtColor(image_bgr, cv2.COLOR_GRAY2BGR)
     height, width = image_bgr.shape[:2]
-    detail = _resize_longest(image_bgr, DETAIL_SIZE)
-    work = _resize_longest(detail, WORK_SIZE)  # from the detail copy: one pass over a huge frame
+    detail = detail_copy(image_bgr)
+    work = _work_copy(detail)
     work_gray = cv2.cvtColor(work, cv2.COLOR_BGR2GRAY)
     detail_gray = cv2.cvtColor(detail, cv2.COLOR_BGR2GRAY)
     # Canny on a lightly smoothed copy: single-pixel noise is not structure.

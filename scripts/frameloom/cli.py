@@ -87,7 +87,9 @@ def check_config(overrides: dict):
 def snakemake_command(overrides: dict, cores: int, profile: str | None, targets: list[str],
                       quiet: bool, options: tuple[str, ...] = ()) -> list[str]:
     """The Snakemake command line: the targets first (several options take every word after
-    them), then ``options``, and every config key as YAML after --config."""
+    them), then ``options``, and every config key after --config as one line of JSON (which
+    YAML reads too): a multi-line YAML value would not survive Snakemake passing --config on
+    to the jobs it submits to a cluster."""
     if not SNAKEFILE.is_file():
         raise CliError(f"the workflow is not beside the package ({SNAKEFILE} missing): install with "
                        "`pip install -e .` from a checkout")
@@ -97,8 +99,7 @@ def snakemake_command(overrides: dict, cores: int, profile: str | None, targets:
         command += ["--profile", profile]
     if quiet:
         command += ["--quiet", "rules"]
-    return command + ["--config", *(f"{key}={yaml.safe_dump(value, default_flow_style=True).strip()}"
-                                    for key, value in overrides.items())]
+    return command + ["--config", *(f"{key}={json.dumps(value)}" for key, value in overrides.items())]
 
 
 def summary_lines(report: dict, out_dir: Path) -> list[str]:
@@ -131,9 +132,12 @@ class Progress:
     """A line per stage a person can follow: frames done / total, rate and ETA, read off Snakemake's log.
 
     Totals come from Snakemake's job table, and for the strategy rules (known only after the
-    decide checkpoint) from the plan it writes."""
+    decide checkpoint) from the plan it writes. A stage's rate counts from its first job's start
+    (the ``rule NAME:`` line Snakemake prints when it runs or submits a job), so jobs that end
+    together, as a SLURM group job's do, give a true rate."""
 
     STATS_ROW = re.compile(r"^(\w+)\s+(\d+)$")
+    STARTED = re.compile(r"^\s*(?:local)?rule (\w+):$")
     FINISHED = re.compile(r"^Finished jobid: \d+ \(Rule: (\w+)\)")
 
     def __init__(self, plan_path: Path, write=sys.stderr.write, clock=time.monotonic, every: float = 2.0):
@@ -154,13 +158,16 @@ class Progress:
                 self.totals[row[1]] = int(row[2])
             elif line.strip() == "" or row:
                 self.in_stats = not (row and row[1] == "total")
+        started = self.STARTED.match(line)
+        if started:
+            self.started.setdefault(started[1], self.clock())
         finished = self.FINISHED.match(line)
         if finished and finished[1] != "all":  # the target rule, not a stage
             self._finished(finished[1])
 
     def _finished(self, rule: str) -> None:
         now = self.clock()
-        self.started.setdefault(rule, now)
+        self.started.setdefault(rule, now)  # a log without the start line: from the first end
         self.done[rule] += 1
         if rule == "decide" and self.plan_path.is_file():
             from .merge import read_plan
@@ -171,7 +178,7 @@ class Progress:
             return
         self.shown[rule] = now
         elapsed = now - self.started[rule]
-        rate = (self.done[rule] - 1) / elapsed if elapsed > 0 else 0.0
+        rate = self.done[rule] / elapsed if elapsed > 0 else 0.0
         eta = f", ETA {(total - self.done[rule]) / rate:.0f} s" if rate and self.done[rule] < total else ""
         self.write(f"frameloom: {rule} {self.done[rule]}/{total}"
                    + (f" ({rate:.1f}/s{eta})" if rate else "") + "\n")

@@ -8,7 +8,7 @@ blurred area nor drags the brightness towards grey, and the cut edge itself is
 not taken for detail.
 
 Detail measures (``laplacian_variance``, ``edge_score``) are taken on the same
-copy as the analysis step's (longest side <= analysis.DETAIL_SIZE), so the
+copy as the analysis step's (``analysis.detail_copy``), so the
 seed's blur threshold means the same for a frame and for its 4x upscale, and
 ``edge_score`` is the analysis ``sharpness`` metric.
 
@@ -28,12 +28,12 @@ import numpy as np
 
 from .analysis import (
     DECIMALS,
-    DETAIL_SIZE,
     SHARPNESS_EDGE_L1,
     SHARPNESS_HALF,
     _clip01,
     _masked_norm,
     _resize_longest,
+    detail_copy,
 )
 from .strategies import NEUTRAL_GREY
 
@@ -125,7 +125,7 @@ def _source_on(source: np.ndarray, colour: np.ndarray, opaque: np.ndarray,
     character is compared with the same character, not with the whole frame.
     """
     if source.shape[2] == 4 or not image_has_alpha:
-        return _colour_and_opaque(_resize_longest(source, DETAIL_SIZE))
+        return _colour_and_opaque(detail_copy(source))
     height, width = colour.shape[:2]
     source_height, source_width = source.shape[:2]
     if abs(source_width * height / (source_height * width) - 1.0) > ASPECT_TOLERANCE:
@@ -150,7 +150,7 @@ def measure_quality(image: np.ndarray, source: np.ndarray | None = None,
 
     A BGRA image counts only its opaque pixels (alpha > OPAQUE_ABOVE), and
     its detail measures also leave out CUT_EDGE_BAND px along the alpha edge.
-    Measured on the analysis detail copy (longest side <= DETAIL_SIZE):
+    Measured on the analysis detail copy (``analysis.detail_copy``):
       laplacian_variance: variance of the 3x3 Laplacian of the grey image;
       brightness: mean grey level 0..255;
       saturation_ratio: mean HSV saturation of the image over that of
@@ -161,7 +161,7 @@ def measure_quality(image: np.ndarray, source: np.ndarray | None = None,
         this image's coordinates), None when no face box was given.
     """
     has_alpha = image.shape[2] == 4
-    colour, opaque = _colour_and_opaque(_resize_longest(image, DETAIL_SIZE))
+    colour, opaque = _colour_and_opaque(detail_copy(image))
     grey = cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)
     edge_score, laplacian_variance = _detail_measures(grey, _away_from_cut(opaque))
     return {

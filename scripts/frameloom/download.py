@@ -48,6 +48,36 @@ def _sam2(name: str, release: str, sha256: str, size: int | None = None) -> Mode
     """A SAM 2 checkpoint: Meta's URL for the release, stored as segmentation/{name}.pt."""
     return ModelFile(name, f"{_SAM2}/{release}/{name}.pt", f"segmentation/{name}.pt", sha256, size)
 
+_QWEN2_VL = "Qwen/Qwen2-VL-2B-Instruct"
+_QWEN2_VL_REVISION = "895c3a49bc3fa70a340399125c650a463535e71c"
+# Every file transformers reads from the snapshot (plus its Apache-2.0 LICENSE):
+# name, sha256, bytes.
+_QWEN2_VL_FILES = (
+    ("LICENSE", "832dd9e00a68dd83b3c3fb9f5588dad7dcf337a0db50f7d9483f310cd292e92e", 11_343),
+    ("chat_template.json", "ad60d90252ed0b0705ba14e2d0ad0fec0beac1ea955642b54059b36052d8bc96", 1_050),
+    ("config.json", "422adefa19e62dd175961cec85bc0400344fe5bf9b22bd1182e05aaae78556e0", 1_196),
+    ("generation_config.json", "d2864bf1edea5863d331edfff48106b586a366f5a2c41aa77731fadc53aa25d2", 272),
+    ("merges.txt", "599bab54075088774b1733fde865d5bd747cbcc7a547c5bc12610e874e26f5e3", 1_671_839),
+    ("model-00001-of-00002.safetensors", "994ac2b03f97de8bc647d0fe5eba2e4b632b3e28dc03574c29bdfc36cf47e1b9",
+     3_988_609_112),
+    ("model-00002-of-00002.safetensors", "92540d8353c8d226a589a3b179bdb33851c970ee2cc2ac7ba035f79425e7b833",
+     429_441_656),
+    ("model.safetensors.index.json", "260ab9fa1418d6d6ab79daa1d9da2c47264f3b72edb4630fc799077ac67d27c6", 56_411),
+    ("preprocessor_config.json", "b5eaad0c2815f07631535dcc58f3c462b0d73693638ad21d19f3c50820eae1cc", 347),
+    ("tokenizer.json", "cb63a0a23eef3d5b01063a9880a1925a65aaf4d1591d519910ee3527852950a0", 7_029_741),
+    ("tokenizer_config.json", "ff5c4fd898fe8c39591eb70e5d39d2782802d4204d6ae9ba1223252f354842a0", 4_190),
+    ("vocab.json", "ca10d7e9fb3ed18575dd1e277a2579c16d108e32f27439684afa0e10b1440910", 2_776_833),
+)
+
+
+def _qwen2_vl(file_name: str, sha256: str, size: int) -> ModelFile:
+    """One file of the Qwen2-VL-2B-Instruct snapshot, at the pinned revision, under
+    vlm/Qwen2-VL-2B-Instruct/ (the default model_paths.qwen2_vl)."""
+    return ModelFile(f"qwen2_vl/{file_name}",
+                     f"https://huggingface.co/{_QWEN2_VL}/resolve/{_QWEN2_VL_REVISION}/{file_name}",
+                     f"vlm/Qwen2-VL-2B-Instruct/{file_name}", sha256, size)
+
+
 MODELS: dict[str, ModelFile] = {
     model.name: model
     for model in (
@@ -106,12 +136,18 @@ MODELS: dict[str, ModelFile] = {
                   "/4433ab1ae1166ea75acfe99eb0f18709dac329a0/lbpcascade_animeface.xml",
                   "faces/lbpcascade_animeface.xml",
                   "9376d30ac38db6bda2a68b88b3b76bbd7e6aa33af47f7f5c76bc88ca75f1ce30", 246_945),
+        # Qwen2-VL-2B-Instruct (Apache-2.0), a Hugging Face snapshot: one entry per file, pinned
+        # to revision 895c3a49. sha256 and sizes: the manifest of that revision as pinned,
+        # identically, by several independent repositories (download scripts and model cards that
+        # verify their local copies file by file).
+        *(_qwen2_vl(*entry) for entry in _QWEN2_VL_FILES),
     )
 }
 
 # Names that stand for several files, or for the file the default config uses.
 GROUPS: dict[str, tuple[str, ...]] = {
     "sam2": ("sam2_hiera_large",),  # the default segmentation_model
+    "qwen2_vl": tuple(f"qwen2_vl/{file_name}" for file_name, _, _ in _QWEN2_VL_FILES),
     "faces": ("yunet", "anime_face_cascade"),
     "all": tuple(MODELS),
 }
@@ -334,10 +370,12 @@ def _describe(outcome: Outcome) -> str:
 
 def _registry_listing() -> list[str]:
     lines = []
+    name_width = max(len(model.name) for model in MODELS.values())
+    path_width = max(len(model.relative_path) for model in MODELS.values())
     for model in MODELS.values():
         size = f"{_mib(model.size)} MiB" if model.size else "size unknown"
         check = "sha256 pinned" if model.sha256 else "no published sha256"
-        lines.append(f"{model.name:24} {model.relative_path:46} {size:>12}  {check}")
+        lines.append(f"{model.name:{name_width}} {model.relative_path:{path_width}} {size:>12}  {check}")
     lines.extend(f"group {group}: {' '.join(members)}" for group, members in GROUPS.items() if group != "all")
     return lines
 

@@ -1,0 +1,123 @@
+"""Model steps: load time and per-frame time of every model adapter, on one device.
+
+Each adapter is built and run exactly as the model-batch jobs do (one load
+per job, then frame after frame). Real-ESRGAN uses the real weights from
+../shared/models (or FRAMELOOM_MODELS_DIR) when present. SAM2, LaMa,
+CodeFormer and Qwen2-VL weights cannot be had here, so they run as the test
+suite's checkpoints in the real on-disk formats, loaded by the real loaders:
+SAM2 and CodeFormer are their full architectures with random weights (their
+times are the real networks'), Qwen2-VL is a tiny random model (its time is
+the processor's and the generate loop's, not a 2B model's) and LaMa is a
+mean-fill TorchScript (only the adapter's own cost).
+
+    .venv/bin/python bench/model_steps.py [--device cpu|cuda] [--frames 2] [--size 320 180]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(REPO / "tests"))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from frameloom.demo import FrameSpec, render_frame  # noqa: E402
+
+MODELS = Path(os.environ.get("FRAMELOOM_MODELS_DIR", REPO.parent / "shared" / "models"))
+
+
+def timed(function):
+    started = time.perf_counter()
+    result = function()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return result, time.perf_counter() - started
+
+
+def adapters(scratch: Path, device: str):
+    """(name, what its weights are, loader, per-frame call(loaded, image, truth)) for each model."""
+    import model_builders
+
+    from frameloom.esrgan_backend import RealESRGANUpscaler
+    from frameloom.face_restore import CodeFormerRestorer
+    from frameloom.lama_backend import LamaInpainter
+    from frameloom.sam2_backend import SAM2Segmenter
+    from frameloom.vlm_backend import QwenVLCaptioner
+
+    def codeformer_checkpoint() -> Path:
+        from codeformer.basicsr.archs.codeformer_arch import CodeFormer
+
+        net = CodeFormer(dim_embd=512, codebook_size=1024, n_head=8, n_layers=9,
+                         connect_list=["32", "64", "128", "256"])
+        torch.save({"params_ema": net.state_dict()}, scratch / "codeformer.pth")
+        return scratch / "codeformer.pth"
+
+    sam2 = model_builders.save_random_sam2(scratch / "sam2.pt")
+    lama = model_builders.save_mean_fill_lama(scratch / "lama.pt")
+    qwen = model_builders.save_tiny_qwen2_vl(scratch / "qwen2_vl")
+    codeformer = codeformer_checkpoint()
+    yield ("sam2_hiera_tiny, points_per_side 8", "random weights, real architecture",
+           lambda: SAM2Segmenter("sam2_hiera_tiny", sam2, device=device, points_per_side=8),
+           lambda model, image, truth: model.segment(image, {"faces": [{"box": truth["face_boxes"][0]}]}))
+    yield ("lama", "mean-fill TorchScript: adapter cost only",
+           lambda: LamaInpainter(lama, device=device),
+           lambda model, image, truth: model.inpaint(image, character_mask(image, truth)))
+    for name in ("realesr-animevideov3", "RealESRGAN_x4plus_anime_6B"):
+        weights = MODELS / "enhancement" / f"{name}.pth"
+        if weights.is_file():
+            yield (f"{name} x2", "real weights",
+                   lambda weights=weights, name=name: RealESRGANUpscaler(name, weights, device=device, outscale=2.0),
+                   lambda model, image, truth: model.upscale(image))
+    yield ("codeformer, 1 face", "random weights, real architecture",
+           lambda: CodeFormerRestorer(codeformer, device=device, max_drift=1.0),
+           lambda model, image, truth: model.restore(image, [truth["face_boxes"][0]]))
+    yield ("qwen2_vl caption", "tiny random model: processor + generate only",
+           lambda: QwenVLCaptioner(str(qwen), device=device, max_new_tokens=32),
+           lambda model, image, truth: model.caption([cv2.cvtColor(image, cv2.COLOR_BGR2RGB)], "Describe."))
+
+
+def character_mask(image: np.ndarray, truth: dict) -> np.ndarray:
+    mask = np.zeros(image.shape[:2], np.uint8)
+    x, y, w, h = truth["boxes"][0]
+    mask[y:y + h, x:x + w] = 255
+    return mask
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--frames", type=int, default=2, help="frames timed per model, after one warm-up")
+    parser.add_argument("--size", type=int, nargs=2, default=[320, 180], metavar=("WIDTH", "HEIGHT"))
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")  # sam2, basicsr and transformers deprecation notes, one per load
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    width, height = args.size
+    frames = [render_frame(FrameSpec(seed=seed, width=width, height=height, shot="close-up"))
+              for seed in range(args.frames + 1)]
+    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{torch.get_num_threads()} threads"
+    print(f"device {args.device} ({device_name}); {width}x{height} frames; median of {args.frames} after a warm-up\n")
+    print(f"{'model':38}{'load s':>8}{'s / frame':>11}{'frames / min':>14}  weights")
+    with tempfile.TemporaryDirectory(prefix="frameloom-models-") as tmp:
+        for name, weights, load, step in adapters(Path(tmp), args.device):
+            model, load_seconds = timed(load)
+            step(model, *frames[0])
+            per_frame = statistics.median(timed(lambda: step(model, *frame))[1] for frame in frames[1:])
+            print(f"{name:38}{load_seconds:8.2f}{per_frame:11.3f}{60 / per_frame:14.1f}  {weights}", flush=True)
+            del model
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()
