@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -30,8 +32,8 @@ from pathlib import Path
 
 import yaml
 
-from .config import STRATEGIES, ConfigError, load_project_config
-from .imageio import write_text
+from .config import STRATEGIES, ConfigError, RunConfig, load_project_config, load_schema
+from .imageio import staged_folder, swap_in_folder, write_text
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[2]
 SNAKEFILE = WORKFLOW_DIR / "Snakefile"
@@ -102,6 +104,10 @@ def snakemake_command(overrides: dict, cores: int, profile: str | None, targets:
     return command + ["--config", *(f"{key}={json.dumps(value)}" for key, value in overrides.items())]
 
 
+def _mix_line(name: str, frames: int, share: float, target: float) -> str:
+    return f"  {name:<17} {frames:>6} frames  {share:>4.0%} (target {target:.0%})"
+
+
 def summary_lines(report: dict, out_dir: Path) -> list[str]:
     """The end-of-run table: strategies, successes, failures with the first reasons, backends, and
     the time per stage from the job logs (logs/ of the current folder)."""
@@ -110,8 +116,8 @@ def summary_lines(report: dict, out_dir: Path) -> list[str]:
     summary = report["summary"]
     lines = [f"frames {summary['total_frames']}: {summary['successful']} done, {summary['failed']} failed"
              + (f", {summary['excluded']} excluded" if summary.get("excluded") else "")]
-    lines += [f"  {name:<17} {summary['strategies'][name]:>6} frames  {summary['strategy_mix'][name]:>4.0%} "
-              f"(target {summary['strategy_targets'][name]:.0%})" for name in STRATEGIES]
+    lines += [_mix_line(name, summary["strategies"][name], summary["strategy_mix"][name],
+                        summary["strategy_targets"][name]) for name in STRATEGIES]
     reasons = Counter(r["error"].split(":")[0] for r in report["results"] if r["error"] and not r.get("excluded"))
     if reasons:
         first = next(r for r in report["results"] if r["error"] and not r.get("excluded"))
@@ -184,21 +190,22 @@ class Progress:
                    + (f" ({rate:.1f}/s{eta})" if rate else "") + "\n")
 
 
-def _run_workflow(args: argparse.Namespace, targets) -> tuple[int, Path]:
-    """Validate, then run Snakemake; ``targets(run)`` names what to build (none: everything)."""
+def _run_workflow(args: argparse.Namespace, targets) -> tuple[int, Path, RunConfig]:
+    """Validate, then run Snakemake; ``targets(run)`` names what to build (none: everything).
+    Returns Snakemake's exit code, the output folder and the validated config."""
     overrides = config_overrides(args)
     run = check_config(overrides)
     out_dir = run.resolve(run.output_dir)
     write_text(out_dir / RUN_FLAGS_FILE, yaml.safe_dump(overrides, sort_keys=True))
     command = snakemake_command(overrides, args.cores, args.profile, targets(run), args.quiet)
     if args.quiet:
-        return subprocess.run(command).returncode, out_dir
+        return subprocess.run(command).returncode, out_dir, run
     progress = Progress(out_dir / "plan.tsv")
     with subprocess.Popen(command, stderr=subprocess.PIPE, text=True, bufsize=1) as snakemake:
         for line in snakemake.stderr:
             sys.stderr.write(line)  # Snakemake's own log, as it comes
             progress.feed(line)
-    return snakemake.returncode, out_dir
+    return snakemake.returncode, out_dir, run
 
 
 def _stopped(code: int) -> int:
@@ -206,14 +213,18 @@ def _stopped(code: int) -> int:
     return FRAMES_FAILED
 
 
-def command_run(args: argparse.Namespace) -> int:
-    code, out_dir = _run_workflow(args, lambda run: [])
-    report_path = out_dir / "processing_report.json"
-    if code != 0 or not report_path.is_file():
-        return _stopped(code)
-    report = json.loads(report_path.read_text(encoding="utf-8"))
+def _print_summary(out_dir: Path) -> int:
+    """The end-of-run table from the run's report; exit 1 when a frame failed."""
+    report = json.loads((out_dir / "processing_report.json").read_text(encoding="utf-8"))
     print("\n".join(summary_lines(report, out_dir)))
     return FRAMES_FAILED if report["summary"]["failed"] else OK
+
+
+def command_run(args: argparse.Namespace) -> int:
+    code, out_dir, _ = _run_workflow(args, lambda run: [])
+    if code != 0 or not (out_dir / "processing_report.json").is_file():
+        return _stopped(code)
+    return _print_summary(out_dir)
 
 
 def expected_images(counts: Counter, strategy_cfg: dict) -> dict[str, int]:
@@ -236,8 +247,8 @@ def preview_lines(plan: dict[str, str], analyses: list[dict], run) -> list[str]:
     decided = sum(counts[name] for name in STRATEGIES)
     targets = run.decision["strategy_targets"]
     lines = [f"frames {len(plan)}: {decided} decided, {len(plan) - decided} failed or excluded"]
-    lines += [f"  {name:<17} {counts[name]:>6} frames  {counts[name] / decided if decided else 0:>4.0%} "
-              f"(target {targets[name]:.0%})" for name in STRATEGIES]
+    lines += [_mix_line(name, counts[name], counts[name] / decided if decided else 0.0, targets[name])
+              for name in STRATEGIES]
     classes = distribution([frame_classes(a, run.decision["thresholds"]) for a in analyses if a.get("ok", True)])
     for dimension in ("shot_type", "lighting", "background"):
         total = sum(classes[dimension].values()) or 1
@@ -253,13 +264,13 @@ def command_preview(args: argparse.Namespace) -> int:
     from . import layout
     from .merge import read_plan
 
-    code, out_dir = _run_workflow(args, lambda run: [f"{run.output_dir}/plan.tsv"])
+    code, out_dir, run = _run_workflow(args, lambda run: [f"{run.output_dir}/plan.tsv"])
     if code != 0:
         return _stopped(code)
     plan = read_plan(str(out_dir / "plan.tsv"))
     analyses = [json.loads(Path(layout.analysis(str(out_dir)).format(frame=frame)).read_text(encoding="utf-8"))
                 for frame in plan]
-    print("\n".join(preview_lines(plan, analyses, check_config(config_overrides(args)))))
+    print("\n".join(preview_lines(plan, analyses, run)))
     return OK
 
 
@@ -276,22 +287,16 @@ def command_merge(args: argparse.Namespace) -> int:
     code = subprocess.run(command).returncode
     if code != 0:
         return _stopped(code)
-    report = json.loads((out_dir / "processing_report.json").read_text(encoding="utf-8"))
-    print("\n".join(summary_lines(report, out_dir)))
+    exit_code = _print_summary(out_dir)
     if args.to:
         count = copy_folder(out_dir / "training", Path(args.to))
         print(f"training folder copied to {args.to} ({count} files)")
-    return FRAMES_FAILED if report["summary"]["failed"] else OK
+    return exit_code
 
 
 def copy_folder(source: Path, target: Path, files: list[Path] | None = None) -> int:
     """``source`` (or only ``files`` under it) into ``target``, replaced whole and atomically;
     hard links where the filesystem allows (outputs are only ever replaced by rename)."""
-    import os
-    import shutil
-
-    from .imageio import staged_folder, swap_in_folder
-
     staging = staged_folder(target)
     chosen = files if files is not None else [p for p in sorted(source.rglob("*")) if p.is_file()]
     for path in chosen:
@@ -342,9 +347,12 @@ def main(argv: list[str] | None = None) -> int:
     expand.add_argument("curated", help="folder of hand-picked frames")
     expand.add_argument("--frames-dir", required=True, help="the full frames folder they were picked from")
     expand.add_argument("--output-dir", required=True)
-    expand.add_argument("--window-size", type=int, default=3, help="neighbours on each side (default: 3)")
-    expand.add_argument("--phash-threshold", type=int, default=8)
-    expand.add_argument("--ssim-threshold", type=float, default=0.95)
+    # Defaults: the config's temporal_expansion section, as the workflow uses them.
+    defaults = load_schema("config")["properties"]["temporal_expansion"]["properties"]
+    expand.add_argument("--window-size", type=int, default=defaults["window_size"]["default"],
+                        help=f"neighbours on each side (default: {defaults['window_size']['default']})")
+    expand.add_argument("--phash-threshold", type=int, default=defaults["phash_threshold"]["default"])
+    expand.add_argument("--ssim-threshold", type=float, default=defaults["ssim_threshold"]["default"])
     commands.add_parser("review", help="serve the review page on 127.0.0.1", add_help=False)
     commands.add_parser("download-models", help="fetch model weights", add_help=False)
     args, rest = parser.parse_known_args(argv)

@@ -19,7 +19,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-
 from .config import STRATEGIES, ConfigError, load_project_config
 from .imageio import read_json
 from .layout import demo_frames_dir
@@ -34,9 +33,10 @@ MAX_BODY = 64 * 1024
 
 def _served_input(path: Path, out_dir: Path, input_root: Path) -> str:
     """The server's URL of an input frame: under /input/ (input_dir) or /out/ (a video's extracted frames)."""
-    for prefix, root in (("/input/", input_root), ("/out/", out_dir)):
-        if path.resolve().is_relative_to(root.resolve()):
-            return prefix + path.resolve().relative_to(root.resolve()).as_posix()
+    path = path.resolve()
+    for prefix, root in (("/input/", input_root.resolve()), ("/out/", out_dir.resolve())):
+        if path.is_relative_to(root):
+            return prefix + path.relative_to(root).as_posix()
     return ""
 
 

@@ -75,6 +75,13 @@ def expand(curated: list[str], frames: dict[str, str], frames_root: Path, window
         members.sort(key=natural_key)
         order.update({relative: (members, i) for i, relative in enumerate(members)})
     fingerprint = _Fingerprints(frames_root)
+
+    def near_duplicates(first: str, second: str) -> bool:
+        """pHash distance AND SSIM, as the curation's dedup judges; an unreadable frame has no twin."""
+        a, b = fingerprint(first), fingerprint(second)
+        return (a is not None and b is not None and (a[0] ^ b[0]).bit_count() <= phash_threshold
+                and ssim(a[1], b[1]) >= ssim_threshold)
+
     kept = set(matched.values())
     dropped = {}
     for centre in sorted(set(matched.values()), key=natural_key):
@@ -84,10 +91,7 @@ def expand(curated: list[str], frames: dict[str, str], frames_root: Path, window
         for relative in neighbours:
             if relative in kept:
                 continue
-            mine = fingerprint(relative)
-            twin = next((other for other in window if other in kept and mine and fingerprint(other)
-                         and bin(mine[0] ^ fingerprint(other)[0]).count("1") <= phash_threshold
-                         and ssim(mine[1], fingerprint(other)[1]) >= ssim_threshold), None)
+            twin = next((other for other in window if other in kept and near_duplicates(relative, other)), None)
             if twin is None:
                 kept.add(relative)
                 dropped.pop(frames[relative], None)  # a twin in an earlier window is not in this one
