@@ -7,13 +7,19 @@ alone (frameloom's reader: header check, decode, EXIF) and once through
 ``analyze_file`` (decode + every metric + face detection), side by side in one
 run, interleaved so that cache and clock drift hit both alike.
 
-    .venv/bin/python bench/analysis_vs_decode.py --frames 20
+With --profile, each set's decoded frames are analysed again under cProfile
+and the time of every step is printed (cumulative ms per frame; cProfile's
+own cost inflates the Python-heavy steps a little).
+
+    .venv/bin/python bench/analysis_vs_decode.py --frames 20 [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
+import pstats
 import statistics
 import sys
 import tempfile
@@ -25,12 +31,26 @@ import cv2
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
-from frameloom.analysis import _work_copy, analyze_file, detail_copy  # noqa: E402
+from frameloom import analysis  # noqa: E402
+from frameloom.analysis import _work_copy, analyze_file, analyze_image, detail_copy  # noqa: E402
 from frameloom.demo import demo_specs, render_frame  # noqa: E402
 from frameloom.faces import load_face_detector  # noqa: E402
 from frameloom.imageio import read_image  # noqa: E402
 
 SIZES = ((1024, 436), (1920, 1080))
+# The steps of analysis.analyze_image, by the function that does each.
+STEPS = {
+    "copies": ("detail_copy", "_work_copy"),
+    "faces": ("_faces_on_work_copy",),
+    "backdrop": ("_backdrop_layer",),
+    "instances": ("_cast",),
+    "complexity": ("_complexity",),
+    "lighting": ("_lighting",),
+    "defocus": ("_defocus_layering",),
+    "occlusion": ("_occlusion",),  # includes defocus
+    "sharpness": ("_sharpness",),
+    "noise": ("_noise",),
+}
 SHARED = Path(os.environ.get("FRAMELOOM_SHARED_DIR", REPO.parent / "shared"))
 
 
@@ -63,9 +83,29 @@ def measure(paths: list[Path], models_dir: Path) -> tuple[float, float, float]:
     return tuple(1000 * statistics.median(times) for times in (decode, analyse, faces))
 
 
+def profile_steps(paths: list[Path], models_dir: Path) -> dict[str, float]:
+    """Cumulative ms per frame of each step in STEPS, and of the whole analyze_image."""
+    detector = load_face_detector(models_dir)
+    images = [read_image(path) for path in paths]
+    analyze_image(images[0], detector)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for image in images:
+        analyze_image(image, detector)
+    profiler.disable()
+    cumulative = {
+        name: stats[3] for (filename, _, name), stats in pstats.Stats(profiler).stats.items()
+        if filename == analysis.__file__
+    }
+    steps = {step: sum(cumulative.get(name, 0.0) for name in names) for step, names in STEPS.items()}
+    steps["whole"] = cumulative["analyze_image"]
+    return {step: 1000 * seconds / len(images) for step, seconds in steps.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=20, help="frames per size and format")
+    parser.add_argument("--profile", action="store_true", help="also print the time of every step")
     args = parser.parse_args()
     cv2.setNumThreads(1)  # one core per frame, as in the workflow
     models_dir = SHARED / "models"
@@ -85,6 +125,12 @@ def main() -> None:
             decode, analyse, faces = measure(paths, models_dir)
             print(f"{name:<24} {decode:8.1f} {analyse:9.1f} {faces:6.1f} {analyse / decode:6.2f}"
                   f" {(analyse - faces) / decode:14.2f}")
+        if args.profile:
+            print("\nsteps of analyze_image under cProfile, ms per frame (decode not included)\n")
+            print(f"{'set':<24}" + "".join(f" {step:>10}" for step in [*STEPS, "whole"]))
+            for name, paths in sets.items():
+                steps = profile_steps(paths, models_dir)
+                print(f"{name:<24}" + "".join(f" {steps[step]:10.2f}" for step in [*STEPS, "whole"]))
 
 
 if __name__ == "__main__":

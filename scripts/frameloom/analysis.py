@@ -99,10 +99,12 @@ def _masked_norm(values: np.ndarray, mask: np.ndarray, norm_type: int) -> float:
     return cv2.norm(cv2.bitwise_and(values, values, mask=mask), norm_type)
 
 
-def _gradient_magnitude(gray: np.ndarray) -> np.ndarray:
-    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
-    return cv2.magnitude(gx, gy)
+def _gradient_magnitude_at(gray: np.ndarray, flat_indices: np.ndarray) -> np.ndarray:
+    """Sobel gradient magnitude at the given pixels only (the square root
+    over the whole frame would be mostly thrown away)."""
+    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3).ravel()[flat_indices]
+    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3).ravel()[flat_indices]
+    return cv2.magnitude(gx, gy).ravel()
 
 
 # ----------------------------------------------------------------------------
@@ -601,11 +603,12 @@ def _defocus_layering(work_gray: np.ndarray) -> float:
     edges, so faint shading does not count. Returns
     (soft share x sharp share - FLOOR) / SPAN, clipped.
     """
-    edges = cv2.Canny(work_gray, 10, 30) > 0
-    if edges.sum() < 16:
+    edges = np.flatnonzero(cv2.Canny(work_gray, 10, 30))
+    if edges.size < 16:
         return 0.0
-    strength = _gradient_magnitude(work_gray)[edges]
-    reblurred = _gradient_magnitude(cv2.GaussianBlur(work_gray.astype(np.float32), (0, 0), DEFOCUS_REBLUR_SIGMA))[edges]
+    strength = _gradient_magnitude_at(work_gray, edges)
+    reblurred = _gradient_magnitude_at(cv2.GaussianBlur(work_gray.astype(np.float32), (0, 0), DEFOCUS_REBLUR_SIGMA),
+                                       edges)
     strong = strength >= np.median(strength)
     strength, reblurred = strength[strong], reblurred[strong]
     total = float(strength.sum())
