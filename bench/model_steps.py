@@ -100,6 +100,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=2, help="frames timed per model, after one warm-up")
     parser.add_argument("--size", type=int, nargs=2, default=[320, 180], metavar=("WIDTH", "HEIGHT"))
     args = parser.parse_args()
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: torch sees no CUDA device on this machine")
     warnings.simplefilter("ignore")  # sam2, basicsr and transformers deprecation notes, one per load
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     width, height = args.size
