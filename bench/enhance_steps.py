@@ -18,6 +18,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(REPO / "tests"))  # model_builders: the test suite's random-weight checkpoints
 
 from frameloom import enhance  # noqa: E402
 from frameloom.demo import FrameSpec, render_frame  # noqa: E402
@@ -57,17 +58,12 @@ def main() -> None:
                 upscaler = RealESRGANUpscaler(name, weights, device="cpu", outscale=2.0)
                 row[f"upscale: {name} x2"] = seconds(lambda: upscaler.upscale(image), repeats=1)
         if args.with_codeformer:
-            import torch
+            from model_builders import save_random_face_restorer
 
             from frameloom.face_restore import CodeFormerRestorer
 
             with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "codeformer.pth"
-                from codeformer.basicsr.archs.codeformer_arch import CodeFormer
-
-                net = CodeFormer(dim_embd=512, codebook_size=1024, n_head=8, n_layers=9,
-                                 connect_list=["32", "64", "128", "256"])
-                torch.save({"params_ema": net.state_dict()}, path)
+                path = save_random_face_restorer(Path(tmp) / "codeformer.pth", CodeFormerRestorer)
                 restorer = CodeFormerRestorer(path, device="cpu", max_drift=1.0)
                 row["face_enhance: CodeFormer (1 face)"] = seconds(
                     lambda: restorer.restore(image, [truth["face_boxes"][0]]), repeats=1)

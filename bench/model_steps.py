@@ -55,18 +55,10 @@ def adapters(scratch: Path, device: str):
     from frameloom.sam2_backend import SAM2Segmenter
     from frameloom.vlm_backend import QwenVLCaptioner
 
-    def codeformer_checkpoint() -> Path:
-        from codeformer.basicsr.archs.codeformer_arch import CodeFormer
-
-        net = CodeFormer(dim_embd=512, codebook_size=1024, n_head=8, n_layers=9,
-                         connect_list=["32", "64", "128", "256"])
-        torch.save({"params_ema": net.state_dict()}, scratch / "codeformer.pth")
-        return scratch / "codeformer.pth"
-
     sam2 = model_builders.save_random_sam2(scratch / "sam2.pt")
     lama = model_builders.save_mean_fill_lama(scratch / "lama.pt")
     qwen = model_builders.save_tiny_qwen2_vl(scratch / "qwen2_vl")
-    codeformer = codeformer_checkpoint()
+    codeformer = model_builders.save_random_face_restorer(scratch / "codeformer.pth", CodeFormerRestorer)
     yield ("sam2_hiera_tiny, points_per_side 8", "random weights, real architecture",
            lambda: SAM2Segmenter("sam2_hiera_tiny", sam2, device=device, points_per_side=8),
            lambda model, image, truth: model.segment(image, {"faces": [{"box": truth["face_boxes"][0]}]}))

@@ -60,11 +60,21 @@ def run_snakemake(workdir: Path, cores: int) -> tuple[float, float, float]:
 
 
 def run_loop(workdir: Path, config: dict) -> tuple[float, float]:
-    """The same stage functions the rules call, one frame after another, in one process."""
+    """Wall and CPU seconds of the stage loop, run in ``workdir`` with relative paths as
+    Snakemake writes them (so both reports name the same files)."""
     cpu_before = own_cpu() + children_cpu()
     started = time.perf_counter()
-    # Relative paths, as Snakemake writes them, so both reports name the same files.
+    previous = os.getcwd()
     os.chdir(workdir)
+    try:
+        loop_stages(workdir, config)
+    finally:
+        os.chdir(previous)
+    return time.perf_counter() - started, own_cpu() + children_cpu() - cpu_before
+
+
+def loop_stages(workdir: Path, config: dict) -> None:
+    """The same stage functions the rules call, one frame after another, in one process."""
     run = load_run_config(dict(config), workdir, workflow_dir=REPO)
     out = run.output_dir
     logs = Path("logs")
@@ -103,7 +113,6 @@ def run_loop(workdir: Path, config: dict) -> tuple[float, float]:
                        SimpleNamespace(report=f"{out}/report.html", review=f"{out}/review.html"), out,
                        str(run.resolve(run.run["input_dir"])), "logs", run.run["report"]["contact_sheet_frames"],
                        run.enabled_strategies, str(logs / "html_report.log"))
-    return time.perf_counter() - started, own_cpu() + children_cpu() - cpu_before
 
 
 def compare(frames: int, cores: int, width: int, height: int) -> dict:
@@ -116,9 +125,7 @@ def compare(frames: int, cores: int, width: int, height: int) -> dict:
         for side in ("snakemake", "loop"):
             (root / side / "config").mkdir(parents=True)
             (root / side / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-        cwd = os.getcwd()
         loop_wall, loop_cpu = run_loop(root / "loop", config)
-        os.chdir(cwd)
         smk_wall, smk_cpu, smk_peak = run_snakemake(root / "snakemake", cores)
         same = (json.loads((root / "loop/results/processing_report.json").read_text())["summary"]
                 == json.loads((root / "snakemake/results/processing_report.json").read_text())["summary"])

@@ -1,8 +1,10 @@
 """Tiny stand-ins for model weights, in the real on-disk formats, for tests and benchmarks.
 
-No SAM2 or LaMa weights can be downloaded here, so these write a random-weight
-SAM2 checkpoint (``{"model": state_dict}``, what ``build_sam2`` loads) and a
-TorchScript module with LaMa's call signature (what simple-lama loads).
+No SAM2, LaMa, CodeFormer or GFPGAN weights can be downloaded here, so these
+write a random-weight SAM2 checkpoint (``{"model": state_dict}``, what
+``build_sam2`` loads), a TorchScript module with LaMa's call signature (what
+simple-lama loads) and random-weight face restorers (``{"params_ema":
+state_dict}``, what the face_restore adapters load).
 """
 
 from __future__ import annotations
@@ -31,6 +33,15 @@ def save_random_sam2(path: Path, model_name: str = "sam2_hiera_tiny", seed: int 
     model = build_sam2(SAM2_CONFIGS[model_name], ckpt_path=None, device="cpu")
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model": model.state_dict()}, path)
+    return path
+
+
+def save_random_face_restorer(path: Path, restorer_class, seed: int = 0) -> Path:
+    """The network a frameloom.face_restore adapter class builds, random weights, official format."""
+    torch.manual_seed(seed)
+    model = restorer_class._build(None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"params_ema": model.state_dict()}, path)
     return path
 
 

@@ -29,6 +29,7 @@ from frameloom.face_restore import (  # noqa: E402
     identity_drift,
     load_face_restorer,
 )
+from model_builders import save_random_face_restorer  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -37,14 +38,8 @@ pytestmark = pytest.mark.slow
 def checkpoints(tmp_path_factory):
     """Random-weight CodeFormer and GFPGAN checkpoints in the real format."""
     out = tmp_path_factory.mktemp("face_restore_weights")
-    paths = {}
-    for name, cls in (("codeformer", CodeFormerRestorer), ("gfpgan", GFPGANRestorer)):
-        torch.manual_seed(0)
-        model = cls._build(None)
-        paths[name] = out / f"{name}_random.pth"
-        torch.save({"params_ema": model.state_dict()}, paths[name])
-        del model
-    return paths
+    return {name: save_random_face_restorer(out / f"{name}_random.pth", cls)
+            for name, cls in (("codeformer", CodeFormerRestorer), ("gfpgan", GFPGANRestorer))}
 
 
 @pytest.fixture(scope="module")
