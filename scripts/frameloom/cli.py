@@ -33,7 +33,7 @@ from pathlib import Path
 import yaml
 
 from .config import STRATEGIES, ConfigError, RunConfig, load_project_config, load_schema
-from .imageio import staged_folder, swap_in_folder, write_text
+from .imageio import staged_folder, swap_in_folder, write_json, write_text
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[2]
 SNAKEFILE = WORKFLOW_DIR / "Snakefile"
@@ -313,7 +313,6 @@ def copy_folder(source: Path, target: Path, files: list[Path] | None = None) -> 
 def command_expand(args: argparse.Namespace) -> int:
     """The seed's temporal_context_expansion: curated frames and their neighbours into OUT."""
     from .discovery import discover_frames, relative_files
-    from .imageio import write_json
     from .temporal import expand
 
     frames_dir, curated_dir = Path(args.frames_dir), Path(args.curated)
