@@ -1,4 +1,6 @@
-"""Conda envs for `--sdm conda`: they parse, and their pins equal the versions the tests run."""
+"""One list of versions: constraints.txt. The install uses it, the conda envs for
+`--sdm conda` agree with it, and the installed packages are the ones it names, so an
+upstream release (a new pyyaml, numpy, ...) never changes what the tests run."""
 
 from __future__ import annotations
 
@@ -9,12 +11,32 @@ from pathlib import Path
 import pytest
 import yaml
 
-ENVS = sorted((Path(__file__).resolve().parents[1] / "envs").glob("*.yaml"))
+REPO = Path(__file__).resolve().parents[1]
+CONSTRAINTS = REPO / "constraints.txt"
+ENVS = sorted((REPO / "envs").glob("*.yaml"))
 PIN = re.compile(r"^([A-Za-z0-9_.\-]+)==([A-Za-z0-9_.+\-]+)$")
 POST_DEPLOY_PIN = re.compile(r"pip install .*?([A-Za-z0-9_\-]+)==([0-9][A-Za-z0-9_.+\-]*)")
 
 
-def pins(env_file: Path) -> dict[str, str]:
+def normalized(name: str) -> str:
+    """PEP 503: PyYAML, pyyaml and py_yaml are one project."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def constraint_pins() -> dict[str, str]:
+    pins = {}
+    for line in CONSTRAINTS.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = PIN.match(line)
+        assert match, f"constraints.txt: {line!r} is not pinned with =="
+        assert normalized(match[1]) not in pins, f"constraints.txt: {match[1]} pinned twice"
+        pins[normalized(match[1])] = match[2]
+    return pins
+
+
+def env_pins(env_file: Path) -> dict[str, str]:
     env = yaml.safe_load(env_file.read_text())
     assert "nodefaults" in env["channels"], f"{env_file.name}: add nodefaults"
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
@@ -22,10 +44,10 @@ def pins(env_file: Path) -> dict[str, str]:
     for requirement in pip_section:
         match = PIN.match(requirement)
         assert match, f"{env_file.name}: {requirement!r} is not pinned with =="
-        found[match[1].lower()] = match[2]
+        found[normalized(match[1])] = match[2]
     post_deploy = env_file.with_name(env_file.stem + ".post-deploy.sh")
     if post_deploy.exists():
-        found |= {name.lower(): version for name, version in POST_DEPLOY_PIN.findall(post_deploy.read_text())}
+        found |= {normalized(name): version for name, version in POST_DEPLOY_PIN.findall(post_deploy.read_text())}
     return found
 
 
@@ -33,15 +55,36 @@ def test_there_are_envs():
     assert ENVS
 
 
+def test_install_script_installs_with_the_constraints():
+    script = (REPO / "scripts" / "install.sh").read_text()
+    assert "-c constraints.txt" in script
+    # Every pip call goes through the helper that adds the constraints, and pins
+    # nothing of its own (one place for each version).
+    assert ".venv/bin/pip " in script and script.count(".venv/bin/pip ") == 1
+    assert not re.search(r"pip install [^\n]*==", script), "install.sh pins a version: pin it in constraints.txt"
+
+
 @pytest.mark.parametrize("env_file", ENVS, ids=lambda p: p.name)
-def test_pins_match_the_tested_versions(env_file):
-    absent = []
-    for name, version in pins(env_file).items():
+def test_env_pins_equal_the_constraints(env_file):
+    constraints = constraint_pins()
+    for name, version in env_pins(env_file).items():
+        assert name in constraints, f"{env_file.name}: {name} is not in constraints.txt"
+        assert constraints[name] == version, (
+            f"{env_file.name}: {name}=={version}, constraints.txt says {constraints[name]}")
+
+
+def test_installed_packages_are_the_constrained_versions():
+    """install.sh installs with constraints.txt, so what runs the tests is what it names."""
+    absent, wrong = [], []
+    for name, version in constraint_pins().items():
         try:
             installed = metadata.version(name)
         except metadata.PackageNotFoundError:
             absent.append(name)
             continue
-        assert installed.split("+")[0] == version, f"{env_file.name}: {name}=={version}, tests run {installed}"
+        if installed.split("+")[0] != version.split("+")[0]:
+            wrong.append(f"{name}: constraints.txt {version}, installed {installed}")
+    assert not wrong, "reinstall with scripts/install.sh: " + "; ".join(wrong)
     if absent:
-        pytest.skip(f"not installed here (install with --models): {', '.join(absent)}")
+        pytest.skip(f"not installed here (install with --models): {', '.join(absent[:8])}"
+                    + (f" and {len(absent) - 8} more" if len(absent) > 8 else ""))
