@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
 from frameloom import analysis  # noqa: E402
-from frameloom.analysis import _work_copy, analyze_file, analyze_image, detail_copy  # noqa: E402
+from frameloom.analysis import analyze_file, analyze_image, detail_copy  # noqa: E402
 from frameloom.demo import demo_specs, render_frame  # noqa: E402
 from frameloom.faces import load_face_detector  # noqa: E402
 from frameloom.imageio import read_image  # noqa: E402
@@ -41,7 +41,7 @@ SIZES = ((1024, 436), (1920, 1080))
 # The steps of analysis.analyze_image, by the function that does each.
 STEPS = {
     "copies": ("detail_copy", "_work_copy"),
-    "faces": ("_faces_on_work_copy",),
+    "faces": ("_faces_on_copy",),
     "backdrop": ("_backdrop_layer",),
     "instances": ("_cast",),
     "complexity": ("_complexity",),
@@ -76,9 +76,9 @@ def measure(paths: list[Path], models_dir: Path) -> tuple[float, float, float]:
         started = time.perf_counter()
         analyze_file(path, path.stem, path.name, models_dir=models_dir)
         analyse.append(time.perf_counter() - started)
-        work = _work_copy(detail_copy(image))  # the copy analyze_image hands the detector
+        copy = detail_copy(image)  # the copy analyze_image hands the detector
         started = time.perf_counter()
-        detector.detect(work)
+        detector.detect(copy)
         faces.append(time.perf_counter() - started)
     return tuple(1000 * statistics.median(times) for times in (decode, analyse, faces))
 

@@ -3,8 +3,48 @@
 # every frame: a decision is microseconds, a Snakemake job is not.
 
 
+# With its weights present, the character finder runs first: one batched shell
+# job per `character_finder.frames_per_job` frames, the model loaded once per job;
+# a frame's analysis reads its batch's folder (frameloom.detect_step).
+if FINDER["present"]:
+
+    rule find_characters:
+        input:
+            finder_batch_frames,
+        output:
+            directory(f"{OUT}/detections/batches/{{batch}}"),
+        params:
+            python=MODEL_PYTHON,
+            scripts=SCRIPTS_DIR,
+            frames=finder_frames_json,
+            model=FINDER["path"],
+            prompts=" ".join(shlex.quote(p) for p in FINDER["settings"]["prompts"]),
+            settings=FINDER["settings"],
+            fingerprint=FINDER["fingerprint"],
+            device=RUN.run["device"],
+        log:
+            "logs/find_characters/{batch}.log",
+        benchmark:
+            "logs/benchmarks/find_characters/{batch}.tsv"
+        threads: MODEL_THREADS
+        resources:
+            gpu=int(RUN.uses_gpu),
+            mem_mb=lambda wildcards, attempt: 4000 * attempt,
+            runtime=lambda wildcards, attempt: 30 * attempt,
+        conda:
+            "../envs/detector.yaml"
+        shell:
+            "PYTHONPATH={params.scripts:q} {params.python} -m frameloom.detect_step"
+            " --frames {params.frames:q} --out-dir {output:q} --model-dir {params.model:q}"
+            " --prompts {params.prompts} --device {params.device}"
+            " --box-threshold {params.settings[box_threshold]}"
+            " --text-threshold {params.settings[text_threshold]}"
+            " --batch-size {params.settings[batch_size]} --threads {threads} --log {log:q}"
+
+
 rule analyze:
     input:
+        unpack(finder_detections),
         frame=frame_path,
     output:
         layout.analysis(OUT),
@@ -19,7 +59,7 @@ rule analyze:
         "logs/analyze/{frame}.log",
     run:
         stages.analyze(input.frame, wildcards.frame, params.source, output[0], params.models_dir,
-                       params.face_weights, log[0])
+                       params.face_weights, log[0], input.get("detections"))
 
 
 # Every frame's decision file, and the plan (its strategy per frame) that the

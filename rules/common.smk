@@ -1,5 +1,6 @@
 import functools
 import json
+import shlex
 import sys
 import types
 from pathlib import Path
@@ -143,6 +144,35 @@ def frame_ids():
     """Every frame to process: the image frames (only the curated ones and their neighbours
     when temporal_expansion is on) and every video's extracted frames."""
     return _listed_frame_ids(frame_ids_version())
+
+
+# The character finder (Grounding DINO, when its weights are present): batches of
+# `character_finder.frames_per_job` frames, in frame order, each one job with one model load.
+FINDER = RUN.finder()
+
+
+@functools.lru_cache(maxsize=8)
+def _finder_batches(frames):
+    size = FINDER["settings"]["frames_per_job"]
+    batches = {f"{i // size:04d}": frames[i : i + size] for i in range(0, len(frames), size)}
+    return batches, {frame: batch for batch, members in batches.items() for frame in members}
+
+
+def finder_batch_frames(wildcards):
+    return [frame_file(frame) for frame in _finder_batches(frame_ids())[0][wildcards.batch]]
+
+
+def finder_frames_json(wildcards, input):
+    frames = _finder_batches(frame_ids())[0][wildcards.batch]
+    return json.dumps(dict(zip(frames, input, strict=True)))
+
+
+def finder_detections(wildcards):
+    """The analysis's finder input: its frame's batch folder, or nothing without the finder."""
+    if not FINDER["present"]:
+        return {}
+    batch = _finder_batches(frame_ids())[1][wildcards.frame]
+    return {"detections": f"{OUT}/detections/batches/{batch}"}
 
 
 def all_analyses(wildcards):

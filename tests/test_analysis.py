@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from frameloom.analysis import (
     ANALYSIS_VERSION,
+    NO_CHARACTER_SHOT,
     SHOT_TYPES,
     WORK_SIZE,
     _work_copy,
@@ -45,6 +46,7 @@ RECORD_FIELDS = {
     "width", "height", "complexity", "complexity_parts", "lighting", "lighting_parts", "occlusion",
     "occlusion_parts", "quality", "quality_parts", "sharpness", "laplacian_variance", "noise",
     "instance_count", "instances", "faces", "face_detector", "foreground_box", "shot_type", "brightness_mean",
+    "picture", "exposure", "plain_ground", "sharpness_parts", "finder",
 }
 SEEDS = range(6)
 
@@ -85,7 +87,8 @@ def _assert_well_formed(record: dict, width: int, height: int) -> None:
     assert math.isfinite(record["laplacian_variance"]) and record["laplacian_variance"] >= 0
     assert (record["width"], record["height"]) == (width, height)
     assert record["instance_count"] == len(record["instances"]) >= 0
-    assert record["shot_type"] in SHOT_TYPES
+    assert record["shot_type"] in SHOT_TYPES + (NO_CHARACTER_SHOT,)
+    assert (record["shot_type"] == NO_CHARACTER_SHOT) == (record["instance_count"] == 0)
     boxes = [instance["box"] for instance in record["instances"]] + [face["box"] for face in record["faces"]]
     if record["foreground_box"] is not None:
         boxes.append(record["foreground_box"])
@@ -111,7 +114,7 @@ def test_record_is_complete_rounded_and_deterministic(face_detector):
     text = json.dumps(first, sort_keys=True)
     assert not re.search(r"\d\.\d{5,}", text), "floats are rounded to 4 decimals"
     assert json.dumps(analyze_image(image.copy(), face_detector), sort_keys=True) == text
-    assert ANALYSIS_VERSION == 1
+    assert ANALYSIS_VERSION == 2
 
 
 @pytest.mark.parametrize(
@@ -229,13 +232,17 @@ def test_large_frames_are_measured_on_whole_factor_halvings():
 
 def test_a_pixel_doubled_frame_is_measured_like_the_original(face_detector):
     """Halving a 2x pixel-replicated frame gives back the original pixels, so
-    every metric that does not depend on the frame size agrees exactly."""
+    every metric that does not depend on the frame size agrees (exactly, or
+    to the pixel rounding of character boxes)."""
     image, _ = render_frame(FrameSpec(seed=4, width=1024, height=436, n_characters=2, background="cluttered"))
     doubled = cv2.resize(image, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
     original, large = analyze_image(image, face_detector), analyze_image(doubled, face_detector)
-    for name in ("complexity", "lighting", "occlusion", "sharpness", "noise", "laplacian_variance",
-                 "instance_count", "shot_type", "brightness_mean"):
+    for name in ("lighting", "noise", "laplacian_variance", "instance_count", "shot_type", "brightness_mean"):
         assert large[name] == original[name], name
+    # Character boxes (from face boxes) are rounded to whole pixels on each grid,
+    # which moves the measures read inside or outside them a little.
+    for name in ("complexity", "occlusion", "sharpness"):
+        assert large[name] == pytest.approx(original[name], abs=0.01), name
     assert (large["width"], large["height"]) == (2048, 872)
     assert [face["box"] for face in large["faces"]] == [[2 * v for v in face["box"]] for face in original["faces"]]
 

@@ -115,10 +115,13 @@ def test_the_workflow_runs_every_case_and_each_bad_one_fails_alone(tmp_path):
         if isinstance(outcome, str):
             assert (result["success"], result["error"]) == (False, outcome), name
         elif outcome[0] * outcome[1] >= 64 * 64:
-            assert result["success"], (name, result["error"])
+            # Decoded and judged: processed, or excluded by the frame gate with its reason.
+            assert result["success"] or result["exclusion_reason"], (name, result["error"])
         else:
-            # 1x1 and 8x8 are analysed; a strategy may find nothing to work with, and says so in one line.
-            assert result["success"] or re.fullmatch(r"\w+: [^\n]+", result["error"]), (name, result["error"])
+            # 1x1 and 8x8 are analysed; the gate may exclude them, or a strategy may find nothing to
+            # work with, and says so in one line.
+            assert (result["success"] or result["exclusion_reason"]
+                    or re.fullmatch(r"\w+: [^\n]+", result["error"])), (name, result["error"])
     assert report["summary"]["failed"] >= 5 and report["summary"]["successful"] >= 14
     assert report["summary"]["training_images"] > 0
 
@@ -129,7 +132,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from frameloom.config import STRATEGIES, validate  # noqa: E402
-from frameloom.decision import decide  # noqa: E402
+from frameloom.decision import GATE_REASONS, decide  # noqa: E402
 from frameloom.imageio import FrameDecodeError  # noqa: E402
 
 UNIT = st.floats(0, 1, allow_nan=False)
@@ -138,13 +141,20 @@ UNIT = st.floats(0, 1, allow_nan=False)
 @settings(max_examples=200, deadline=None)
 @given(metrics=st.fixed_dictionaries({"complexity": UNIT, "lighting": UNIT, "occlusion": UNIT, "quality": UNIT,
                                       "sharpness": UNIT, "instance_count": st.integers(0, 50),
-                                      "shot_type": st.sampled_from(["close-up", "medium", "full-body", "far"])}),
+                                      "shot_type": st.sampled_from(["close-up", "medium", "full-body", "far"]),
+                                      "exposure": st.fixed_dictionaries({"p1": UNIT, "p50": UNIT, "p99": UNIT}),
+                                      "plain_ground": st.fixed_dictionaries({
+                                          "flat_share": UNIT, "text_lines": st.integers(0, 40),
+                                          "title_card": st.booleans()})}),
        enabled=st.lists(st.sampled_from(STRATEGIES), min_size=1, unique=True),
        steering=st.booleans(), frame=st.text(min_size=1, max_size=30))
 def test_any_analysis_gets_a_valid_decision(metrics, enabled, steering, frame):
     cfg = validate({"steering": steering}, "decision_thresholds", "fuzz")
     record = decide({"frame": frame, "ok": True, **metrics}, cfg, enabled)
-    assert record["strategy"] in enabled and 0.5 <= record["confidence"] <= 1.0
+    if record.get("excluded"):
+        assert record["strategy"] is None and record["exclusion_reason"] in GATE_REASONS
+    else:
+        assert record["strategy"] in enabled and 0.5 <= record["confidence"] <= 1.0
     assert record["reasoning"] and set(record["eligible"]) <= set(enabled)
 
 

@@ -120,6 +120,8 @@ def demo_captions(tmp_path_factory):
         analysis_path = root / "analysis" / f"{frame}.json"
         write_json(analysis_path, analyze_file(frame_path, frame, Path(frame_path).name))
         strategy = decide(json.loads(analysis_path.read_text()), run.decision, run.enabled_strategies)["strategy"]
+        if strategy is None:  # excluded by the frame gate: no outputs, no captions
+            continue
         outputs = frame_outputs(strategy_outputs(str(root / "out"), strategy, run.strategy_cfg(strategy)), frame)
         meta = execute(strategy, str(frame_path), str(analysis_path), outputs,
                        run.strategy_settings(frame, strategy), backends)

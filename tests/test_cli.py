@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -79,13 +80,18 @@ def test_preview_run_and_merge_on_generated_frames(tmp_path):
 
     preview = frameloom(tmp_path, "preview", *flags)
     assert preview.returncode == 0, preview.stderr[-2000:]
-    assert "frames 6: 6 decided" in preview.stdout and "expected: 6 frames -> ~" in preview.stdout
+    # Without face weights (the Haar fallback) the classical finder may find no character in a
+    # busy demo frame: the frame gate excludes it, which is no failure.
+    summary = re.search(r"frames 6: (\d) decided, (\d) excluded, 0 failed", preview.stdout)
+    assert summary and int(summary[1]) + int(summary[2]) == 6 and int(summary[1]) >= 4, preview.stdout
+    decided, excluded = int(summary[1]), int(summary[2])
+    assert f"expected: {decided} frames -> ~" in preview.stdout
     assert "shot_type: " in preview.stdout and (tmp_path / "out" / "plan.tsv").is_file()
     assert not (tmp_path / "out" / "keep_full").exists(), "preview runs no strategy"
 
     run = frameloom(tmp_path, "run", *flags)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    assert "frames 6: 6 done, 0 failed" in run.stdout and f"report: {tmp_path / 'out' / 'report.html'}" in run.stdout
+    assert f"frames 6: {decided} done, 0 failed" + (f", {excluded} excluded" if excluded else "") in run.stdout and f"report: {tmp_path / 'out' / 'report.html'}" in run.stdout
     report = json.loads((tmp_path / "out" / "processing_report.json").read_text())
     captions = list((tmp_path / "out" / "training").rglob("*.txt"))
     assert captions and all(p.read_text().startswith("lucaw, ") for p in captions)

@@ -8,6 +8,7 @@ import pytest
 
 from frameloom.analysis import DETAIL_SIZE, _sharpness
 from frameloom.curation import (
+    EDGE_SCORE_HALF,
     QUALITY_DEFAULTS,
     measure_quality,
     normalize_colour,
@@ -108,9 +109,10 @@ def test_detail_measures_are_the_analysis_metrics_on_a_frame(frames):
     for image, _ in frames:
         grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         assert max(grey.shape) <= DETAIL_SIZE
-        sharpness, laplacian_variance = _sharpness(grey)
+        _, laplacian_variance, parts = _sharpness(grey, [])
         measures = measure_quality(image)
-        assert measures["edge_score"] == pytest.approx(sharpness, abs=1e-4)
+        whole = parts["whole_ratio"]
+        assert measures["edge_score"] == pytest.approx(whole / (whole + EDGE_SCORE_HALF), abs=1e-4)
         assert measures["laplacian_variance"] == pytest.approx(laplacian_variance, abs=1e-3)
 
 

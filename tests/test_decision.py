@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from frameloom.config import STRATEGIES
-from frameloom.decision import decide
+from frameloom.decision import GATE_REASONS, decide
+from analysis_records import PICTURE
 
 with open("config/decision_thresholds.yaml") as handle:
     DEFAULTS = yaml.safe_load(handle)
@@ -22,7 +23,7 @@ def config(steering=False, **needs):
 
 
 def frame(frame_id="f", **metrics):
-    record = {"frame": frame_id, "ok": True, "complexity": 0.18, "lighting": 0.85, "occlusion": 0.05,
+    record = {**PICTURE, "frame": frame_id, "ok": True, "complexity": 0.18, "lighting": 0.85, "occlusion": 0.05,
               "quality": 0.8, "sharpness": 0.7, "instance_count": 1, "shot_type": "medium"}
     record.update(metrics)
     return record
@@ -34,9 +35,9 @@ SEED_TABLE = [
     ({"instance_count": 3}, 0.8, "keep_full"),                          # rule 1 wins over multi-character
     ({"lighting": 0.5, "instance_count": 2}, 0.8, "segment"),           # multi-character
     ({"complexity": 0.45}, 0.8, "segment"),                             # complex background
-    ({"complexity": 0.45, "quality": 0.2}, 0.8, "segment"),             # rule 2 before rule 3
+    ({"complexity": 0.45, "quality": 0.2}, 0.8, "enhance_segment"),     # a poor frame is enhanced first
     ({"lighting": 0.5, "quality": 0.3}, 0.8, "enhance_segment"),        # poor quality
-    ({"occlusion": 0.4, "sharpness": 0.2}, 0.8, "enhance_segment"),     # low sharpness
+    ({"occlusion": 0.4, "sharpness": 0.35}, 0.8, "enhance_segment"),    # low sharpness (above the gate's 0.32)
     ({"lighting": 0.5}, 0.8, "create_occlusion"),                       # needs occlusion
     ({"occlusion": 0.3}, 0.8, "create_occlusion"),
     ({"lighting": 0.5}, 0.4, "segment"),                                # safe default
@@ -160,3 +161,60 @@ def test_the_decide_stage_writes_every_decision_and_the_plan_in_one_pass(tmp_pat
     log = (tmp_path / "decide.log").read_text()
     assert "3 frames planned" in log and "overrides for frames not in the input (ignored): gone" in log
 
+
+
+# --- the frame gate ----------------------------------------------------------------------------
+GATED = [
+    ({"exposure": {"p1": 0.0, "p50": 0.0, "p99": 0.04}, "instance_count": 0}, "near_black"),
+    ({"exposure": {"p1": 0.95, "p50": 0.98, "p99": 1.0}}, "blown_out"),
+    ({"plain_ground": {"flat_share": 0.99, "text_lines": 0, "title_card": False}, "instance_count": 0}, "blank"),
+    ({"plain_ground": {"flat_share": 0.85, "text_lines": 6, "title_card": True}}, "title_card"),
+    ({"sharpness": 0.2, "quality": 0.2}, "unusable_blur"),
+    ({"instance_count": 0, "shot_type": "none"}, "no_character"),
+]
+
+
+@pytest.mark.parametrize("metrics,reason", GATED, ids=[reason for _, reason in GATED])
+def test_the_frame_gate_excludes_with_a_named_reason(metrics, reason):
+    decision = decide(frame(**metrics), config(), list(STRATEGIES))
+    assert decision["ok"] and decision["excluded"] and decision["strategy"] is None
+    assert decision["exclusion_reason"] == reason
+    assert decision["reasoning"].startswith("Excluded by the frame gate: ")
+    # The gate's sentence for that reason (the first that holds: a black frame
+    # without a character is near_black, not no_character).
+    assert GATE_REASONS[reason].split(" (")[0].split("{")[0] in decision["reasoning"]
+
+
+def test_a_readable_frame_with_a_character_passes_the_gate():
+    decision = decide(frame(), config(), list(STRATEGIES))
+    assert not decision.get("excluded") and decision["strategy"] in STRATEGIES
+
+
+@pytest.mark.parametrize("switch", ["no_character", "title_card"])
+def test_gate_checks_can_be_switched_off(switch):
+    metrics = dict(GATED[[reason for _, reason in GATED].index(switch)][0])
+    cfg = config()
+    cfg["gate"][switch] = False
+    assert not decide(frame(**metrics), cfg, list(STRATEGIES)).get("excluded")
+    cfg = config()
+    cfg["gate"]["enabled"] = False
+    assert not decide(frame(**metrics), cfg, list(STRATEGIES)).get("excluded")
+
+
+def test_blurred_frames_are_enhanced_before_anything_else():
+    # Busy, multi-character and blurred: the seed's rule order says segment; a cut-out
+    # of a blurred character would teach the blur, so it is enhanced first.
+    decision = decide(frame(complexity=0.6, instance_count=2, sharpness=0.35), config(steering=True),
+                      list(STRATEGIES))
+    assert decision["strategy"] == "enhance_segment" and decision["eligible"] == ["enhance_segment"]
+    assert "enhanced first" in decision["reasoning"] and "segment" in decision["reasoning"]
+
+
+def test_an_override_lifts_the_gate_for_that_frame_only():
+    from frameloom.overrides import apply_override
+
+    gated = decide(frame("dark", exposure={"p1": 0.0, "p50": 0.0, "p99": 0.05}), config(), list(STRATEGIES))
+    assert gated["excluded"]
+    kept = apply_override(gated, {"strategy": "keep_full", "note": "a silhouette we want"}, list(STRATEGIES))
+    assert kept["strategy"] == "keep_full" and not kept["excluded"] and kept["exclusion_reason"] is None
+    assert kept["override"]["automatic"] is None and "Excluded by the frame gate" in kept["reasoning"]

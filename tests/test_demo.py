@@ -255,7 +255,7 @@ def categories(spec: FrameSpec) -> set[str]:
         found.add("far")
     if spec.occluder is not None:
         found.add("occluded")
-    if 3 <= spec.blur_sigma <= 6:
+    if 0.45 <= spec.blur_sigma <= 0.6:  # soft enough to enhance (harder blur is gated out as unusable)
         found.add("blurred")
     if 15 <= spec.noise_std <= 30:
         found.add("noisy")

@@ -14,6 +14,7 @@ import yaml
 from conftest import REPO_ROOT
 
 from frameloom import download as dl
+from frameloom.detector import REQUIRED_FILES
 
 SCHEMA = REPO_ROOT / "config" / "schemas" / "strategy_configs.schema.yaml"
 
@@ -297,6 +298,10 @@ def test_registry_matches_the_workflow_model_paths():
             assert all(model.sha256 and model.size for model in snapshot)
             # One revision for every file: a snapshot mixed from two commits may not load.
             assert len({re.search(r"/resolve/([0-9a-f]{40})/", model.url)[1] for model in snapshot}) == 1
+        elif key == "grounding_dino":  # the character finder's snapshot, pinned file by file
+            snapshot = [dl.MODELS[name] for name in dl.GROUPS["grounding_dino_tiny"]]
+            assert {Path(model.relative_path).parent.as_posix() for model in snapshot} == {relative}
+            assert set(REQUIRED_FILES) <= {Path(model.relative_path).name for model in snapshot}
         else:
             assert dl.MODELS[key].relative_path == relative, key
     sam2_names = [n for n in schema["definitions"]["sam2_models"]["enum"] if n != "grabcut"]

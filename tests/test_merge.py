@@ -11,6 +11,7 @@ from frameloom.exports import plan_concepts
 from frameloom.imageio import write_json
 from frameloom.merge import (build_rejected_folder, build_report, build_training_folder, prune_stale_outputs,
                              read_plan, write_plan)
+from analysis_records import PICTURE
 
 with open("config/decision_thresholds.yaml") as handle:
     DECISION_CFG = yaml.safe_load(handle)
@@ -20,7 +21,7 @@ def make_frame(root, frame, strategy, ok=True, error=None):
     analysis = root / "analysis" / f"{frame}.json"
     decision = root / "decisions" / f"{frame}.json"
     metrics = {"complexity": 0.1, "lighting": 0.9, "occlusion": 0.05, "quality": 0.9, "sharpness": 0.9,
-               "noise": 0.0, "instance_count": 1, "shot_type": "medium"} if ok else {}
+               "noise": 0.0, "instance_count": 1, "shot_type": "medium", **PICTURE} if ok else {}
     write_json(analysis, {"frame": frame, "source": f"{frame}.png", "ok": ok, "error": error, **metrics})
     write_json(decision, {"frame": frame, "ok": ok, "strategy": strategy if ok else None, "seed_rule": strategy,
                           "confidence": 0.9 if ok else 0.0, "reasoning": "r", "error": error})

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from frameloom.config import STRATEGIES, ConfigError
+from frameloom.config import STRATEGIES, ConfigError, validate
 from frameloom.decision import decide
 from frameloom.distributions import distribution, frame_classes, training_classes
 from frameloom.imageio import write_image
@@ -20,6 +20,7 @@ from frameloom.merge import EXCLUDED, FAILED, write_plan
 from frameloom.overrides import apply_override, load_overrides, save_overrides
 from frameloom.report_html import distribution_chart, stage_times, thumbnail_uri
 from frameloom.review import WRITE_HEADER, ReviewServer, render_review_page
+from analysis_records import PICTURE
 
 THRESHOLDS = {"simple_background": 0.3, "good_lighting": 0.7, "low_occlusion": 0.2, "multi_character": 2,
               "poor_quality": 0.5, "low_sharpness": 0.4}
@@ -28,8 +29,9 @@ DECISION_CFG = {
     "strategy_targets": {"keep_full": 0.3, "segment": 0.4, "create_occlusion": 0.15, "enhance_segment": 0.15},
     "dataset_needs": {"occlusion": 0.8, "multi_character": 0.9, "far_shot": 0.7, "complex_bg": 0.6},
     "steering": True,
+    "gate": validate({}, "decision_thresholds", "defaults")["gate"],
 }
-CLEAN = {"frame": "f1", "ok": True, "complexity": 0.1, "lighting": 0.9, "occlusion": 0.05, "quality": 0.9,
+CLEAN = {**PICTURE, "frame": "f1", "ok": True, "complexity": 0.1, "lighting": 0.9, "occlusion": 0.05, "quality": 0.9,
          "sharpness": 0.9, "instance_count": 1, "shot_type": "medium"}
 
 

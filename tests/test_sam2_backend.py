@@ -6,7 +6,9 @@ format, and the adapter loads them through ``build_sam2`` like real weights.
 Random weights give meaningless masks, so the model run checks the contract
 (strict loading, output shapes and types, determinism, one model per batch);
 the instance filter and the target pick are checked on hand-made and
-ground-truth masks fed in place of the generator's.
+ground-truth masks fed in place of the generator's. The same holds for the
+box prompt the character finder's subject box triggers: one random-weight
+run through SAM2's image predictor, then ground-truth masks in place of its.
 """
 
 from __future__ import annotations
@@ -26,7 +28,14 @@ from hydra import compose  # noqa: E402
 from frameloom import sam2_backend  # noqa: E402
 from frameloom.demo import FrameSpec, render_frame  # noqa: E402
 from frameloom.devices import resolve_device  # noqa: E402
-from frameloom.sam2_backend import SAM2_CONFIGS, SAM2Segmenter, filter_instances  # noqa: E402
+from frameloom.sam2_backend import (  # noqa: E402
+    BOX_PROMPT_MARGIN,
+    BOX_PROMPT_NOTE,
+    SAM2_CONFIGS,
+    SAM2Segmenter,
+    filter_instances,
+    finder_box,
+)
 from frameloom.segmentation import Segmentation  # noqa: E402
 from model_builders import save_random_sam2  # noqa: E402
 
@@ -245,3 +254,133 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="no CUDA device"):
             resolve_device("cuda")
+
+
+FINDER_HINT = {"finder": "grounding_dino"}
+
+
+def test_finder_box_is_the_hints_box_clipped_to_the_image():
+    assert finder_box({}, 100, 100) is None
+    assert finder_box(FINDER_HINT, 100, 100) is None, "the finder ran but found no character"
+    assert finder_box({"finder": "classical", "foreground_box": [10, 20, 30, 40]}, 100, 100) is None
+    assert finder_box({**FINDER_HINT, "foreground_box": [10, 20, 30, 40]}, 100, 100) == (10, 20, 30, 40)
+    assert finder_box({**FINDER_HINT, "foreground_box": [90, 40, 30, 30]}, 100, 50) == (90, 40, 10, 10)
+    assert finder_box({**FINDER_HINT, "foreground_box": [5, 5, 1, 1]}, 100, 50) is None
+
+
+def test_enhance_segments_hint_scales_the_box_once():
+    """strategies._scaled_hint puts the analysis boxes on the upscaled image's grid; finder_box takes it as is."""
+    from frameloom.strategies import _scaled_hint
+
+    analysis = {**FINDER_HINT, "foreground_box": [10, 10, 30, 20], "width": 100, "height": 50, "faces": [],
+                "instances": []}
+    assert finder_box(_scaled_hint(analysis, 4.0), 400, 200) == (40, 40, 120, 80)
+
+
+def padded(box, size: tuple[int, int], slack: int = 0) -> np.ndarray:
+    """Where a box-prompted mask may lie: the box grown by BOX_PROMPT_MARGIN (and ``slack`` px)."""
+    x, y, w, h = box
+    pad_x, pad_y = BOX_PROMPT_MARGIN * w + slack, BOX_PROMPT_MARGIN * h + slack
+    allowed = np.zeros(size, bool)
+    allowed[max(0, int(y - pad_y)):int(np.ceil(y + h + pad_y)), max(0, int(x - pad_x)):int(np.ceil(x + w + pad_x))] = 1
+    return allowed
+
+
+@pytest.fixture
+def spied_predictor(batch_run, monkeypatch):
+    """The segmenter with its box predictor's calls recorded and the automatic generator forbidden."""
+    segmenter = batch_run["segmenter"]
+    calls = {"set_image": [], "predict": []}
+    set_image, predict = segmenter._predictor.set_image, segmenter._predictor.predict
+    monkeypatch.setattr(segmenter._predictor, "set_image",
+                        lambda image: calls["set_image"].append(image.shape) or set_image(image))
+    monkeypatch.setattr(segmenter._predictor, "predict",
+                        lambda **kwargs: calls["predict"].append(kwargs) or predict(**kwargs))
+    monkeypatch.setattr(segmenter._generator, "generate",
+                        lambda image: pytest.fail("a finder box must not run the automatic mask generator"))
+    return segmenter, calls
+
+
+def test_finder_box_prompts_sam2_with_the_box(spied_predictor):
+    segmenter, calls = spied_predictor
+    image, truth = render_frame(FrameSpec(seed=1, width=480, height=270))
+    box = truth["boxes"][truth["target_index"]]
+    result = segmenter.segment(image, {**FINDER_HINT, "foreground_box": box, "width": 480, "height": 270})
+
+    assert segmenter._predictor.model is segmenter.model, "one model serves both prompts"
+    assert calls["set_image"] == [(270, 480, 3)] and len(calls["predict"]) == 1
+    x, y, w, h = box
+    assert calls["predict"][0]["box"].tolist() == [x, y, x + w, y + h]
+    assert calls["predict"][0]["multimask_output"] is False
+    assert result.notes.startswith(f"{BOX_PROMPT_NOTE} {box}: ") and "\n" not in result.notes
+    assert result.backend == segmenter.name
+    # Random weights still give a mask: the one the box asked for, kept near the box.
+    assert result.target_index == 0 and len(result.instance_masks) == 1
+    mask = result.instance_masks[0]
+    assert mask.dtype == bool and mask.shape == (270, 480) and mask.sum() > 64 * 64
+    assert not (mask & ~padded(box, (270, 480), slack=1)).any()
+    assert result.target_alpha.dtype == np.float32 and result.target_alpha.shape == (270, 480)
+    assert not ((result.target_alpha >= 0.5) & ~padded(box, (270, 480), slack=3)).any()
+    assert 0.0 <= result.target_score <= 1.0
+
+
+def test_box_prompted_mask_at_frame_resolution_without_leaks(spied_predictor, monkeypatch):
+    """A ground-truth mask plus a leak in place of SAM2's: scaled prompt, leak cut off, edge refitted."""
+    segmenter, calls = spied_predictor
+    image, truth = render_frame(FrameSpec(seed=2, width=1280, height=720, shot="medium", n_characters=2))
+    target, other = truth["masks"][0], truth["masks"][1]
+    box = truth["boxes"][0]
+    # enhance_segment's hint for its 2x upscale of a half-size frame: boxes already on the image's grid.
+    from frameloom.strategies import _scaled_hint
+
+    analysis = _scaled_hint({**FINDER_HINT, "foreground_box": [v / 2 for v in box], "width": 640, "height": 360},
+                            2.0)
+
+    leaky = target | other | square((720, 1280), 0, 0, 1280, 50)  # SAM2 ran into the other one and the sky
+    inside = padded(box, (720, 1280))
+    assert (leaky & ~inside).sum() > 20_000
+
+    def predict(box, multimask_output):
+        return resized(leaky, (1024, 576))[None].astype(np.float32), np.array([1.3]), None
+
+    monkeypatch.setattr(segmenter._predictor, "set_image", lambda image: calls["set_image"].append(image.shape))
+    monkeypatch.setattr(segmenter._predictor, "predict",
+                        lambda **kwargs: calls["predict"].append(kwargs) or predict(**kwargs))
+    result = segmenter.segment(image, analysis)
+
+    assert calls["set_image"] == [(576, 1024, 3)], "prompted on the same smaller copy as the generator"
+    x, y, w, h = box
+    assert np.allclose(calls["predict"][0]["box"], np.array([x, y, x + w, y + h]) * 0.8, atol=1.0)
+    mask = result.instance_masks[0]
+    assert mask.shape == (720, 1280)
+    assert not (mask & ~padded(box, (720, 1280), slack=3)).any(), "the leaks outside the box are cut off"
+    assert iou(mask, leaky & inside) > 0.95
+    assert iou(mask, target) > 0.8
+    assert iou(result.target_alpha >= 0.5, mask) > 0.95
+    partial = (result.target_alpha > 0.02) & (result.target_alpha < 0.98)
+    assert partial.sum() > 100, "the upsampled edge is refitted to a soft one"
+    assert result.target_score == 1.0, "SAM2's predicted IoU, clipped to 0..1"
+
+
+def test_a_box_prompt_that_finds_nothing_usable(spied_predictor, monkeypatch):
+    segmenter, _ = spied_predictor
+    image, truth = render_frame(FrameSpec(seed=1, width=480, height=270))
+    box = truth["boxes"][0]
+    speck = square((270, 480), box[0] + 5, box[1] + 5, 10, 10)[None].astype(np.float32)
+    monkeypatch.setattr(segmenter._predictor, "set_image", lambda image: None)
+    monkeypatch.setattr(segmenter._predictor, "predict", lambda **kwargs: (speck, np.array([0.9]), None))
+    result = segmenter.segment(image, {**FINDER_HINT, "foreground_box": box})
+    assert result.target_index is None and result.instance_masks == [] and not result.target_alpha.any()
+    assert result.notes.startswith(BOX_PROMPT_NOTE) and "no character above 64 px" in result.notes
+
+
+def test_without_a_finder_box_the_automatic_masks_are_used(batch_run, monkeypatch):
+    segmenter = batch_run["segmenter"]
+    generated = []
+    monkeypatch.setattr(segmenter._generator, "generate", lambda image: generated.append(image.shape) or [])
+    monkeypatch.setattr(segmenter._predictor, "predict", lambda **kwargs: pytest.fail("no box to prompt with"))
+    image, truth = render_frame(FrameSpec(seed=1, width=320, height=180))
+    for hint in (None, FINDER_HINT, {"finder": "yolo", "foreground_box": truth["boxes"][0]}):
+        result = segmenter.segment(image, hint)
+        assert "sam2 kept 0 of 0" in result.notes and result.target_index is None
+    assert len(generated) == 3

@@ -10,6 +10,7 @@ from frameloom import stages
 from frameloom.config import STRATEGIES, validate
 from frameloom.imageio import write_json
 from frameloom.tune import decided_mix, mix_distance, tune, tuned_file
+from analysis_records import PICTURE
 
 ALL = list(STRATEGIES)
 
@@ -19,7 +20,7 @@ def decision_cfg(steering=True):
 
 
 def frame(i, **metrics):
-    base = {"frame": f"f{i:04d}", "ok": True, "complexity": 0.1, "lighting": 0.9, "occlusion": 0.05, "quality": 0.9,
+    base = {**PICTURE, "frame": f"f{i:04d}", "ok": True, "complexity": 0.1, "lighting": 0.9, "occlusion": 0.05, "quality": 0.9,
             "sharpness": 0.9, "instance_count": 1, "shot_type": "medium"}
     return {**base, **metrics}
 

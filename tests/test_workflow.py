@@ -85,7 +85,7 @@ def test_report_has_the_seed_shape(run_dir):
     report = json.loads((run_dir / "results" / "processing_report.json").read_text())
     summary = report["summary"]
     assert summary["total_frames"] == 13
-    assert summary["successful"] + summary["failed"] == 13
+    assert summary["successful"] + summary["failed"] + summary["excluded"] == 13
     broken = next(r for r in report["results"] if r["frame"] == "zz broken.png")
     assert broken == {**broken, "success": False, "strategy": None, "outputs": [],
                       "error": "FrameDecodeError: not a decodable image: zz broken.png"}

@@ -34,6 +34,7 @@ import yaml
 
 from .config import STRATEGIES, ConfigError, RunConfig, load_project_config, load_schema
 from .imageio import staged_folder, swap_in_folder, write_json, write_text
+from .merge import EXCLUDED, FAILED
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[2]
 SNAKEFILE = WORKFLOW_DIR / "Snakefile"
@@ -118,6 +119,9 @@ def summary_lines(report: dict, out_dir: Path) -> list[str]:
              + (f", {summary['excluded']} excluded" if summary.get("excluded") else "")]
     lines += [_mix_line(name, summary["strategies"][name], summary["strategy_mix"][name],
                         summary["strategy_targets"][name]) for name in STRATEGIES]
+    if summary.get("excluded_reasons"):
+        lines.append("excluded: " + ", ".join(f"{reason} x{count}"
+                                              for reason, count in summary["excluded_reasons"].items()))
     reasons = Counter(r["error"].split(":")[0] for r in report["results"] if r["error"] and not r.get("excluded"))
     if reasons:
         first = next(r for r in report["results"] if r["error"] and not r.get("excluded"))
@@ -246,7 +250,7 @@ def preview_lines(plan: dict[str, str], analyses: list[dict], run) -> list[str]:
     counts = Counter(plan.values())
     decided = sum(counts[name] for name in STRATEGIES)
     targets = run.decision["strategy_targets"]
-    lines = [f"frames {len(plan)}: {decided} decided, {len(plan) - decided} failed or excluded"]
+    lines = [f"frames {len(plan)}: {decided} decided, {counts[EXCLUDED]} excluded, {counts[FAILED]} failed"]
     lines += [_mix_line(name, counts[name], counts[name] / decided if decided else 0.0, targets[name])
               for name in STRATEGIES]
     classes = distribution([frame_classes(a, run.decision["thresholds"]) for a in analyses if a.get("ok", True)])

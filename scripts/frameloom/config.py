@@ -176,6 +176,21 @@ class RunConfig:
             f"{p.relative_to(path)}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files).encode()).hexdigest()[:16]
         return {"name": "qwen2_vl", "path": str(path), "present": present, "fingerprint": fingerprint}
 
+    def finder(self) -> dict:
+        """The character finder the analysis uses: {name, path, present, settings, fingerprint}.
+        Present only when every file from_pretrained needs is in the folder: a half-finished
+        download is no model (the analysis then finds characters classically, and says so)."""
+        from .detector import REQUIRED_FILES as files
+
+        path = self.model_path("grounding_dino")
+        present = path is not None and all((path / name).is_file() for name in files)
+        # Sizes and mtimes of its files: new weights rerun the finder and the analyses.
+        stamp = ";".join(f"{name}:{(path / name).stat().st_size}:{(path / name).stat().st_mtime_ns}"
+                         for name in files) if present else ""
+        return {"name": "grounding_dino", "path": str(path), "present": present,
+                "settings": self.strategy["character_finder"],
+                "fingerprint": hashlib.sha256(stamp.encode()).hexdigest()[:16]}
+
     def _wants_vlm(self, name: str) -> bool:
         cfg = self.strategy_cfg(name)
         makes_captions = cfg.get("generate_caption", cfg.get("generate_captions", True))

@@ -29,7 +29,6 @@ import numpy as np
 from .analysis import (
     DECIMALS,
     SHARPNESS_EDGE_L1,
-    SHARPNESS_HALF,
     _clip01,
     _masked_norm,
     _resize_longest,
@@ -41,6 +40,11 @@ from .strategies import NEUTRAL_GREY
 QUALITY_DEFAULTS = {"min_face_size": 64, "blur_threshold": 80.0, "brightness_range": [30, 220],
                     "saturation_range": [0.3, 2.0], "edge_score": 0.3}
 
+# edge_score = ratio / (ratio + EDGE_SCORE_HALF) of analysis.edge_width_ratio over
+# the whole image: the seed's edge_score 0.3 means a ratio of 0.43 on this scale.
+# (The analysis maps the same ratio, read where the character is, with its own
+# constant, fitted on real frames to the seed's low_sharpness.)
+EDGE_SCORE_HALF = 1.0
 OPAQUE_ABOVE = 127  # alpha: a cut-out pixel above this is the character's
 # Opaque pixels this close (detail-copy px) to a cut-out's alpha edge are left
 # out of the detail measures: the soft edge spans ~2 px and the 3x3 Laplacian
@@ -93,11 +97,11 @@ def _away_from_cut(opaque: np.ndarray) -> np.ndarray:
 def _detail_measures(grey: np.ndarray, inner: np.ndarray) -> tuple[float, float]:
     """(edge_score, laplacian_variance) over the ``inner`` pixels.
 
-    edge_score is analysis._sharpness with its edge pixels limited to
-    ``inner``: the Laplacian energy over the Sobel gradient energy / 64 on
-    pixels with Sobel |gx| + |gy| >= SHARPNESS_EDGE_L1, a ratio set by edge
-    width (blur), not by contrast or edge count; ratio / (ratio +
-    SHARPNESS_HALF), 0 without edges. On a full mask it equals _sharpness.
+    edge_score is the analysis's whole-frame edge-width ratio with its edge
+    pixels limited to ``inner``: the Laplacian energy over the Sobel gradient
+    energy / 64 on pixels with Sobel |gx| + |gy| >= SHARPNESS_EDGE_L1, a ratio
+    set by edge width (blur), not by contrast or edge count; ratio / (ratio +
+    EDGE_SCORE_HALF), 0 without edges.
     """
     laplacian = cv2.Laplacian(grey, cv2.CV_16S, ksize=1)
     laplacian_variance = float(cv2.meanStdDev(laplacian, mask=inner)[1][0, 0]) ** 2
@@ -108,7 +112,7 @@ def _detail_measures(grey: np.ndarray, inner: np.ndarray) -> tuple[float, float]
         return 0.0, laplacian_variance
     gradient_energy = sum(_masked_norm(gradient, support, cv2.NORM_L2SQR) for gradient in gradients) / 64.0
     ratio = _masked_norm(laplacian, support, cv2.NORM_L2SQR) / gradient_energy
-    return _clip01(ratio / (ratio + SHARPNESS_HALF)), laplacian_variance
+    return _clip01(ratio / (ratio + EDGE_SCORE_HALF)), laplacian_variance
 
 
 def _mean_saturation(bgr: np.ndarray, mask: np.ndarray) -> float:

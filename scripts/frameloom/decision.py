@@ -9,6 +9,16 @@ The seed's rule order decides first (``seed_rule``):
     create_occlusion dataset_needs.occlusion > 0.5
     segment          safe default
 
+Before any rule, the frame gate (``gate_reason``) excludes frames that
+would only poison the dataset: near-black or blown-out exposure, a title or
+credit card, blur that leaves the character unreadable, no character found.
+Such a decision has ``excluded: true`` and its ``exclusion_reason``; no
+strategy runs for it, and the review page can override it.
+
+A frame the analysis finds blurred or poor (the enhance_segment rule) is
+enhanced first: it is not kept whole, segmented as it is or given synthetic
+occluders, whatever else it matches.
+
 Disabled strategies are skipped. A frame often matches more than one rule (a
 clean close-up is both a keep_full frame and a good occlusion source; the
 occlusion alternative is offered only for frames that are not already
@@ -117,6 +127,40 @@ def _served_need(strategy: str, analysis: dict, decision_cfg: dict) -> tuple[flo
     return 0.0, ""
 
 
+# Why a frame is excluded before any strategy, in the order they are checked
+# (a black frame is reported as near_black, not as having no character).
+GATE_REASONS = {
+    "near_black": "near-black exposure (99th-percentile brightness {p99:.2f} < {near_black:.2f})",
+    "blown_out": "blown-out exposure (1st-percentile brightness {p1:.2f} > {blown_out:.2f})",
+    "blank": "blank picture (a fade or an empty backdrop: {flat_share:.0%} of it flat)",
+    "title_card": "title or credit card ({text_lines} lines of text on a plain ground)",
+    "unusable_blur": "blur leaves the character unreadable (sharpness {sharpness:.2f} < {unusable_sharpness:.2f})",
+    "no_character": "no character found",
+}
+
+
+def gate_reason(analysis: dict, gate: dict) -> tuple[str, str] | None:
+    """(reason, sentence) when the frame gate excludes the frame, else None."""
+    if not gate["enabled"]:
+        return None
+    exposure = analysis["exposure"]
+    values = {**gate, **exposure, "sharpness": analysis["sharpness"],
+              "text_lines": analysis["plain_ground"]["text_lines"],
+              "flat_share": analysis["plain_ground"]["flat_share"]}
+    checks = {
+        "near_black": exposure["p99"] < gate["near_black"],
+        "blown_out": exposure["p1"] > gate["blown_out"],
+        "blank": analysis["plain_ground"]["flat_share"] >= gate["blank_flat_share"],
+        "title_card": gate["title_card"] and analysis["plain_ground"]["title_card"],
+        "unusable_blur": analysis["sharpness"] < gate["unusable_sharpness"],
+        "no_character": gate["no_character"] and analysis["instance_count"] == 0,
+    }
+    for reason, text in GATE_REASONS.items():
+        if checks[reason]:
+            return reason, text.format(**values)
+    return None
+
+
 def _unit_draw(frame_id: str) -> float:
     digest = hashlib.sha256(f"frameloom-steering:{frame_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
@@ -130,6 +174,14 @@ def decide(analysis: dict, decision_cfg: dict, enabled: list[str]) -> dict:
             "frame": frame, "ok": False, "strategy": None, "seed_rule": None, "confidence": 0.0,
             "reasoning": "Analysis failed", "eligible": [], "error": analysis.get("error"),
         }
+    gated = gate_reason(analysis, decision_cfg["gate"])
+    if gated is not None:
+        reason, sentence = gated
+        return {
+            "frame": frame, "ok": True, "strategy": None, "seed_rule": None, "confidence": 1.0,
+            "reasoning": f"Excluded by the frame gate: {sentence}", "eligible": [], "steering": None,
+            "excluded": True, "exclusion_reason": reason, "error": None,
+        }
     conditions = _conditions(analysis, decision_cfg)
     rules = dict(RULE_ORDER)
     matching = [s for s, combine in RULE_ORDER if s in enabled and _rule_holds(conditions[s], combine)]
@@ -139,6 +191,13 @@ def decide(analysis: dict, decision_cfg: dict, enabled: list[str]) -> dict:
     else:
         seed_rule = "segment" if "segment" in enabled else enabled[0]
         reasoning = f"No rule matched: default {seed_rule}"
+    if "enhance_segment" in matching and seed_rule != "enhance_segment":
+        # Blurred or poor: enhanced before anything else is done with it (a
+        # cut-out or a whole frame of a blurred character teaches the blur).
+        matching = ["enhance_segment"]
+        reasoning = (f"{_reason(conditions['enhance_segment'])}: enhanced first "
+                     f"(the seed's first rule, {seed_rule}: {reasoning})")
+        seed_rule = "enhance_segment"
 
     # Steering alternatives: every other matching rule; synthetic occlusion only on clean sources.
     eligible = [seed_rule] + [

@@ -78,6 +78,30 @@ def _qwen2_vl(file_name: str, sha256: str, size: int) -> ModelFile:
                      f"vlm/Qwen2-VL-2B-Instruct/{file_name}", sha256, size)
 
 
+_GROUNDING_DINO = "IDEA-Research/grounding-dino-tiny"
+_GROUNDING_DINO_REVISION = "a2bb814dd30d776dcf7e30523b00659f4f141c71"
+# Every file AutoProcessor / AutoModelForZeroShotObjectDetection read from the snapshot
+# (not its duplicate pytorch_model.bin): name, sha256, bytes.
+_GROUNDING_DINO_FILES = (
+    ("added_tokens.json", "909e96cb32d92ce728a01bc99850cbba26196d74115c17ebeb019275412588f2", 82),
+    ("config.json", "eec82c5ab66e16df12a9a212e68ac011779927c2536cf9078658e35d85f0c67a", 1_644),
+    ("model.safetensors", "1a2412ef99bd74bcd3c2a246fa1e48581f8889a1300c9051974741314fc042f3", 689_359_096),
+    ("preprocessor_config.json", "8454179ba95e2ad22947835aad7b45862a601fc0055ab88bf1ee70892d3aea60", 457),
+    ("special_tokens_map.json", "b6d346be366a7d1d48332dbc9fdf3bf8960b5d879522b7799ddba59e76237ee3", 125),
+    ("tokenizer.json", "d241a60d5e8f04cc1b2b3e9ef7a4921b27bf526d9f6050ab90f9267a1f9e5c66", 711_396),
+    ("tokenizer_config.json", "d40ab645b68211910b9170d22433d43186a6ec8ee6fd10ba170524b25bf4fb56", 1_237),
+    ("vocab.txt", "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3", 231_508),
+)
+
+
+def _grounding_dino(file_name: str, sha256: str, size: int) -> ModelFile:
+    """One file of the grounding-dino-tiny snapshot, at the pinned revision, under
+    detection/grounding-dino-tiny/ (frameloom.detector.DEFAULT_MODEL_DIR)."""
+    return ModelFile(f"grounding_dino_tiny/{file_name}",
+                     f"https://huggingface.co/{_GROUNDING_DINO}/resolve/{_GROUNDING_DINO_REVISION}/{file_name}",
+                     f"detection/grounding-dino-tiny/{file_name}", sha256, size)
+
+
 MODELS: dict[str, ModelFile] = {
     model.name: model
     for model in (
@@ -141,6 +165,11 @@ MODELS: dict[str, ModelFile] = {
         # identically, by several independent repositories (download scripts and model cards that
         # verify their local copies file by file).
         *(_qwen2_vl(*entry) for entry in _QWEN2_VL_FILES),
+        # Grounding DINO tiny (Apache-2.0), the character finder, a Hugging Face snapshot pinned to
+        # revision a2bb814d. sha256 and sizes: model.safetensors as the LFS SHA256 of that revision,
+        # and every file as pinned, identically, by several independent repositories (download and
+        # verification scripts that record the snapshot file by file at that revision).
+        *(_grounding_dino(*entry) for entry in _GROUNDING_DINO_FILES),
     )
 }
 
@@ -148,6 +177,7 @@ MODELS: dict[str, ModelFile] = {
 GROUPS: dict[str, tuple[str, ...]] = {
     "sam2": ("sam2_hiera_large",),  # the default segmentation_model
     "qwen2_vl": tuple(f"qwen2_vl/{file_name}" for file_name, _, _ in _QWEN2_VL_FILES),
+    "grounding_dino_tiny": tuple(f"grounding_dino_tiny/{file_name}" for file_name, _, _ in _GROUNDING_DINO_FILES),
     "faces": ("yunet", "anime_face_cascade"),
     "all": tuple(MODELS),
 }

@@ -9,16 +9,15 @@ Backends, all run by OpenCV (nothing beyond ``opencv-python`` is needed):
 * ``haar_frontalface``: OpenCV's packaged Haar cascade, the fallback when the
   models folder holds neither of the above.
 
-Measured on 120 generated demo frames (156 ground-truth face boxes) and the
-65 Sintel frames, on a copy with longest side 512, one core: YuNet at score
->= 0.4 finds 85% of the demo faces with no false positive and 26 Sintel
-faces (about 22 real, 4 on hair or the back of a head), ~8 ms per frame;
-at 0.3 it finds 87% of the demo faces but 15 more Sintel hits, mostly false.
-Far-shot faces (~20 px) are most of what it misses. Adding the anime
-cascade to YuNet found nothing more and took 3.5x the time; alone it finds
-3% of the demo faces. So by default the cascade is used only when YuNet's
-weights are missing, or when asked for by path. The Haar fallback finds
-about 1% of the demo faces (~55 ms per frame): it keeps the pipeline
+YuNet runs on the frame and on its mirror image and keeps the faces found
+both ways (``_YuNetBackend.detect``), at a lower score than one pass would
+need: cartoon faces score low. On the 194 labelled real frames of
+../shared/data (six open films) that finds a face in 109 of the 179 frames
+with a character and in none of the 15 without (one pass at score 0.3: 103
+and 2; at 0.4 on a 512-px copy, the earlier setting: 78 and 1). The anime
+cascade adds nothing to YuNet and alone finds 3% of the demo faces, so it is
+used only when YuNet's weights are missing, or when asked for by path. The
+Haar fallback finds about 1% of the demo faces: it keeps the pipeline
 running, the foreground analysis then carries the character count alone.
 
 Detections of all backends are merged by non-maximum suppression. Detection
@@ -42,12 +41,16 @@ YUNET_FILE = "face_detection_yunet.onnx"
 ANIME_CASCADE_FILE = "lbpcascade_animeface.xml"
 FALLBACK_CASCADE_FILE = "haarcascade_frontalface_alt2.xml"
 
-# Longest side of the copy the detectors see: YuNet takes ~8 ms there on one
-# core for a 1024x436 frame (640 px: +4% recall, about twice the time).
-WORK_SIZE = 512
+# Longest side of the copy the detectors see: on the labelled real frames a
+# 768-px copy finds faces in about a fifth more frames than a 512-px one (small faces).
+WORK_SIZE = 768
 MAX_UPSCALE = 4.0  # small frames are enlarged: YuNet misses faces under ~20 px
 MIN_FACE_SIDE = 16  # a working copy thinner than this holds no findable face
-YUNET_SCORE_THRESHOLD = 0.4
+# A face must score this in the frame and in its mirror image (fitted on the labelled
+# real frames of ../shared/data: YuNet finds a face in 109 of the 179 frames with a
+# character and in none of the 15 without; one pass at 0.3 found 103 and 2 false ones).
+YUNET_SCORE_THRESHOLD = 0.2
+MIRROR_IOU = 0.4  # a detection in the mirror image this close is the same face
 YUNET_NMS_THRESHOLD = 0.3
 YUNET_TOP_K = 50
 # Cascades: neighbours needed to accept a box, and the smallest face searched
@@ -80,19 +83,31 @@ class _YuNetBackend:
             str(path), "", (WORK_SIZE, WORK_SIZE), YUNET_SCORE_THRESHOLD, YUNET_NMS_THRESHOLD, YUNET_TOP_K
         )
 
-    def detect(self, work_bgr: np.ndarray) -> list[_Detection]:
+    def _rows(self, work_bgr: np.ndarray) -> list[tuple[tuple[float, ...], float]]:
         height, width = work_bgr.shape[:2]
         self._model.setInputSize((width, height))
         _, rows = self._model.detect(work_bgr)
-        if rows is None:
-            return []
         # Row layout: x, y, w, h, 5 landmarks (10 values), score. On extreme
         # aspect ratios the network can emit infinite boxes: drop those.
         return [
-            _Detection(tuple(float(v) for v in row[:4]), float(row[14]), self.name)
-            for row in rows
+            (tuple(float(v) for v in row[:4]), float(row[14]))
+            for row in (rows if rows is not None else [])
             if np.isfinite(row[:4]).all() and np.isfinite(row[14]) and row[2] > 0 and row[3] > 0
         ]
+
+    def detect(self, work_bgr: np.ndarray) -> list[_Detection]:
+        """Faces found in the image and again in its mirror image (MIRROR_IOU), scored by
+        the lower of the two scores: a face is symmetric enough to be found both ways,
+        the bark, rocks and foliage YuNet mistakes for faces mostly are not."""
+        width = work_bgr.shape[1]
+        mirrored = [((width - x - w, y, w, h), score) for (x, y, w, h), score in self._rows(cv2.flip(work_bgr, 1))]
+        found = []
+        for box, score in self._rows(work_bgr):
+            again = max((other for other_box, other in mirrored if _overlap(box, other_box)[0] >= MIRROR_IOU),
+                        default=0.0)
+            if min(score, again) >= YUNET_SCORE_THRESHOLD:
+                found.append(_Detection(box, min(score, again), self.name))
+        return found
 
 
 class _CascadeBackend:

@@ -23,10 +23,18 @@ ANALYSIS_FIELDS = ("complexity", "lighting", "occlusion", "quality", "sharpness"
 
 
 def plan_status(decision: dict) -> str:
-    """The strategy, ``excluded`` (by hand on review) or ``failed`` (no usable analysis or a bad override)."""
+    """The strategy, ``excluded`` (by the frame gate or by hand on review) or ``failed``
+    (no usable analysis or a bad override)."""
     if decision.get("excluded"):
         return EXCLUDED
     return decision["strategy"] if decision["ok"] else FAILED
+
+
+def exclusion_reason(decision: dict) -> str:
+    """The frame gate's reason, or ``review`` for a frame excluded by hand."""
+    if decision.get("override", {}).get("exclude"):
+        return "review"
+    return decision.get("exclusion_reason") or "review"
 
 
 def write_plan(decisions: dict[str, dict], plan_path: str) -> dict[str, str]:
@@ -201,7 +209,7 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
     caption_sources = Counter()
     rejected = Counter()
     classes, instance_counts = {}, {}
-    excluded = 0
+    excluded = Counter()
     for frame in sorted(plan):
         analysis = read_json(analyses[frame])
         decision = read_json(decisions[frame])
@@ -223,7 +231,8 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
             output_backends[entry["image"]] = entry["backend"]
             backends[entry["backend"]] += 1
         success = decision["ok"] and meta is not None and not meta.get("error")
-        excluded += bool(decision.get("excluded"))
+        if decision.get("excluded"):
+            excluded[exclusion_reason(decision)] += 1
         segmentation = (meta or {}).get("segmentation")
         if success:
             strategies[decision["strategy"]] += 1
@@ -251,6 +260,8 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
             "success": bool(success),
             "error": error,
             "excluded": bool(decision.get("excluded")),
+            # Why: a frame-gate reason (frameloom.decision.GATE_REASONS) or "review".
+            "exclusion_reason": exclusion_reason(decision) if decision.get("excluded") else None,
             # The hand-made override (with the automatic strategy it replaced), if any.
             "override": decision.get("override"),
             # The measures the decision read, for the review page.
@@ -264,9 +275,10 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
         "summary": {
             "total_frames": total,
             "successful": successful,
-            "failed": total - successful - excluded,
-            # Frames excluded by hand (overrides_file): neither successful nor failed.
-            "excluded": excluded,
+            "failed": total - successful - sum(excluded.values()),
+            # Frames excluded by the frame gate or by hand (overrides_file): neither successful nor failed.
+            "excluded": sum(excluded.values()),
+            "excluded_reasons": dict(sorted(excluded.items())),
             "strategies": {name: strategies[name] for name in STRATEGIES},
             "strategy_mix": mix,
             "strategy_targets": decision_cfg["strategy_targets"],

@@ -81,5 +81,6 @@ def apply_override(decision: dict, override: dict | None, enabled: list[str]) ->
         return {**record, "ok": False, "strategy": None, "confidence": 0.0,
                 "reasoning": f"Override to {strategy} on review{note}",
                 "error": f"OverrideError: {strategy} is disabled in strategy_configs"}
-    return {**record, "strategy": strategy, "confidence": 1.0,
+    # A strategy chosen by hand lifts the frame gate's exclusion too.
+    return {**record, "strategy": strategy, "confidence": 1.0, "excluded": False, "exclusion_reason": None,
             "reasoning": f"Override to {strategy} on review{note} | automatic {automatic}: {decision['reasoning']}"}

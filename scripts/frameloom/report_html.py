@@ -216,6 +216,13 @@ def render_report(report: dict, base_dir: Path, input_root: Path | None = None, 
     parts += [f"<tr><td>{esc(name)}</td><td>{count}</td></tr>" for name, count in summary["backends"].items()]
     parts.append("</table><h2 id='rejects'>Rejected by curation</h2>")
     parts += _rejects(report, base_dir)
+    excluded = [r for r in results if r.get("excluded")]
+    parts.append(f"<h2 id='excluded'>Excluded frames ({len(excluded)})</h2><p>By the frame gate "
+                 "(decision_thresholds.yaml, <code>gate</code>) or by hand on the review page, where an "
+                 "exclusion can be overridden.</p><table><tr><th>frame</th><th>reason</th><th>why</th></tr>")
+    parts += [f"<tr><td>{esc(r['frame'])}</td><td>{esc(str(r.get('exclusion_reason')))}</td>"
+              f"<td>{esc(r['reasoning'])}</td></tr>" for r in excluded]
+    parts.append("</table>")
     failures = [r for r in results if not r["success"] and not r.get("excluded")]
     parts.append(f"<h2 id='failures'>Failures ({len(failures)})</h2><table><tr><th>frame</th><th>error</th></tr>")
     parts += [f"<tr><td>{esc(r['frame'])}</td><td class='fail'>{esc(str(r['error']))}</td></tr>" for r in failures]

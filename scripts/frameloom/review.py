@@ -53,6 +53,7 @@ def _frame_entry(result: dict, page_dir: Path, out_dir: Path, input_root: Path) 
         "status": "excluded" if result.get("excluded") else "ok" if result["success"] else "failed",
         "confidence": result["confidence"],
         "reasoning": result["reasoning"],
+        "exclusion_reason": result.get("exclusion_reason"),
         "error": result["error"],
         "analysis": result.get("analysis", {}),
         "override": result.get("override"),

@@ -7,6 +7,12 @@ keeps what can be a character, one mask per character; the target is then
 picked and its edge softened exactly as for GrabCut (``pick_target``,
 ``soft_alpha``), so both backends report comparable picks and alphas.
 
+When the frame's analysis says the character finder ran (``finder`` is
+frameloom.detector's, with a ``foreground_box``), SAM2 is instead prompted with
+that box: the finder already says which character is the target, and one box
+prompt segments it far more reliably than picking among a grid's masks. The
+result's notes then start with ``BOX_PROMPT_NOTE``.
+
 Imported only when a SAM2 model is selected: it needs torch and sam2.
 """
 
@@ -23,9 +29,12 @@ import numpy as np
 import torch
 from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
 from sam2.build_sam import build_sam2
+from sam2.sam2_image_predictor import SAM2ImagePredictor
 
+from .detector import FINDER
 from .devices import resolve_device
-from .segmentation import FACE_COVERAGE_TO_PICK, Box, Segmentation, faces_from_hint, pick_target, soft_alpha
+from .segmentation import (FACE_COVERAGE_TO_PICK, Box, Segmentation, _valid_box, faces_from_hint, pick_target,
+                           soft_alpha)
 
 # segmentation_model (config enum) -> the config packaged with sam2, as build_sam2 names it.
 SAM2_CONFIGS = {
@@ -48,12 +57,19 @@ BACKGROUND_BORDERS = 3
 DUPLICATE_IOU = 0.8
 # Lying this much inside a larger kept mask, a mask is one of its parts; the whole is kept.
 PART_INSIDE_SHARE = 0.9
+# A box-prompted mask is kept within the finder's box grown by this share of its size
+# on each side: detector boxes are tight (a raised hand may stick out), but anything
+# further out is a touching set piece SAM2 leaked into, not the character.
+BOX_PROMPT_MARGIN = 0.1
+# How a box-prompted result's notes start (the meta records the notes).
+BOX_PROMPT_NOTE = "finder box prompt"
 
 
 class SAM2Segmenter:
     """SAM2 automatic masks -> character instances -> target with a soft edge.
 
-    The model is built once here and reused for every frame segmented.
+    The model is built once here and reused for every frame segmented, by both the
+    automatic mask generator and the box-prompt predictor.
     """
 
     def __init__(
@@ -92,6 +108,7 @@ class SAM2Segmenter:
                 pred_iou_thresh=pred_iou_thresh,
                 stability_score_thresh=stability_score_thresh,
             )
+            self._predictor = SAM2ImagePredictor(self.model)
 
     def segment(self, image_bgr: np.ndarray, hint: dict | None = None) -> Segmentation:
         height, width = image_bgr.shape[:2]
@@ -100,6 +117,9 @@ class SAM2Segmenter:
         # and time. The target's edge is refitted at full resolution below.
         scale = min(1.0, self.model.image_size / max(height, width))
         working = _resize(image_bgr, scale, cv2.INTER_AREA)
+        box = finder_box(hint or {}, width, height)
+        if box is not None:
+            return self._segment_box(image_bgr, working, scale, box)
         with torch.inference_mode(), self._autocast():
             records = self._generator.generate(cv2.cvtColor(working, cv2.COLOR_BGR2RGB))
 
@@ -125,11 +145,53 @@ class SAM2Segmenter:
             notes=f"{why}; {tally}",
         )
 
+    def _segment_box(self, image_bgr: np.ndarray, working: np.ndarray, scale: float, box: Box) -> Segmentation:
+        """The target from one box prompt on the working copy, kept near the box, edge refitted at full size."""
+        height, width = image_bgr.shape[:2]
+        x, y, w, h = box
+        prompt = np.array([x, y, x + w, y + h], np.float32) * scale
+        with torch.inference_mode(), self._autocast():
+            self._predictor.set_image(cv2.cvtColor(working, cv2.COLOR_BGR2RGB))
+            masks, scores, _ = self._predictor.predict(box=prompt, multimask_output=False)
+        near = np.zeros(working.shape[:2], bool)
+        pad_x, pad_y = BOX_PROMPT_MARGIN * w * scale, BOX_PROMPT_MARGIN * h * scale
+        near[max(0, int(prompt[1] - pad_y)):max(0, int(np.ceil(prompt[3] + pad_y))),
+             max(0, int(prompt[0] - pad_x)):max(0, int(np.ceil(prompt[2] + pad_x)))] = True
+        mask = (masks[0] > 0.5) & near
+        label = f"{BOX_PROMPT_NOTE} {list(box)}"
+        found = _bounding_box(mask)
+        if found is None or max(found[2], found[3]) < self.min_instance_size * scale:
+            return Segmentation.nothing_found(height, width, self.name,
+                                              f"{label}: no character above {self.min_instance_size} px in it")
+        size = (width, height)
+        soft = _upsample(mask, size)
+        score = float(np.clip(scores[0], 0.0, 1.0))  # SAM2's predicted IoU of the mask
+        return Segmentation(
+            target_alpha=soft_alpha(image_bgr, soft, 1.0 / scale),
+            instance_masks=[soft >= 0.5],
+            target_index=0,
+            target_score=score,
+            backend=self.name,
+            notes=f"{label}: sam2 mask, predicted IoU {score:.2f}, {mask.mean():.0%} of the frame",
+        )
+
     def _autocast(self):
         # SAM2 is meant to run under bfloat16 autocast on GPUs; most CPUs have no fast bfloat16 matmul.
         if self.device.startswith("cuda"):
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
+
+
+def finder_box(hint: dict, width: int, height: int) -> Box | None:
+    """The target's box from the character finder, clipped to the ``width`` x ``height``
+    image; None when the analysis has none (the finder did not run, or found nothing).
+
+    The hint's boxes are in the image's pixels: the analysis itself for a frame, or
+    strategies._scaled_hint's copy for enhance_segment's upscale of it."""
+    if hint.get("finder") != FINDER or hint.get("foreground_box") is None:
+        return None
+    x, y, w, h = (float(v) for v in hint["foreground_box"])
+    return _valid_box((x, y, w, h), width, height)
 
 
 def filter_instances(

@@ -66,13 +66,16 @@ def render_demo(frame_paths: list[str], truth_dir: str, n: int, seed: int, width
 
 
 def analyze(frame_path: str, frame_id: str, source: str, output: str, models_dir: str, face_weights: dict,
-            log: str) -> None:
+            log: str, detections_dir: str | None = None) -> None:
+    """One frame's analysis; ``detections_dir``: the character finder's batch folder, when it ran."""
     from .analysis import analyze_file
 
     with job_log(log, "analyze") as lines:
-        record = analyze_file(frame_path, frame_id, source, models_dir=models_dir, **face_weights)
+        detections = read_json(str(Path(detections_dir, f"{frame_id}.json"))) if detections_dir else None
+        record = analyze_file(frame_path, frame_id, source, models_dir=models_dir, detections=detections,
+                              **face_weights)
         write_json(output, record)
-        lines.append(f"{frame_id}: ok={record['ok']} error={record.get('error')}")
+        lines.append(f"{frame_id}: ok={record['ok']} finder={record.get('finder')} error={record.get('error')}")
 
 
 def decide(analysis_paths: list[str], plan_path: str, decisions_dir: str, decision_cfg: dict, enabled: list[str],

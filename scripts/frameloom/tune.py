@@ -39,9 +39,12 @@ METRICS = {
 
 
 def decided_mix(analyses: list[dict], decision_cfg: dict, enabled: list[str]) -> dict[str, float]:
-    """The share of each strategy among the decisions for ``analyses``."""
+    """The share of each strategy among the decisions for ``analyses`` (frames the
+    frame gate excludes are no part of the mix: no threshold here brings them in)."""
     counts = Counter(decide(a, decision_cfg, enabled)["strategy"] for a in analyses)
-    return {name: round(counts[name] / len(analyses), 4) if analyses else 0.0 for name in STRATEGIES}
+    counts.pop(None, None)
+    decided = sum(counts.values())
+    return {name: round(counts[name] / decided, 4) if decided else 0.0 for name in STRATEGIES}
 
 
 def mix_distance(mix: dict[str, float], targets: dict[str, float]) -> float:

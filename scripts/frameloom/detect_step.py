@@ -1,0 +1,119 @@
+"""The batched character-finder step: one job finds the characters of a batch of frames.
+
+Grounding DINO (frameloom.detector) is loaded once for the whole batch and
+the frames run ``--batch-size`` at a time; each frame's result is written as
+soon as its batch is done, to ``<out-dir>/<frame>.json`` (atomically), so a
+job stopped half-way keeps what it finished. A frame that cannot be decoded
+gets ``{"ok": false, "error": ...}`` and the others go on; a model failure
+fails the job (its traceback is in the log), so Snakemake can retry it.
+
+    python -m frameloom.detect_step --frames frames.json --out-dir results/detections \\
+        --model-dir models/detection/grounding-dino-tiny --prompts person animal creature "cartoon character" \\
+        --log L
+
+``--frames``: a JSON file ``{frame_id: frame_path}``, or that JSON itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .detector import DEFAULT_PROMPTS, FINDER, CharacterDetector, model_label, text_prompt
+from .imageio import FrameDecodeError, read_image, read_json, write_json
+from .stages import job_log
+
+
+def frame_record(frame: str, detector, prompts: list[str], detections: list[dict]) -> dict:
+    """One frame's detection file."""
+    return {"frame": frame, "ok": True, "finder": FINDER, "model": detector.model_name, "device": detector.device,
+            "dtype": detector.dtype, "prompts": list(prompts), "detections": detections}
+
+
+def failed_record(frame: str, model_dir: str, error: Exception) -> dict:
+    message = (str(error).strip().splitlines() or ["no message"])[0]
+    return {"frame": frame, "ok": False, "finder": FINDER, "model": model_label(model_dir),
+            "error": f"{type(error).__name__}: {message}"}
+
+
+def run_detections(frames: dict[str, str], out_dir: str, model_dir: str, prompts: list[str], log_path: str,
+                   device: str = "auto", box_threshold: float = 0.3, text_threshold: float = 0.25,
+                   batch_size: int = 4, detector=None) -> dict[str, dict]:
+    """Detect the characters of every frame ``{frame_id: path}``; one JSON per frame in ``out_dir``.
+
+    ``detector`` (tests) replaces the one built from ``model_dir``; either way the
+    model is loaded at most once. Returns the records written, by frame."""
+    with job_log(log_path, "detect batch") as lines:
+        loads = 0
+        if detector is None:
+            detector = CharacterDetector(model_dir, device, box_threshold, text_threshold, batch_size)
+            loads = 1
+        lines.append(f"loaded {detector.model_name} from {model_dir} on {detector.device} ({detector.dtype})")
+        lines.append(f"prompt: {text_prompt(prompts)!r}")
+        records: dict[str, dict] = {}
+        pending = sorted(frames.items())
+        seconds = 0.0
+        while pending:
+            # A batch is read just before it runs: a 10,000-frame job never holds them all.
+            chunk, pending = pending[:detector.batch_size], pending[detector.batch_size:]
+            images = {}
+            for frame, path in chunk:
+                try:
+                    images[frame] = read_image(path)
+                except (FrameDecodeError, OSError) as error:
+                    records[frame] = failed_record(frame, model_dir, error)
+                    lines.append(f"{frame}: {records[frame]['error']}")
+            started = time.perf_counter()
+            found = detector.detect(list(images.values()), prompts) if images else []
+            seconds += time.perf_counter() - started
+            for frame, detections in zip(images, found, strict=True):
+                records[frame] = frame_record(frame, detector, prompts, detections)
+            for frame, _ in chunk:
+                write_json(Path(out_dir, f"{frame}.json"), records[frame])
+        failed = sum(1 for record in records.values() if not record["ok"])
+        lines.append(f"device: {detector.device}, dtype: {detector.dtype}, batch size: {detector.batch_size}")
+        lines.append(f"frames: {len(frames)} (detected {len(frames) - failed}, failed {failed}); "
+                     f"detections: {sum(len(r.get('detections', [])) for r in records.values())}")
+        lines.append(f"detection: {seconds:.3f} s")
+        lines.append(f"model loads: {loads}")
+    return records
+
+
+def _frames_argument(value: str) -> dict[str, str]:
+    frames = json.loads(value) if value.lstrip().startswith("{") else read_json(value)
+    if not isinstance(frames, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object {frame_id: frame_path}")
+    return {str(frame): str(path) for frame, path in frames.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Not stages.batch_step_parser: this step writes per-frame files, it has no cache or manifest.
+    parser = argparse.ArgumentParser(prog="python -m frameloom.detect_step", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", required=True, type=_frames_argument,
+                        help="JSON file (or JSON text) {frame_id: frame_path}")
+    parser.add_argument("--out-dir", required=True, help="one <frame_id>.json per frame goes here")
+    parser.add_argument("--model-dir", required=True, help="the Grounding DINO snapshot folder")
+    parser.add_argument("--prompts", nargs="+", default=list(DEFAULT_PROMPTS), help="phrases to detect")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--box-threshold", type=float, default=0.3)
+    parser.add_argument("--text-threshold", type=float, default=0.25)
+    parser.add_argument("--batch-size", type=int, default=4, help="frames per forward pass")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch and OpenCV")
+    parser.add_argument("--log", required=True)
+    args = parser.parse_args(argv)
+    import cv2
+    import torch
+
+    cv2.setNumThreads(args.threads)
+    torch.set_num_threads(args.threads)
+    run_detections(args.frames, args.out_dir, args.model_dir, args.prompts, args.log, args.device,
+                   args.box_threshold, args.text_threshold, args.batch_size)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
