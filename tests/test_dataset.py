@@ -20,7 +20,8 @@ from frameloom.strategies import cutout
 REPO = Path(__file__).resolve().parents[1]
 CFG = load_run_config({}, REPO).run["curation"]
 NO_REFERENCES = {"files": {}, "threshold": 0.73}
-ANALYSIS = {"ok": True, "lighting": 0.5, "faces": []}
+# What the analysis found: one character (the frame gate let it through), no face.
+ANALYSIS = {"ok": True, "lighting": 0.5, "faces": [], "instance_count": 1, "sharpness": 0.6, "finder": "classical"}
 
 
 def keep_full_frame(root: Path, name: str, image: np.ndarray) -> tuple[str, str, str]:
@@ -56,7 +57,9 @@ def segment_frame(root: Path, name: str, spec: FrameSpec) -> tuple[str, str, str
         {"image": str(out), "caption": None, "role": "character", "backend": "grabcut", "train": True,
          "subject": "character", "facts": []}]})
     analysis = root / "analysis" / f"{name}.json"
-    write_json(analysis, ANALYSIS)
+    # The face a detector finds on the target: the evidence that verifies the cut-out.
+    face = truth["face_boxes"][truth["target_index"]]
+    write_json(analysis, {**ANALYSIS, "faces": [{"box": face, "score": 0.9}] if face else []})
     return str(meta), str(analysis), str(frame)
 
 
@@ -160,3 +163,145 @@ def test_forbidden_augmentations_are_refused_with_the_reason(augmentation, messa
 def test_ranges_must_be_ascending():
     with pytest.raises(ConfigError, match=r"curation.quality_filters.brightness_range: must be \[low, high\]"):
         load_run_config({"curation": {"quality_filters": {"brightness_range": [220, 30]}}}, REPO)
+
+
+# --- verification: only what evidence supports reaches training -------------------------------
+
+
+def wall_cut_out(root: Path, name: str, spec: FrameSpec) -> tuple[str, str, str]:
+    """A cut-out of the set beside the character (what a classical guess can return), with a plate."""
+    meta, analysis, frame = segment_frame(root, name, spec)
+    image = read_image(frame)
+    alpha = np.zeros(image.shape[:2], np.float32)
+    alpha[20:120, 480:620] = 1.0  # a patch of backdrop at the right edge, away from the face
+    character, crop_box = cutout(image, alpha)
+    record = json.loads(Path(meta).read_text())
+    write_image(record["outputs"][0]["image"], character)
+    plate = root / "segment" / "images" / f"{name}_background.png"
+    write_image(plate, image)  # the character is still in it
+    record["segmentation"]["crop_box"] = crop_box
+    record["outputs"].append({"image": str(plate), "caption": None, "role": "background", "backend": "opencv_ns",
+                              "train": True, "subject": "background", "facts": []})
+    write_json(meta, record)
+    return meta, analysis, frame
+
+
+def test_a_cut_out_is_verified_by_a_face_inside_it_and_a_wall_is_not(tmp_path):
+    cfg = copy.deepcopy(CFG)
+    cfg["augmentation"]["enabled"] = False
+    frames = {"hero": segment_frame(tmp_path, "hero", FrameSpec(seed=2, shot="medium")),
+              "wall": wall_cut_out(tmp_path, "wall", FrameSpec(seed=3, shot="medium")),
+              "whole": keep_full_frame(tmp_path, "whole", render_frame(FrameSpec(seed=4))[0])}
+    selection = select_dataset(curate_all(tmp_path, frames, cfg), cfg, NO_REFERENCES, str(tmp_path / "aug"))
+    verification = selection["verification"]
+    by_name = {Path(image).stem: check for image, check in verification.items()}
+    assert by_name["hero_character"]["verified"] and "face inside the mask" in by_name["hero_character"]["reason"]
+    assert not by_name["wall_character"]["verified"]
+    assert "classical subject guess" in by_name["wall_character"]["reason"]
+    assert not by_name["wall_background"]["verified"]
+    assert by_name["wall_background"]["reason"].startswith("plate_contains_character")
+    assert by_name["whole"]["verified"] and by_name["whole"]["reason"].startswith("frame gate passed")
+    rejected = {Path(e["image"]).stem: e["reason"] for e in selection["rejected"]}
+    assert rejected == {"wall_character": "unverified", "wall_background": "plate_contains_character"}
+    assert {Path(r["image"]).stem for r in selection["kept"]} == {"hero_character", "whole"}
+    # A user can take them anyway: nothing is rejected for want of evidence.
+    cfg["train_unverified"] = True
+    anyway = select_dataset(curate_all(tmp_path, frames, cfg), cfg, NO_REFERENCES, str(tmp_path / "aug2"))
+    assert not [e for e in anyway["rejected"] if e["reason"] in ("unverified", "plate_contains_character")]
+
+
+def test_with_the_character_finder_its_box_verifies_the_mask(tmp_path):
+    cfg = copy.deepcopy(CFG)
+    cfg["augmentation"]["enabled"] = False
+    spec = FrameSpec(seed=2, shot="medium")
+    _, truth = render_frame(spec)
+    target = truth["boxes"][truth["target_index"]]
+    frames = {"found": segment_frame(tmp_path, "found", spec), "missed": segment_frame(tmp_path, "missed", spec)}
+    for name, box in (("found", target), ("missed", [0, 0, 60, 60])):
+        write_json(frames[name][1], {**ANALYSIS, "finder": "grounding_dino", "foreground_box": box, "faces": []})
+    selection = select_dataset(curate_all(tmp_path, frames, cfg), cfg, NO_REFERENCES, str(tmp_path / "aug"))
+    by_name = {Path(image).stem: check for image, check in selection["verification"].items()}
+    assert by_name["found_character"]["verified"] and "grounding_dino box" in by_name["found_character"]["reason"]
+    assert not by_name["missed_character"]["verified"] and "off the grounding_dino box" in by_name[
+        "missed_character"]["reason"]
+
+
+def test_synthetic_occlusion_never_outnumbers_the_real_character_images():
+    from frameloom.dataset import _over_synthetic_cap
+
+    kept = {f"real{i}": {"strategy": "segment", "role": "character", "frame": f"r{i}"} for i in range(3)}
+    kept["plate"] = {"strategy": "segment", "role": "background", "frame": "r0"}  # not a character image
+    for frame in ("a", "b"):
+        for index in range(3):
+            kept[f"{frame}_occ{index}"] = {"strategy": "create_occlusion", "role": "occlusion:bar:left",
+                                           "frame": frame}
+    dropped = _over_synthetic_cap(kept)
+    # 6 variants, 3 real images: each frame keeps its first variant before any keeps a second.
+    assert sorted(dropped) == ["a_occ2", "b_occ1", "b_occ2"]
+
+
+def test_a_plate_with_a_face_left_in_it_is_not_trained_on(tmp_path):
+    cfg = copy.deepcopy(CFG)
+    cfg["augmentation"]["enabled"] = False
+    spec = FrameSpec(seed=5, n_characters=2, shot="full-body")
+    _, truth = render_frame(spec)
+    meta, analysis, frame = segment_frame(tmp_path, "pair", spec)
+    record = json.loads(Path(meta).read_text())
+    plate = tmp_path / "segment" / "images" / "pair_background.png"
+    write_image(plate, read_image(frame))
+    record["outputs"].append({"image": str(plate), "caption": None, "role": "background", "backend": "lama",
+                              "train": True, "subject": "background", "facts": []})
+    write_json(meta, record)
+    faces = [{"box": box, "score": 0.9} for box in truth["face_boxes"] if box]
+    assert len(faces) == 2
+    write_json(analysis, {**ANALYSIS, "instance_count": 2, "faces": faces})
+    selection = select_dataset(curate_all(tmp_path, {"pair": (meta, analysis, frame)}, cfg), cfg, NO_REFERENCES,
+                               str(tmp_path / "aug"))
+    by_name = {Path(image).stem: check for image, check in selection["verification"].items()}
+    assert by_name["pair_character"]["verified"]
+    assert not by_name["pair_background"]["verified"] and "was left in the plate" in by_name["pair_background"][
+        "reason"]
+    # Only the other character's face is outside the cut-out: one face covered, one left.
+    assert [Path(e["image"]).stem for e in selection["rejected"]] == ["pair_background"]
+
+
+def test_a_plate_where_only_the_head_was_filled_is_not_trained_on(tmp_path):
+    """The mask took the face (so the cut-out verifies) but not the body: the body is still in the plate."""
+    cfg = copy.deepcopy(CFG)
+    cfg["augmentation"]["enabled"] = False
+    cfg["train_unverified"] = False
+    spec = FrameSpec(seed=2, shot="full-body")
+    image, truth = render_frame(spec)
+    meta, analysis, frame = segment_frame(tmp_path, "head", spec)
+    face = truth["face_boxes"][truth["target_index"]]
+    body = truth["boxes"][truth["target_index"]]
+    alpha = np.zeros(image.shape[:2], np.float32)
+    x, y, w, h = face
+    alpha[max(0, y - h // 2):y + 2 * h, max(0, x - w // 2):x + w + w // 2] = 1.0  # the head and a little more
+    character, crop_box = cutout(image, alpha)
+    record = json.loads(Path(meta).read_text())
+    write_image(record["outputs"][0]["image"], character)
+    record["segmentation"]["crop_box"] = crop_box
+    plate = tmp_path / "segment" / "images" / "head_background.png"
+    write_image(plate, image)
+    record["outputs"].append({"image": str(plate), "caption": None, "role": "background", "backend": "lama",
+                              "train": True, "subject": "background", "facts": []})
+    write_json(meta, record)
+    write_json(analysis, {**ANALYSIS, "faces": [{"box": face, "score": 0.9}],
+                          "instances": [{"box": body, "area_fraction": 0.2}]})
+    selection = select_dataset(curate_all(tmp_path, {"head": (meta, analysis, frame)}, cfg), cfg, NO_REFERENCES,
+                               str(tmp_path / "aug"))
+    plate_check = next(v for image, v in selection["verification"].items() if image.endswith("_background.png"))
+    assert not plate_check["verified"] and "lies mostly outside the filled region" in plate_check["reason"]
+
+
+def test_plates_from_the_classical_fallback_mask_are_not_trained_on():
+    from frameloom.dataset import _verify_plate
+
+    mask = np.zeros((100, 100), bool)
+    mask[10:90, 20:80] = True
+    analysis = {"faces": [{"box": [40, 15, 20, 20]}], "instances": [{"box": [22, 12, 56, 76]}]}
+    verified = {"verified": True, "reason": "a detected face inside the mask"}
+    assert _verify_plate(verified, mask, analysis, "sam2:sam2_hiera_large")["verified"]
+    check = _verify_plate(verified, mask, analysis, "grabcut (fallback: sam2_hiera_large weights missing: x)")
+    assert not check["verified"] and "classical fallback's (grabcut)" in check["reason"]

@@ -47,11 +47,13 @@ def records(counts):
 
 
 def test_concepts_name_kohya_folders_and_report_the_effective_share():
-    concepts = plan_concepts(records({"keep_full": 30, "segment": 9}), "luca", 10, TARGETS, balance=True)
+    concepts = plan_concepts(records({"keep_full": 30, "segment": 9}), "luca", 10, TARGETS, balance=True,
+                             max_repeats=30)
     # 390 exposures: keep_full 390 x 0.3/0.7 / 30 = 5.57 -> 6, segment 390 x 0.4/0.7 / 9 = 24.8 -> 25.
     assert sorted(concepts) == ["25_luca_segment", "6_luca_keep_full"]
-    assert concepts["25_luca_segment"] == {"strategy": "segment", "repeats": 25, "images": 9,
-                                           "target": round(0.40 / 0.70, 4), "effective_share": round(225 / 405, 4)}
+    assert concepts["25_luca_segment"] == {"strategy": "segment", "repeats": 25, "wanted_repeats": 25, "images": 9,
+                                           "target": round(0.40 / 0.70, 4), "effective_share": round(225 / 405, 4),
+                                           "shortfall": 0.0}
     assert concept_of(concepts, "segment") == "25_luca_segment"
     single = plan_concepts(records({"keep_full": 30, "segment": 9}), "luca", 10, TARGETS, balance=False)
     assert list(single) == ["10_luca"] and concept_of(single, "segment") == "10_luca"
@@ -71,3 +73,18 @@ def test_trainer_configs_name_the_folders_and_turn_flips_off(tmp_path):
         assert not any(v for k, v in concept["image"].items() if k.startswith(("enable_random", "enable_fixed")))
         assert concept["text"]["prompt_source"] == "sample"
     assert onetrainer == onetrainer_concepts(str(tmp_path / "training"), concepts), "deterministic"
+
+
+def test_repeats_are_capped_and_the_shortfall_is_reported():
+    """Three images would need 288 repeats to make 30% of an epoch: capped at 2 x base, and short."""
+    counts = {"keep_full": 3, "segment": 78, "create_occlusion": 196, "enhance_segment": 11}
+    concepts = plan_concepts(records(counts), "hero", 15, TARGETS, balance=True)
+    by_strategy = {c["strategy"]: c for c in concepts.values()}
+    assert max(c["repeats"] for c in concepts.values()) <= 30
+    keep = by_strategy["keep_full"]
+    assert keep["wanted_repeats"] > 200 and keep["repeats"] == 30
+    assert keep["shortfall"] == round(keep["target"] - keep["effective_share"], 4) > 0.2
+    assert by_strategy["create_occlusion"]["shortfall"] == 0.0  # not capped: no shortfall of its own
+    assert plan_concepts(records(counts), "hero", 15, TARGETS, balance=True, max_repeats=1000)[
+        f"{keep['wanted_repeats']}_hero_keep_full"]["shortfall"] == 0.0
+

@@ -169,3 +169,43 @@ def test_prune_never_deletes_outside_the_output_folder(tmp_path):
         {"image": str(outside), "caption": str(out / ".." / "precious.png"), "train": True}]})
     removed = prune_stale_outputs(str(out), {})
     assert outside.read_bytes() == b"keep me" and removed == [str(out / "segment" / "meta" / "x.json")]
+
+
+def test_warnings_name_fallbacks_exclusions_rejects_capped_repeats_and_the_mix():
+    from frameloom.merge import summary_warnings
+
+    fallback = "grabcut (fallback: sam2_hiera_large weights missing: m/sam2.pt)"
+    report = {
+        "summary": {
+            "total_frames": 10, "excluded": 3, "excluded_reasons": {"no_character": 2, "near_black": 1},
+            "strategy_mix": {"keep_full": 0.05, "segment": 0.45, "create_occlusion": 0.35, "enhance_segment": 0.15},
+            "strategy_targets": DECISION_CFG["strategy_targets"],
+            "repeats": {
+                "20_hero_keep_full": {"strategy": "keep_full", "repeats": 20, "wanted_repeats": 288, "images": 3,
+                                      "target": 0.3, "effective_share": 0.04, "shortfall": 0.26},
+                "8_hero_segment": {"strategy": "segment", "repeats": 8, "wanted_repeats": 8, "images": 40,
+                                   "target": 0.4, "effective_share": 0.5, "shortfall": 0.0},
+            },
+        },
+        "results": [{"backends": {"seg/a_character.png": fallback, "keep/b.png": "original"}}],
+        "rejected": [{"reason": "unverified"}, {"reason": "unverified"}, {"reason": "quality"}],
+    }
+    selection = {"kept": [{"image": "seg/a_character.png"}, {"image": "keep/b.png"}],
+                 "augmented": [{"image": "seg/a_character.png"}],
+                 "identity": {"clusters": [["x"] * 17, ["y"] * 12, ["z"]], "target": 0,
+                              "reason": "no reference images: cluster 0 is the largest (17 of 30 cut-outs)"}}
+    warnings = summary_warnings(report, selection)
+    text = "\n".join(warnings)
+    assert ("2 of the 3 training images were made by a fallback, not the configured model: 2 by grabcut "
+            "(no sam2_hiera_large weights)." in text)
+    assert "3 of the 10 frames were excluded (no_character 2, near_black 1)" in text
+    assert "3 images were kept out of training by curation (quality 1, unverified 2)" in text
+    assert "keep_full is short: 3 images would need 288 repeats, capped at 20" in text and "30% target" in text
+    assert "training/20_hero_keep_full has only 3 images" in text
+    assert "keep_full got 5% of the frames against a 30% target." in text
+    assert "create_occlusion got 35% of the frames against a 15% target." in text
+    assert not any("segment got" in w and "enhance" not in w for w in warnings)  # 45% vs 40%: within 10 points
+    assert ("no cluster is clearly the character: the largest (17 cut-outs) was kept, the next has 12" in text)
+    assert all(w.endswith(".") for w in warnings)
+    selection["identity"]["clusters"][1] = ["y"] * 5
+    assert "clearly the character" not in "\n".join(summary_warnings(report, selection))

@@ -349,7 +349,10 @@ def test_vlm_captions_in_the_workflow(tmp_path, tiny_qwen_vl):
     strategies["captioning"] |= {"frames_per_job": 2, "batch_size": 4, "max_new_tokens": 8}
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "strategy_configs.yaml").write_text(yaml.safe_dump(strategies))
-    write_config(tmp_path, models_dir=str(models), strict_models=True, device="cpu")
+    # 192x108 frames have faces under the default 64 px: the whole frames must survive curation, or
+    # no real image is left for the occlusion variants to stand beside (the synthetic cap).
+    write_config(tmp_path, models_dir=str(models), strict_models=True, device="cpu",
+                 curation={"quality_filters": {"min_face_size": 0}})
     snakemake(tmp_path)
 
     manifests = sorted((tmp_path / "results" / "captions" / "batches").glob("*.json"))

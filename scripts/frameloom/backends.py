@@ -15,6 +15,8 @@ from pathlib import Path
 from .inpainting import OpenCVInpainter
 from .segmentation import GrabCutSegmenter
 
+# How a backend's reported name says a classical method stood in for a missing model.
+FALLBACK_MARK = "(fallback:"
 CLASSICAL_SEGMENTATION = "grabcut"
 CLASSICAL_INPAINTING = "opencv"
 
@@ -85,7 +87,7 @@ class Backends:
                 model = build_model(req)
                 self._built[step] = (model, model.name)
             elif req:
-                note = f"(fallback: {req['name']} weights missing: {req['path']})"
+                note = f"{FALLBACK_MARK} {req['name']} weights missing: {req['path']})"
                 self._built[step] = (fallback, f"{fallback_name} {note}")
             else:
                 self._built[step] = (fallback, fallback_name)

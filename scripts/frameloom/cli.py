@@ -133,6 +133,7 @@ def summary_lines(report: dict, out_dir: Path) -> list[str]:
         lines.append("time per stage: " + ", ".join(
             f"{stage} {t['seconds']:.1f} s ({t['jobs']} jobs)"
             for stage, t in sorted(times.items(), key=lambda item: -item[1]["seconds"])))
+    lines += [f"warning: {warning}" for warning in summary.get("warnings", [])]
     lines.append(f"training images: {summary['training_images']} in {out_dir / 'training'}")
     lines.append(f"report: {out_dir / 'report.html'} ({out_dir / 'processing_report.json'})")
     return lines

@@ -21,11 +21,17 @@ import cv2
 import numpy as np
 
 from .augment import augment
-from .curation import measure_quality, normalize_colour, quality_failures, refine_alpha, uniform_background
+from .backends import FALLBACK_MARK
+from .curation import (OPAQUE_ABOVE, measure_quality, normalize_colour, quality_failures, refine_alpha,
+                       uniform_background)
 from .dedup import choose_representatives, near_duplicate_groups, phash, ssim_thumbnail
 from .imageio import read_image, read_json, write_image, write_json
 
 CUT_OUT_ROLES = ("character", "enhanced_character")
+# Images that show the character as filmed (whole frames and cut-outs), and the
+# strategy whose images are synthetic variants of a frame.
+CHARACTER_ROLES = ("full", "character", "enhanced_character")
+SYNTHETIC_STRATEGY = "create_occlusion"
 # Roles whose image shows the character's face when the frame has one (occlusion variants may hide it).
 FACE_ROLES = ("full", "character", "enhanced_character")
 CURATED_RECORD = "curated.json"
@@ -62,6 +68,99 @@ def _cut_out(image: np.ndarray, alpha: np.ndarray, colour: np.ndarray, mode: str
     return uniform_background(bgra, mode)
 
 
+# Verification: a cut-out is the character only when evidence the segmenter did not
+# make supports its mask. With the character finder, its box: the mask's bounding box
+# must overlap it by FINDER_BOX_IOU. Without it, a detected face, FACE_INSIDE of it
+# covered by the mask, with a body around it: the mask BODY_AROUND_FACE times the
+# face's area at least and at most BODY_EXTENT face sizes across (a wall cut out
+# round a face is no body).
+FINDER_BOX_IOU = 0.5
+FACE_INSIDE = 0.5
+BODY_AROUND_FACE = 1.5
+BODY_EXTENT = 10.0
+# A plate is clean when each character the analysis found lies this much inside
+# the box of what was filled (its own body, not only its face, was removed).
+PLATE_INSTANCE_INSIDE = 0.8
+
+
+def _box_iou(a: list[float], b: list[float]) -> float:
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    union = a[2] * a[3] + b[2] * b[3] - ix * iy
+    return ix * iy / union if union > 0 else 0.0
+
+
+def _verify_cut_out(opaque: np.ndarray, analysis: dict, box: list[int], scale: float) -> dict:
+    """{verified, reason} for a cut-out whose opaque pixels are ``opaque`` (its own grid; ``box``
+    and ``scale`` map frame coordinates onto it, as for ``_faces``)."""
+    ys, xs = np.nonzero(opaque)
+    if xs.size == 0:
+        return {"verified": False, "reason": "empty mask"}
+    mask_box = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
+    finder = analysis.get("finder", "classical")
+    if finder != "classical" and analysis.get("foreground_box"):
+        fx, fy, fw, fh = analysis["foreground_box"]
+        found = [(fx - box[0]) * scale, (fy - box[1]) * scale, fw * scale, fh * scale]
+        overlap = _box_iou(mask_box, found)
+        if overlap >= FINDER_BOX_IOU:
+            return {"verified": True, "reason": f"mask matches the {finder} box (IoU {overlap:.2f})"}
+        return {"verified": False, "reason": f"mask off the {finder} box (IoU {overlap:.2f} < {FINDER_BOX_IOU})"}
+    area = float(np.count_nonzero(opaque))
+    for x, y, w, h in _faces(analysis, "character", box, scale) or []:
+        x0, y0, x1, y1 = max(0, x), max(0, y), min(opaque.shape[1], x + w), min(opaque.shape[0], y + h)
+        if w <= 0 or h <= 0 or x1 <= x0 or y1 <= y0:
+            continue
+        inside = np.count_nonzero(opaque[y0:y1, x0:x1]) / float(w * h)
+        extent = max(mask_box[2] / w, mask_box[3] / h)
+        if inside >= FACE_INSIDE and area >= BODY_AROUND_FACE * w * h and extent <= BODY_EXTENT:
+            return {"verified": True, "reason": f"a detected face inside the mask ({inside:.0%} covered), "
+                                                f"a body around it ({area / (w * h):.1f}x the face)"}
+    return {"verified": False, "reason": "no detected face (or finder box) supports the mask: only the "
+                                         "classical subject guess does"}
+
+
+def _verify_frame(analysis: dict) -> dict:
+    """{verified, reason} for a whole frame (kept whole or an occlusion variant's source)."""
+    count, finder = analysis.get("instance_count", 0), analysis.get("finder", "classical")
+    if count < 1:
+        return {"verified": False, "reason": "no character found in the frame"}
+    return {"verified": True, "reason": f"frame gate passed: {count} character(s) found ({finder}), "
+                                        f"sharpness {analysis.get('sharpness', 0):.2f}"}
+
+
+def _verify_plate(cut_out: dict | None, frame_mask: np.ndarray | None, analysis: dict, mask_backend: str) -> dict:
+    """{verified, reason} for a background plate: the character cut out of it was verified, every
+    face detected in the frame lies where the plate was filled, and so does every character the
+    analysis found (PLATE_INSTANCE_INSIDE of its box within the filled region's box). Whatever
+    is left may be the character's own body, a second view of it or another character: with no
+    way to tell which from the plate alone, none of it is trained on as "environment"."""
+    if cut_out is None or not cut_out["verified"] or frame_mask is None or not frame_mask.any():
+        return {"verified": False, "reason": "plate_contains_character: the character cut out of it was not "
+                                             "verified, so it may still be in the plate"}
+    if FALLBACK_MARK in mask_backend:
+        # Looked at on the shared real frames: of 11 plates from GrabCut masks that passed the
+        # checks below, 6 still showed a hand, a body or a second character.
+        return {"verified": False, "reason": "plate_contains_character: the mask is the classical fallback's "
+                                             f"({mask_backend.split(' (')[0]}), which leaves parts of the "
+                                             "character in the plate; plates are trained on from SAM2 masks"}
+    for x, y, w, h in (face["box"] for face in analysis.get("faces", [])):
+        covered = float(frame_mask[max(0, y):y + h, max(0, x):x + w].mean()) if w and h else 0.0
+        if covered < FACE_INSIDE:
+            return {"verified": False, "reason": f"plate_contains_character: a face at {[x, y, w, h]} was left "
+                                                 f"in the plate ({covered:.0%} of it filled)"}
+    ys, xs = np.nonzero(frame_mask)
+    filled = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
+    for x, y, w, h in (instance["box"] for instance in analysis.get("instances", [])):
+        ix = max(0.0, min(x + w, filled[0] + filled[2]) - max(x, filled[0]))
+        iy = max(0.0, min(y + h, filled[1] + filled[3]) - max(y, filled[1]))
+        inside = ix * iy / float(w * h) if w and h else 0.0
+        if inside < PLATE_INSTANCE_INSIDE:
+            return {"verified": False, "reason": f"plate_contains_character: a character at {[x, y, w, h]} "
+                                                 f"lies mostly outside the filled region ({inside:.0%} inside)"}
+    return {"verified": True, "reason": "the verified character was filled in; no detected face or character "
+                                        "is left"}
+
+
 def curate_image(entry: dict, meta: dict, analysis: dict, frame: np.ndarray, cfg: dict,
                  good_lighting: float) -> tuple[np.ndarray, dict]:
     """One training image curated: (pixels, record of what was done and measured)."""
@@ -69,6 +168,7 @@ def curate_image(entry: dict, meta: dict, analysis: dict, frame: np.ndarray, cfg
     steps, source, box, scale = [], frame, None, 1.0
     is_cut_out = image.ndim == 3 and image.shape[2] == 4 and entry["role"] in CUT_OUT_ROLES
     if is_cut_out:
+        opaque = image[..., 3] > OPAQUE_ABOVE  # the segmenter's mask, before matting
         source, scale, box = _source_region(meta, frame, image.shape)
         alpha = image[..., 3].astype(np.float32) / 255.0
         background = cfg["background"]
@@ -96,11 +196,38 @@ def curate_image(entry: dict, meta: dict, analysis: dict, frame: np.ndarray, cfg
         subject = [int(round(v * image.shape[1] / frame.shape[1])) for v in subject]
     measures = measure_quality(image, source, faces)
     failures = quality_failures(measures, cfg["quality_filters"], face_expected=faces is not None)
+    if is_cut_out:
+        verification = _verify_cut_out(opaque, analysis, box, scale)
+    elif entry["role"] == "background":
+        verification = None  # set by curate_frame, from its character's cut-out
+    else:
+        verification = _verify_frame(analysis)
     return image, {
         "image": entry["image"], "caption": entry["caption"], "role": entry["role"], "subject": entry["subject"],
         "strategy": meta["strategy"], "frame": meta["frame"], "steps": steps, "measures": measures,
         "failures": failures, "phash": f"{phash(image):016x}", "character_box": subject,
+        "verification": verification,
     }
+
+
+def _frame_mask(meta: dict, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The character's mask on the frame's grid (bool): the segment step's mask file, else
+    the cut-out's alpha put back at its crop box; None without either."""
+    by_role = {entry["role"]: entry["image"] for entry in meta["outputs"] if Path(entry["image"]).is_file()}
+    if "mask" in by_role:
+        mask = read_image(by_role["mask"], keep_alpha=True)
+        mask = mask if mask.ndim == 2 else mask[..., 0]
+        return cv2.resize(mask, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > OPAQUE_ABOVE
+    crop = (meta.get("segmentation") or {}).get("crop_box")
+    if "character" not in by_role or not crop or "enhanced_size" in meta:
+        return None
+    cut_out = read_image(by_role["character"], keep_alpha=True)
+    if cut_out.ndim != 3 or cut_out.shape[2] != 4:
+        return None
+    x, y, w, h = crop
+    mask = np.zeros(shape[:2], bool)
+    mask[y:y + h, x:x + w] = cv2.resize(cut_out[..., 3], (w, h), interpolation=cv2.INTER_NEAREST) > OPAQUE_ABOVE
+    return mask
 
 
 def curate_frame(meta_path: str, analysis_path: str, frame_path: str, out_dir: str, cfg: dict,
@@ -116,6 +243,12 @@ def curate_frame(meta_path: str, analysis_path: str, frame_path: str, out_dir: s
         record["curated"] = str(Path(out_dir, f"{meta['strategy']}__{Path(entry['image']).stem}.png"))
         write_image(record["curated"], image)
         records.append(record)
+    cut_out = next((r for r in records if r["role"] in CUT_OUT_ROLES), None)
+    for record in records:
+        if record["role"] == "background":
+            record["verification"] = _verify_plate(cut_out and cut_out["verification"],
+                                                   _frame_mask(meta, frame.shape), analysis,
+                                                   (meta.get("segmentation") or {}).get("backend", ""))
     result = {"frame": meta["frame"], "strategy": meta["strategy"], "images": records}
     write_json(Path(out_dir, CURATED_RECORD), result)
     return result
@@ -189,7 +322,9 @@ def _augment(kept: dict[str, dict], cfg: dict, backdrop: str, out_dir: Path) -> 
         if len(variants) >= room:
             break
         record = kept[image_id]
-        if record["subject"] != "character":  # background plates are not the character's images
+        # Background plates are not the character's images, and occlusion variants are
+        # synthetic already: variants of variants would outnumber the frames they show.
+        if record["subject"] != "character" or record["strategy"] == SYNTHETIC_STRATEGY:
             continue
         image = read_image(image_id, keep_alpha=True)
         count = min(cfg["variants_per_image"], room - len(variants))
@@ -205,6 +340,19 @@ def _augment(kept: dict[str, dict], cfg: dict, backdrop: str, out_dir: Path) -> 
     return variants
 
 
+def _over_synthetic_cap(kept: dict[str, dict]) -> list[str]:
+    """The occlusion variants beyond the number of real character images in ``kept``
+    (whole frames and cut-outs of the other strategies), dropped latest variant first
+    and evenly over the frames: every frame keeps its first variant before any keeps two."""
+    real = sum(1 for r in kept.values() if r["strategy"] != SYNTHETIC_STRATEGY and r["role"] in CHARACTER_ROLES)
+    variants: dict[str, list[str]] = {}
+    for image_id in sorted(kept):
+        if kept[image_id]["strategy"] == SYNTHETIC_STRATEGY:
+            variants.setdefault(kept[image_id]["frame"], []).append(image_id)
+    rounds = [(index, frame, image_id) for frame, ids in variants.items() for index, image_id in enumerate(ids)]
+    return [image_id for _, _, image_id in sorted(rounds)[real:]]
+
+
 def select_dataset(curated_records: list[str], cfg: dict, references: dict, augment_dir: str) -> dict:
     """The curated set: what is kept, what was augmented, and every image removed with why.
 
@@ -214,8 +362,14 @@ def select_dataset(curated_records: list[str], cfg: dict, references: dict, augm
         for record in read_json(path)["images"]:
             records[record["curated"]] = record
     rejected: dict[str, dict] = {}
+    # What is not the character (or a plate with it still inside) is named as such first.
     for image_id, record in records.items():
-        if record["failures"]:
+        check = record.get("verification")
+        if check and not check["verified"] and not cfg["train_unverified"]:
+            reason = "plate_contains_character" if record["role"] == "background" else "unverified"
+            rejected[image_id] = {"reason": reason, "detail": check["reason"]}
+    for image_id, record in records.items():
+        if record["failures"] and image_id not in rejected:
             first = record["failures"][0]
             rejected[image_id] = {"reason": "quality", **first, "all_failures": record["failures"]}
     kept = {i: r for i, r in records.items() if i not in rejected}
@@ -244,6 +398,10 @@ def select_dataset(curated_records: list[str], cfg: dict, references: dict, augm
                                          "augmented_from": augmented[dropped]["augmented_from"],
                                          "image": augmented[dropped]["image"]}
             augmented = {i: r for i, r in augmented.items() if i not in rejected}
+    for image_id in _over_synthetic_cap(kept):
+        rejected[image_id] = {"reason": "synthetic_cap",
+                              "detail": "synthetic occlusion variants may not outnumber the real character images"}
+    kept = {i: r for i, r in kept.items() if i not in rejected}
     low, high = cfg["target_size"]
     total = len(kept) + len(augmented)
     return {
@@ -253,6 +411,8 @@ def select_dataset(curated_records: list[str], cfg: dict, references: dict, augm
         "rejected": [{"curated": i, "image": records[i]["image"] if i in records else None, **rejected[i]}
                      for i in sorted(rejected)],
         "identity": {key: identity[key] for key in ("clusters", "target", "scores", "reason")},
+        # Per produced image: is it what its role says (the character, a clean plate), and why.
+        "verification": {r["image"]: r["verification"] for r in records.values() if r.get("verification")},
         "counts": {"curated": len(records), "kept": len(kept), "augmented": len(augmented),
                    "rejected": len(rejected), "total": total, "target_size": [low, high],
                    "within_target_size": low <= total <= high},

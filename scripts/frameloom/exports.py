@@ -9,8 +9,13 @@ With ``balance_repeats`` each strategy gets its own kohya concept folder
 with ``n_s`` the strategy's training images, ``N`` their total, ``base`` the
 configured repeats and ``t_s`` the targets renormalised over the strategies
 that have images. Rounding is to the nearest integer, never below 1, so a
-strategy with many images and a small target can end up above its share; the
-report gives the achieved effective mix next to the targets.
+strategy with many images and a small target can end up above its share.
+Repeats never exceed ``max_repeats`` (merge.max_repeats, default 2 x base):
+three images seen 288 times an epoch teach those three images, not the
+character, so a strategy with too few images stays short of its target
+instead, and its concept says by how much (``wanted_repeats``,
+``shortfall``); the report gives the achieved effective mix next to the
+targets.
 
 Exports: a kohya sd-scripts dataset config (``--dataset_config``) and a
 OneTrainer concepts file, both with every flip and colour augmentation off
@@ -27,7 +32,8 @@ from .config import STRATEGIES
 
 
 def balanced_repeats(images: dict[str, int], targets: dict[str, float], base: int) -> dict[str, int]:
-    """{strategy: repeats} for the strategies that have training images (see module docstring)."""
+    """{strategy: repeats} for the strategies that have training images, before any cap
+    (see module docstring)."""
     present = {s: n for s, n in images.items() if n > 0}
     weight = sum(targets[s] for s in present)
     if not present or weight <= 0:
@@ -37,23 +43,31 @@ def balanced_repeats(images: dict[str, int], targets: dict[str, float], base: in
 
 
 def plan_concepts(records: list[dict], trigger_word: str, base: int, targets: dict[str, float],
-                  balance: bool) -> dict[str, dict]:
-    """{folder name: {"strategy", "repeats", "images", "target", "effective_share"}}: where each
-    training record goes (``concept_of``) and what the report says about it."""
+                  balance: bool, max_repeats: int | None = None) -> dict[str, dict]:
+    """{folder name: {"strategy", "repeats", "wanted_repeats", "images", "target", "effective_share",
+    "shortfall"}}: where each training record goes (``concept_of``) and what the report says about it.
+    ``max_repeats``: the cap (None: 2 x base)."""
     images = {s: sum(1 for r in records if r["strategy"] == s) for s in STRATEGIES}
     if not balance:
         total = sum(images.values())
-        return {f"{base}_{trigger_word}": {"strategy": None, "repeats": base, "images": total, "target": 1.0,
-                                           "effective_share": 1.0 if total else 0.0}}
-    repeats = balanced_repeats(images, targets, base)
+        return {f"{base}_{trigger_word}": {"strategy": None, "repeats": base, "wanted_repeats": base,
+                                           "images": total, "target": 1.0,
+                                           "effective_share": 1.0 if total else 0.0, "shortfall": 0.0}}
+    cap = max_repeats or 2 * base
+    wanted = balanced_repeats(images, targets, base)
+    repeats = {s: min(r, cap) for s, r in wanted.items()}
     effective_total = sum(images[s] * r for s, r in repeats.items())
     weight = sum(targets[s] for s in repeats) or 1.0
-    return {
-        f"{r}_{trigger_word}_{s}": {"strategy": s, "repeats": r, "images": images[s],
-                                     "target": round(targets[s] / weight, 4),
-                                     "effective_share": round(images[s] * r / effective_total, 4)}
-        for s, r in repeats.items()
-    }
+    concepts = {}
+    for s, r in repeats.items():
+        target, share = round(targets[s] / weight, 4), round(images[s] * r / effective_total, 4)
+        concepts[f"{r}_{trigger_word}_{s}"] = {
+            "strategy": s, "repeats": r, "wanted_repeats": wanted[s], "images": images[s], "target": target,
+            "effective_share": share,
+            # How far the cap leaves the strategy below its target share (0 when it does not bind).
+            "shortfall": round(max(0.0, target - share), 4) if wanted[s] > cap else 0.0,
+        }
+    return concepts
 
 
 def concept_of(concepts: dict[str, dict], strategy: str) -> str:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections import Counter
 from pathlib import Path
 
+from .backends import FALLBACK_MARK
 from .captions import REJECTIONS
 from .config import STRATEGIES
 from .distributions import distribution, frame_classes, training_classes
@@ -174,8 +176,10 @@ def _curation_status(selection: dict) -> dict[str, str]:
             why = f"{entry['filter']} (measured {entry['value']}, limit {entry['limit']})"
         elif entry["reason"] == "duplicate":
             why = f"near-duplicate of {entry['duplicate_of']}"
-        else:
+        elif entry["reason"] == "other_identity":
             why = f"other identity (cluster {entry['cluster']})"
+        else:  # unverified, plate_contains_character, synthetic_cap
+            why = f"{entry['reason']} ({entry['detail']})"
         status[entry["image"]] = f"rejected: {why}"
     for record in selection["augmented"]:
         status[record["image"]] += " + augmented"
@@ -202,6 +206,7 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
     ``inputs``: {frame id: the image file it was read from} (a video frame's is the extracted file)."""
     vlm_captions = vlm_captions or {}
     curation = _curation_status(selection)
+    verification = selection.get("verification", {})
     final_per_frame = Counter(r["frame"] for r in selection["kept"] + selection["augmented"])
     results = []
     strategies = Counter()
@@ -216,9 +221,12 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
         meta = read_json(metas[frame]) if frame in metas else None
         error = decision.get("error") or (meta or {}).get("error")
         outputs, output_backends, output_captions, output_curation = [], {}, {}, {}
+        output_verification = {}
         for entry in (meta or {}).get("outputs", []):
             if entry["image"] in curation:
                 output_curation[entry["image"]] = curation[entry["image"]]
+            if entry["image"] in verification:
+                output_verification[entry["image"]] = verification[entry["image"]]
             outputs.append(entry["image"])
             if entry["caption"]:
                 outputs.append(entry["caption"])
@@ -255,6 +263,8 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
             "backends": output_backends,
             "caption_sources": output_captions,
             "curation": output_curation,
+            # Per produced training image: {verified, reason} (frameloom.dataset's verification).
+            "verification": output_verification,
             "instance_count": instance_count,
             "target": segmentation and {k: segmentation[k] for k in ("target_index", "target_score", "notes")},
             "success": bool(success),
@@ -286,7 +296,7 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
             "training_images": selection["counts"]["total"],
             "backends": dict(sorted(backends.items())),
             # Outputs made by a classical method standing in for a missing model.
-            "fallbacks": sum(count for name, count in backends.items() if "(fallback:" in name),
+            "fallbacks": sum(count for name, count in backends.items() if FALLBACK_MARK in name),
             # Captions of the training images: who wrote them, and VLM answers replaced by templates.
             "captions": {
                 "captioner": captioner,
@@ -308,3 +318,63 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
         # Every image the curation removed, with the filter and the measured value (or the duplicate / cluster).
         "rejected": selection["rejected"],
     }
+
+
+# A frame mix this far from its target, or a folder with fewer images, is worth a warning.
+MIX_WARNING_POINTS = 0.10
+FEW_IMAGES = 10
+# Without references, the kept identity cluster is clearly the character only when
+# the next largest is under this share of its size.
+CLEAR_CLUSTER_MARGIN = 0.5
+
+
+def _short_backend(name: str) -> str:
+    """'grabcut (fallback: sam2_hiera_large weights missing: /long/path)' -> 'grabcut (no sam2_hiera_large weights)'."""
+    return re.sub(r" \(fallback: (\S+) weights missing: [^)]*\)", r" (no \1 weights)", name)
+
+
+def summary_warnings(report: dict, selection: dict) -> list[str]:
+    """summary.warnings: short plain sentences about what a person should know before
+    training on the folder: fallbacks behind training images, exclusions and rejections,
+    capped repeats, strategies off their target, thin folders."""
+    summary, warnings = report["summary"], []
+    backend_of = {image: backend for result in report["results"] for image, backend in result["backends"].items()}
+    training = selection["kept"] + selection["augmented"]
+    fallbacks = Counter(backend_of.get(r["image"], "") for r in training)
+    from_fallbacks = {name: n for name, n in fallbacks.items() if FALLBACK_MARK in name}
+    if from_fallbacks:
+        described = "; ".join(f"{n} by {_short_backend(name)}" for name, n in sorted(from_fallbacks.items()))
+        warnings.append(f"{sum(from_fallbacks.values())} of the {len(training)} training images were made by a "
+                        f"fallback, not the configured model: {described}.")
+    if summary["excluded"]:
+        reasons = ", ".join(f"{reason} {n}" for reason, n in summary["excluded_reasons"].items())
+        warnings.append(f"{summary['excluded']} of the {summary['total_frames']} frames were excluded ({reasons}); "
+                        "the review page lists them and can bring one back.")
+    rejected = Counter(entry["reason"] for entry in report["rejected"])
+    if rejected:
+        warnings.append(f"{sum(rejected.values())} images were kept out of training by curation ("
+                        + ", ".join(f"{reason} {n}" for reason, n in sorted(rejected.items()))
+                        + "); they are linked under rejected/.")
+    identity = selection.get("identity", {})
+    sizes = sorted((len(members) for members in identity.get("clusters", [])), reverse=True)
+    if identity.get("target") is not None and identity.get("reason", "").startswith("no reference images") \
+            and len(sizes) > 1 and sizes[1] >= CLEAR_CLUSTER_MARGIN * sizes[0]:
+        warnings.append(f"Without character.reference_images no cluster is clearly the character: the largest "
+                        f"({sizes[0]} cut-outs) was kept, the next has {sizes[1]}, and "
+                        f"{rejected['other_identity']} cut-outs of other clusters were set aside; reference "
+                        "images of the character would choose.")
+    for name, concept in summary.get("repeats", {}).items():
+        if concept["shortfall"] > 0:
+            strategy = concept["strategy"]
+            warnings.append(
+                f"{strategy} is short: {concept['images']} images would need {concept['wanted_repeats']} repeats, "
+                f"capped at {concept['repeats']} (merge.max_repeats), so it is {concept['effective_share']:.0%} of "
+                f"what the trainer sees against a {concept['target']:.0%} target. More frames that qualify for "
+                f"{strategy}, `snakemake tune`, or a lower target would close the gap.")
+        if concept["images"] < FEW_IMAGES:
+            warnings.append(f"training/{name} has only {concept['images']} images (fewer than {FEW_IMAGES}).")
+    for strategy in STRATEGIES:
+        achieved, target = summary["strategy_mix"][strategy], summary["strategy_targets"][strategy]
+        if abs(achieved - target) > MIX_WARNING_POINTS:
+            warnings.append(f"{strategy} got {achieved:.0%} of the frames against a {target:.0%} target.")
+    return warnings

@@ -24,7 +24,7 @@ STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
 table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .5rem;vertical-align:top}
 th{background:#f3f3f3}.bar{background:#5b8def;height:.8rem;display:inline-block}
-.target{background:#ccc;height:.8rem;display:inline-block}.fail{color:#b00020}
+.target{background:#ccc;height:.8rem;display:inline-block}.fail{color:#b00020}.warnings li{color:#8a4b00}
 img{max-height:96px;max-width:160px;margin:2px;background:#888}
 .charts{display:flex;flex-wrap:wrap;gap:1.5rem}.sheet td{text-align:center;font-size:.8rem}
 .sheet img{max-height:none;max-width:none}.legend span{display:inline-block;width:.8rem;height:.8rem;margin:0 .3rem}
@@ -159,6 +159,14 @@ def _rejects(report: dict, base_dir: Path) -> list[str]:
     return parts
 
 
+def _warnings(warnings: list[str]) -> list[str]:
+    """The report opens with what a person should know before training (summary.warnings)."""
+    if not warnings:
+        return []
+    return ["<h2 id='warnings'>Warnings</h2><ul class='warnings'>",
+            *(f"<li>{esc(warning)}</li>" for warning in warnings), "</ul>"]
+
+
 def render_report(report: dict, base_dir: Path, input_root: Path | None = None, logs_dir: Path | None = None,
                   contact_sheet_frames: int = 6) -> str:
     """The whole page: summary, mix against targets, distributions, contact sheets, stage times,
@@ -168,6 +176,7 @@ def render_report(report: dict, base_dir: Path, input_root: Path | None = None, 
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>frameloom report</title>",
         f"<style>{STYLE}</style></head><body><h1>frameloom report</h1>",
+        *_warnings(summary.get("warnings", [])),
         "<table><tr><th>frames</th><th>successful</th><th>failed</th><th>excluded</th><th>training images</th></tr>",
         f"<tr><td>{summary['total_frames']}</td><td>{summary['successful']}</td>"
         f"<td class='fail'>{summary['failed']}</td><td>{summary.get('excluded', 0)}</td>"

@@ -208,7 +208,8 @@ def merge(out_dir: str, metas: dict[str, str], inputs, outputs, settings: dict, 
     from . import layout
     from .exports import kohya_dataset_toml, onetrainer_concepts, plan_concepts
     from .merge import (build_rejected_folder, build_report, build_training_folder, prune_cache,
-                        prune_caption_cache, prune_stale_outputs, read_caption_manifests, read_plan)
+                        prune_caption_cache, prune_stale_outputs, read_caption_manifests, read_plan,
+                        summary_warnings)
 
     with job_log(log, "merge") as lines:
         planned = read_plan(inputs.plan)
@@ -223,7 +224,7 @@ def merge(out_dir: str, metas: dict[str, str], inputs, outputs, settings: dict, 
         merge_cfg = settings["merge"]
         concepts = plan_concepts(selection["kept"] + selection["augmented"], settings["trigger_word"],
                                  merge_cfg["repeats"], settings["decision"]["strategy_targets"],
-                                 merge_cfg["balance_repeats"])
+                                 merge_cfg["balance_repeats"], merge_cfg["max_repeats"])
         count = build_training_folder(selection, outputs.training, concepts, vlm_captions)
         lines.append(f"{count} training images in {outputs.training}: " + ", ".join(
             f"{name} ({c['images']} images)" for name, c in concepts.items()))
@@ -237,6 +238,7 @@ def merge(out_dir: str, metas: dict[str, str], inputs, outputs, settings: dict, 
                               settings["captioner"], frame_files)
         # Per concept folder: its repeats, images, target share and achieved effective share.
         report["summary"]["repeats"] = concepts
+        report["summary"]["warnings"] = summary_warnings(report, selection)
         write_json(outputs.report, report)
         lines.append(f"report: {report['summary']}")
 
