@@ -251,6 +251,7 @@ def test_a_plate_with_a_face_left_in_it_is_not_trained_on(tmp_path):
     write_image(plate, read_image(frame))
     record["outputs"].append({"image": str(plate), "caption": None, "role": "background", "backend": "lama",
                               "train": True, "subject": "background", "facts": []})
+    record["outputs"][0]["backend"] = "sam2:sam2_hiera_large"
     write_json(meta, record)
     faces = [{"box": box, "score": 0.9} for box in truth["face_boxes"] if box]
     assert len(faces) == 2
@@ -305,3 +306,26 @@ def test_plates_from_the_classical_fallback_mask_are_not_trained_on():
     assert _verify_plate(verified, mask, analysis, "sam2:sam2_hiera_large")["verified"]
     check = _verify_plate(verified, mask, analysis, "grabcut (fallback: sam2_hiera_large weights missing: x)")
     assert not check["verified"] and "classical fallback's (grabcut)" in check["reason"]
+
+
+def test_a_plate_cut_with_the_fallback_mask_is_rejected_in_the_frame_run(tmp_path):
+    """Through curate_frame and select_dataset: the mask's backend is read off its cut-out entry."""
+    cfg = copy.deepcopy(CFG)
+    cfg["augmentation"]["enabled"] = False
+    meta, analysis, frame = segment_frame(tmp_path, "solo", FrameSpec(seed=2, shot="medium"))
+    record = json.loads(Path(meta).read_text())
+    record["outputs"][0]["backend"] = "grabcut (fallback: sam2_hiera_large weights missing: m/sam2.pt)"
+    plate = tmp_path / "segment" / "images" / "solo_background.png"
+    write_image(plate, read_image(frame))
+    record["outputs"].append({"image": str(plate), "caption": None, "role": "background",
+                              "backend": "opencv_ns (fallback: lama weights missing: m/lama.pt)", "train": True,
+                              "subject": "background", "facts": []})
+    write_json(meta, record)
+    selection = select_dataset(curate_all(tmp_path, {"solo": (meta, analysis, frame)}, cfg), cfg, NO_REFERENCES,
+                               str(tmp_path / "aug"))
+    by_name = {Path(image).stem: check for image, check in selection["verification"].items()}
+    assert by_name["solo_character"]["verified"]
+    assert "classical fallback's (grabcut)" in by_name["solo_background"]["reason"]
+    assert [(Path(e["image"]).stem, e["reason"]) for e in selection["rejected"]] == [
+        ("solo_background", "plate_contains_character")]
+

@@ -210,6 +210,11 @@ def curate_image(entry: dict, meta: dict, analysis: dict, frame: np.ndarray, cfg
     }
 
 
+def _mask_backend(meta: dict) -> str:
+    """The reported backend of the frame's character mask (its cut-out's), fallback note included."""
+    return next((e["backend"] for e in meta["outputs"] if e["role"] in CUT_OUT_ROLES), "")
+
+
 def _frame_mask(meta: dict, shape: tuple[int, ...]) -> np.ndarray | None:
     """The character's mask on the frame's grid (bool): the segment step's mask file, else
     the cut-out's alpha put back at its crop box; None without either."""
@@ -247,8 +252,7 @@ def curate_frame(meta_path: str, analysis_path: str, frame_path: str, out_dir: s
     for record in records:
         if record["role"] == "background":
             record["verification"] = _verify_plate(cut_out and cut_out["verification"],
-                                                   _frame_mask(meta, frame.shape), analysis,
-                                                   (meta.get("segmentation") or {}).get("backend", ""))
+                                                   _frame_mask(meta, frame.shape), analysis, _mask_backend(meta))
     result = {"frame": meta["frame"], "strategy": meta["strategy"], "images": records}
     write_json(Path(out_dir, CURATED_RECORD), result)
     return result
