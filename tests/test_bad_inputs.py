@@ -142,7 +142,7 @@ UNIT = st.floats(0, 1, allow_nan=False)
 @given(metrics=st.fixed_dictionaries({"complexity": UNIT, "lighting": UNIT, "occlusion": UNIT, "quality": UNIT,
                                       "sharpness": UNIT, "instance_count": st.integers(0, 50),
                                       "shot_type": st.sampled_from(["close-up", "medium", "full-body", "far"]),
-                                      "exposure": st.fixed_dictionaries({"p1": UNIT, "p50": UNIT, "p99": UNIT}),
+                                      "exposure": st.fixed_dictionaries({"p1": UNIT, "p99": UNIT}),
                                       "plain_ground": st.fixed_dictionaries({
                                           "flat_share": UNIT, "text_lines": st.integers(0, 40),
                                           "title_card": st.booleans()})}),

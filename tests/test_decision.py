@@ -165,8 +165,8 @@ def test_the_decide_stage_writes_every_decision_and_the_plan_in_one_pass(tmp_pat
 
 # --- the frame gate ----------------------------------------------------------------------------
 GATED = [
-    ({"exposure": {"p1": 0.0, "p50": 0.0, "p99": 0.04}, "instance_count": 0}, "near_black"),
-    ({"exposure": {"p1": 0.95, "p50": 0.98, "p99": 1.0}}, "blown_out"),
+    ({"exposure": {"p1": 0.0, "p99": 0.04}, "instance_count": 0}, "near_black"),
+    ({"exposure": {"p1": 0.95, "p99": 1.0}}, "blown_out"),
     ({"plain_ground": {"flat_share": 0.99, "text_lines": 0, "title_card": False}, "instance_count": 0}, "blank"),
     ({"plain_ground": {"flat_share": 0.85, "text_lines": 6, "title_card": True}}, "title_card"),
     ({"sharpness": 0.2, "quality": 0.2}, "unusable_blur"),
@@ -213,7 +213,7 @@ def test_blurred_frames_are_enhanced_before_anything_else():
 def test_an_override_lifts_the_gate_for_that_frame_only():
     from frameloom.overrides import apply_override
 
-    gated = decide(frame("dark", exposure={"p1": 0.0, "p50": 0.0, "p99": 0.05}), config(), list(STRATEGIES))
+    gated = decide(frame("dark", exposure={"p1": 0.0, "p99": 0.05}), config(), list(STRATEGIES))
     assert gated["excluded"]
     kept = apply_override(gated, {"strategy": "keep_full", "note": "a silhouette we want"}, list(STRATEGIES))
     assert kept["strategy"] == "keep_full" and not kept["excluded"] and kept["exclusion_reason"] is None

@@ -28,7 +28,7 @@ def _matches(found, truth) -> bool:
     smaller than the head box the generator reports)."""
     cx, cy = found[0] + found[2] / 2, found[1] + found[3] / 2
     inside = truth[0] <= cx <= truth[0] + truth[2] and truth[1] <= cy <= truth[1] + truth[3]
-    return inside and faces._overlap(tuple(found), tuple(truth))[0] >= 0.2
+    return inside and faces.box_overlap(tuple(found), tuple(truth))[0] >= 0.2
 
 
 def test_real_weights_load_and_default_is_yunet(real_models_dir):
@@ -111,7 +111,7 @@ def test_output_contract(real_models_dir, demo_frames):
             assert 0.0 <= d["score"] <= 1.0 and d["detector"] == "yunet"
         for i, a in enumerate(detections):
             for b in detections[i + 1:]:
-                assert faces._overlap(tuple(a["box"]), tuple(b["box"]))[0] <= faces.MERGE_IOU
+                assert faces.box_overlap(tuple(a["box"]), tuple(b["box"]))[0] <= faces.MERGE_IOU
 
 
 def test_merge_keeps_the_best_of_overlapping_boxes():

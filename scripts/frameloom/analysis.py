@@ -92,10 +92,15 @@ def _work_copy(detail_bgr: np.ndarray) -> np.ndarray:
 _KERNEL_3X3 = np.ones((3, 3), np.uint8)
 
 
-def _percentile_u8(gray: np.ndarray, percent: float) -> int:
-    """Lowest grey level with at least ``percent`` % of the pixels at or below it."""
+def _percentiles_u8(gray: np.ndarray, percents: tuple[float, ...]) -> list[int]:
+    """Per percent, the lowest grey level with at least that % of the pixels at or below it
+    (one histogram for all of them)."""
     cumulative = np.cumsum(cv2.calcHist([gray], [0], None, [256], [0, 256]).ravel())
-    return int(np.searchsorted(cumulative, percent / 100.0 * gray.size))
+    return [int(np.searchsorted(cumulative, percent / 100.0 * gray.size)) for percent in percents]
+
+
+def _percentile_u8(gray: np.ndarray, percent: float) -> int:
+    return _percentiles_u8(gray, (percent,))[0]
 
 
 def _masked_norm(values: np.ndarray, mask: np.ndarray, norm_type: int) -> float:
@@ -172,11 +177,10 @@ BALANCED_MEAN = (0.35, 0.75)  # mean brightness needing no correction (high-key 
 BALANCE_FALLOFF = 0.3  # ... and how far beyond it balance falls to 0
 
 
-def _lighting(work_gray: np.ndarray) -> tuple[float, dict]:
-    low, high = _percentile_u8(work_gray, 1), _percentile_u8(work_gray, 99)
+def _lighting(work_gray: np.ndarray, exposure: dict) -> tuple[float, dict]:
     # dynamic_range: luminance spread between the 1st and 99th percentile
-    # (/255) over DYNAMIC_RANGE_FULL.
-    dynamic_range = _clip01((high - low) / 255.0 / DYNAMIC_RANGE_FULL)
+    # (``_exposure``, 0..1) over DYNAMIC_RANGE_FULL.
+    dynamic_range = _clip01((exposure["p99"] - exposure["p1"]) / DYNAMIC_RANGE_FULL)
     # local_consistency: 1 - std of the 8x8 patch mean brightnesses (/255)
     # over PATCH_SPREAD_ZERO; blotchy or half-shadowed lighting spreads them.
     grid = (min(PATCH_GRID, work_gray.shape[1]), min(PATCH_GRID, work_gray.shape[0]))
@@ -241,7 +245,7 @@ def sharpness_of_ratio(ratio: float) -> float:
     return _clip01(ratio / (ratio + SHARPNESS_HALF))
 
 
-def _sharpness(detail_gray: np.ndarray, foreground_boxes: list) -> tuple[float, float, dict]:
+def _sharpness(detail_gray: np.ndarray, subject_boxes: list) -> tuple[float, float, dict]:
     """(sharpness 0..1, raw Laplacian variance of the detail copy, parts).
 
     Raw Laplacian variance grows with the amount of content as much as with
@@ -249,7 +253,7 @@ def _sharpness(detail_gray: np.ndarray, foreground_boxes: list) -> tuple[float, 
     street), so sharpness reads the edge-width ratio instead
     (``edge_width_ratio``) on edge pixels (Sobel |gx| + |gy| >=
     SHARPNESS_EDGE_L1): over the whole frame (``whole_ratio``), per focus
-    tile (``focus_ratio``) and inside ``foreground_boxes`` (x, y, w, h on the
+    tile (``focus_ratio``) and inside ``subject_boxes`` (x, y, w, h on the
     detail copy; ``subject_ratio``, None without enough edges there).
     sharpness = ratio / (ratio + SHARPNESS_HALF) of the geometric mean of
     the subject and focus ratios, or of the focus ratio alone; 0 without edges.
@@ -273,9 +277,9 @@ def _sharpness(detail_gray: np.ndarray, foreground_boxes: list) -> tuple[float, 
     else:
         focus = whole
     subject = None
-    if foreground_boxes:
+    if subject_boxes:
         inside = np.zeros(detail_gray.shape, bool)
-        for x, y, w, h in foreground_boxes:
+        for x, y, w, h in subject_boxes:
             inside[max(0, y):max(0, y + h), max(0, x):max(0, x + w)] = True
         if int(support[inside].sum()) >= SUBJECT_MIN_EDGE_PIXELS:
             subject = edge_width_ratio(float(laplacian_energy[inside].sum()), float(gradient_energy[inside].sum()))
@@ -284,7 +288,7 @@ def _sharpness(detail_gray: np.ndarray, foreground_boxes: list) -> tuple[float, 
     return sharpness_of_ratio(read), laplacian_variance, parts
 
 
-def _foreground_boxes(faces: list[dict], cast, scale: float) -> list:
+def _subject_boxes(faces: list[dict], cast, scale: float) -> list:
     """Where the character is, on a copy ``scale`` times the picture: its faces
     (grown by SUBJECT_FACE_MARGIN), else the measured character boxes."""
     if faces:
@@ -732,11 +736,11 @@ def picture_area(gray: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def _exposure(work_gray: np.ndarray) -> dict:
-    """The brightness percentiles the frame gate reads (0..1): a frame whose
-    99th percentile is near black is a black frame or a fade, one whose 1st
-    percentile is near white is a flash or a fade to white."""
-    return {"p1": _percentile_u8(work_gray, 1) / 255.0, "p50": _percentile_u8(work_gray, 50) / 255.0,
-            "p99": _percentile_u8(work_gray, 99) / 255.0}
+    """The 1st and 99th brightness percentiles (0..1), read by the lighting's dynamic
+    range and by the frame gate: a frame whose 99th percentile is near black is a black
+    frame or a fade, one whose 1st percentile is near white a flash or a fade to white."""
+    low, high = _percentiles_u8(work_gray, (1, 99))
+    return {"p1": low / 255.0, "p99": high / 255.0}
 
 
 # Title and credit cards: lines of glyphs on a plain ground. The ground is
@@ -815,7 +819,7 @@ FULL_BODY_ROOM = 4.0
 SUBJECT_CUT = 0.985  # a measured subject reaching this low is cut by the frame: medium
 
 
-def _shot_type(faces: list[dict], measured_foreground_box: list[int] | None, height: int) -> str:
+def _shot_type(faces: list[dict], measured_subject_box: list[int] | None, height: int) -> str:
     """close-up / medium / full-body / far from the largest face, else from
     the measured subject box (short = far, cut by the bottom edge = medium,
     whole = full-body); with neither, "medium" (no evidence either way)."""
@@ -829,8 +833,8 @@ def _shot_type(faces: list[dict], measured_foreground_box: list[int] | None, hei
         if share < FAR_FACE:
             return "far"
         return "full-body" if (height - top - tall) / tall >= FULL_BODY_ROOM else "medium"
-    if measured_foreground_box is not None:
-        _, top, _, tall = measured_foreground_box
+    if measured_subject_box is not None:
+        _, top, _, tall = measured_subject_box
         if tall / height < FAR_SUBJECT:
             return "far"
         return "medium" if (top + tall) / height >= SUBJECT_CUT else "full-body"
@@ -905,13 +909,14 @@ def analyze_image(image_bgr: np.ndarray, face_detector: FaceDetector, detections
     if detections is not None and detections.get("ok"):
         cast = _found_cast(detections, cast, left, top, width, height)
         finder = detections["finder"]
-    foreground_box = cast.instances[0]["box"] if cast.instances else None
+    subject_box = cast.instances[0]["box"] if cast.instances else None
     background = _background_mask(cast.instances, work_gray.shape, width, height)
     complexity, complexity_parts = _complexity(work, work_gray, edges, background)
-    lighting, lighting_parts = _lighting(work_gray)
+    exposure = _exposure(work_gray)
+    lighting, lighting_parts = _lighting(work_gray, exposure)
     occlusion, occlusion_parts = _occlusion(work_gray, edges, cast.near_share)
     sharpness, laplacian_variance, sharpness_parts = _sharpness(
-        detail_gray, _foreground_boxes(faces, cast, detail.shape[1] / width))
+        detail_gray, _subject_boxes(faces, cast, detail.shape[1] / width))
     noise = _noise(detail_gray)
     quality, quality_parts = _quality(sharpness, noise, width, height)
 
@@ -926,7 +931,7 @@ def analyze_image(image_bgr: np.ndarray, face_detector: FaceDetector, detections
         "complexity_parts": complexity_parts,
         "lighting": lighting,
         "lighting_parts": lighting_parts,
-        "exposure": _exposure(work_gray),
+        "exposure": exposure,
         "plain_ground": _plain_ground(work_gray),
         "occlusion": occlusion,
         "occlusion_parts": occlusion_parts,
@@ -941,8 +946,8 @@ def analyze_image(image_bgr: np.ndarray, face_detector: FaceDetector, detections
         "instances": [{**instance, "box": framed(instance["box"])} for instance in cast.instances],
         "faces": [{**face, "box": framed(face["box"])} for face in faces],
         "face_detector": face_detector.name,
-        "foreground_box": framed(foreground_box),
-        "shot_type": _shot_type(faces, foreground_box if cast.measured else None, height)
+        "foreground_box": framed(subject_box),
+        "shot_type": _shot_type(faces, subject_box if cast.measured else None, height)
         if cast.instances else NO_CHARACTER_SHOT,
         "brightness_mean": float(work_gray.mean()) / 255.0,
     })

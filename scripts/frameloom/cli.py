@@ -34,7 +34,6 @@ import yaml
 
 from .config import STRATEGIES, ConfigError, RunConfig, load_project_config, load_schema
 from .imageio import staged_folder, swap_in_folder, write_json, write_text
-from .merge import EXCLUDED, FAILED
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[2]
 SNAKEFILE = WORKFLOW_DIR / "Snakefile"
@@ -247,6 +246,7 @@ def expected_images(counts: Counter, strategy_cfg: dict) -> dict[str, int]:
 def preview_lines(plan: dict[str, str], analyses: list[dict], run) -> list[str]:
     """The expected strategy mix against the targets, the frames' distributions and the image count."""
     from .distributions import distribution, frame_classes
+    from .merge import EXCLUDED, FAILED
 
     counts = Counter(plan.values())
     decided = sum(counts[name] for name in STRATEGIES)

@@ -25,7 +25,9 @@ from .backends import FALLBACK_MARK
 from .curation import (OPAQUE_ABOVE, measure_quality, normalize_colour, quality_failures, refine_alpha,
                        uniform_background)
 from .dedup import choose_representatives, near_duplicate_groups, phash, ssim_thumbnail
+from .faces import box_overlap
 from .imageio import read_image, read_json, write_image, write_json
+from .segmentation import mask_bounding_box
 
 CUT_OUT_ROLES = ("character", "enhanced_character")
 # Images that show the character as filmed (whole frames and cut-outs), and the
@@ -83,25 +85,17 @@ BODY_EXTENT = 10.0
 PLATE_INSTANCE_INSIDE = 0.8
 
 
-def _box_iou(a: list[float], b: list[float]) -> float:
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    union = a[2] * a[3] + b[2] * b[3] - ix * iy
-    return ix * iy / union if union > 0 else 0.0
-
-
 def _verify_cut_out(opaque: np.ndarray, analysis: dict, box: list[int], scale: float) -> dict:
     """{verified, reason} for a cut-out whose opaque pixels are ``opaque`` (its own grid; ``box``
     and ``scale`` map frame coordinates onto it, as for ``_faces``)."""
-    ys, xs = np.nonzero(opaque)
-    if xs.size == 0:
+    mask_box = mask_bounding_box(opaque)
+    if mask_box is None:
         return {"verified": False, "reason": "empty mask"}
-    mask_box = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
     finder = analysis.get("finder", "classical")
     if finder != "classical" and analysis.get("foreground_box"):
         fx, fy, fw, fh = analysis["foreground_box"]
         found = [(fx - box[0]) * scale, (fy - box[1]) * scale, fw * scale, fh * scale]
-        overlap = _box_iou(mask_box, found)
+        overlap = box_overlap(mask_box, found)[0]
         if overlap >= FINDER_BOX_IOU:
             return {"verified": True, "reason": f"mask matches the {finder} box (IoU {overlap:.2f})"}
         return {"verified": False, "reason": f"mask off the {finder} box (IoU {overlap:.2f} < {FINDER_BOX_IOU})"}
@@ -148,11 +142,11 @@ def _verify_plate(cut_out: dict | None, frame_mask: np.ndarray | None, analysis:
         if covered < FACE_INSIDE:
             return {"verified": False, "reason": f"plate_contains_character: a face at {[x, y, w, h]} was left "
                                                  f"in the plate ({covered:.0%} of it filled)"}
-    ys, xs = np.nonzero(frame_mask)
-    filled = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
+    fx, fy, fw, fh = mask_bounding_box(frame_mask)
     for x, y, w, h in (instance["box"] for instance in analysis.get("instances", [])):
-        ix = max(0.0, min(x + w, filled[0] + filled[2]) - max(x, filled[0]))
-        iy = max(0.0, min(y + h, filled[1] + filled[3]) - max(y, filled[1]))
+        # The share of the character's box inside the filled region's box.
+        ix = max(0, min(x + w, fx + fw) - max(x, fx))
+        iy = max(0, min(y + h, fy + fh) - max(y, fy))
         inside = ix * iy / float(w * h) if w and h else 0.0
         if inside < PLATE_INSTANCE_INSIDE:
             return {"verified": False, "reason": f"plate_contains_character: a character at {[x, y, w, h]} "

@@ -1,23 +1,25 @@
 """Choose one strategy per frame from its analysis record.
 
-The seed's rule order decides first (``seed_rule``):
+The seed's rules decide first (``seed_rule``), in this order:
 
+    enhance_segment  quality < poor_quality OR sharpness < low_sharpness
     keep_full        complexity < simple_background AND lighting > good_lighting
                      AND occlusion < low_occlusion
     segment          instance_count >= multi_character OR complexity > simple_background
-    enhance_segment  quality < poor_quality OR sharpness < low_sharpness
     create_occlusion dataset_needs.occlusion > 0.5
     segment          safe default
+
+The seed lists enhance_segment third; here a frame the analysis finds blurred
+or poor is enhanced first and only enhanced (``EXCLUSIVE_RULES``): a whole
+frame or a cut-out of a blurred character teaches the blur, so it is not kept
+whole, segmented as it is or given synthetic occluders, whatever else it
+matches.
 
 Before any rule, the frame gate (``gate_reason``) excludes frames that
 would only poison the dataset: near-black or blown-out exposure, a title or
 credit card, blur that leaves the character unreadable, no character found.
 Such a decision has ``excluded: true`` and its ``exclusion_reason``; no
 strategy runs for it, and the review page can override it.
-
-A frame the analysis finds blurred or poor (the enhance_segment rule) is
-enhanced first: it is not kept whole, segmented as it is or given synthetic
-occluders, whatever else it matches.
 
 Disabled strategies are skipped. A frame often matches more than one rule (a
 clean close-up is both a keep_full frame and a good occlusion source; the
@@ -82,8 +84,10 @@ def _conditions(analysis: dict, decision_cfg: dict) -> dict[str, list[tuple[bool
     }
 
 
-# How each strategy's conditions combine, in the seed's rule order.
-RULE_ORDER = (("keep_full", all), ("segment", any), ("enhance_segment", any), ("create_occlusion", all))
+# How each strategy's conditions combine, in the order of the module docstring.
+RULE_ORDER = (("enhance_segment", any), ("keep_full", all), ("segment", any), ("create_occlusion", all))
+# A frame whose first matching rule is one of these gets no steering alternative.
+EXCLUSIVE_RULES = ("enhance_segment",)
 
 
 def _rule_holds(conditions, combine) -> bool:
@@ -191,13 +195,9 @@ def decide(analysis: dict, decision_cfg: dict, enabled: list[str]) -> dict:
     else:
         seed_rule = "segment" if "segment" in enabled else enabled[0]
         reasoning = f"No rule matched: default {seed_rule}"
-    if "enhance_segment" in matching and seed_rule != "enhance_segment":
-        # Blurred or poor: enhanced before anything else is done with it (a
-        # cut-out or a whole frame of a blurred character teaches the blur).
-        matching = ["enhance_segment"]
-        reasoning = (f"{_reason(conditions['enhance_segment'])}: enhanced first "
-                     f"(the seed's first rule, {seed_rule}: {reasoning})")
-        seed_rule = "enhance_segment"
+    if seed_rule in EXCLUSIVE_RULES and len(matching) > 1:
+        reasoning += f" | enhanced first (also matches: {', '.join(matching[1:])})"
+        matching = [seed_rule]
 
     # Steering alternatives: every other matching rule; synthetic occlusion only on clean sources.
     eligible = [seed_rule] + [

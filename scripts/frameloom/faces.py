@@ -103,7 +103,7 @@ class _YuNetBackend:
         mirrored = [((width - x - w, y, w, h), score) for (x, y, w, h), score in self._rows(cv2.flip(work_bgr, 1))]
         found = []
         for box, score in self._rows(work_bgr):
-            again = max((other for other_box, other in mirrored if _overlap(box, other_box)[0] >= MIRROR_IOU),
+            again = max((other for other_box, other in mirrored if box_overlap(box, other_box)[0] >= MIRROR_IOU),
                         default=0.0)
             if min(score, again) >= YUNET_SCORE_THRESHOLD:
                 found.append(_Detection(box, min(score, again), self.name))
@@ -134,7 +134,7 @@ class _CascadeBackend:
         ]
 
 
-def _overlap(a: tuple, b: tuple) -> tuple[float, float]:
+def box_overlap(a: tuple, b: tuple) -> tuple[float, float]:
     """IoU of two x, y, w, h boxes, and their intersection over the smaller area."""
     ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
@@ -149,7 +149,7 @@ def _merge(detections: list[_Detection]) -> list[_Detection]:
     """Greedy NMS across backends, highest score first (stable on ties)."""
     kept: list[_Detection] = []
     for candidate in sorted(detections, key=lambda d: -d.score):
-        overlaps = (_overlap(candidate.box, k.box) for k in kept)
+        overlaps = (box_overlap(candidate.box, k.box) for k in kept)
         if all(iou <= MERGE_IOU and containment <= MERGE_CONTAINMENT for iou, containment in overlaps):
             kept.append(candidate)
     return kept

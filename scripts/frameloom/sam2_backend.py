@@ -33,8 +33,8 @@ from sam2.sam2_image_predictor import SAM2ImagePredictor
 
 from .detector import FINDER
 from .devices import resolve_device
-from .segmentation import (FACE_COVERAGE_TO_PICK, Box, Segmentation, _valid_box, faces_from_hint, pick_target,
-                           soft_alpha)
+from .segmentation import (FACE_COVERAGE_TO_PICK, Box, Segmentation, faces_from_hint, mask_bounding_box, pick_target,
+                           soft_alpha, valid_box)
 
 # segmentation_model (config enum) -> the config packaged with sam2, as build_sam2 names it.
 SAM2_CONFIGS = {
@@ -159,7 +159,7 @@ class SAM2Segmenter:
              max(0, int(prompt[0] - pad_x)):max(0, int(np.ceil(prompt[2] + pad_x)))] = True
         mask = (masks[0] > 0.5) & near
         label = f"{BOX_PROMPT_NOTE} {list(box)}"
-        found = _bounding_box(mask)
+        found = mask_bounding_box(mask)
         if found is None or max(found[2], found[3]) < self.min_instance_size * scale:
             return Segmentation.nothing_found(height, width, self.name,
                                               f"{label}: no character above {self.min_instance_size} px in it")
@@ -191,7 +191,7 @@ def finder_box(hint: dict, width: int, height: int) -> Box | None:
     if hint.get("finder") != FINDER or hint.get("foreground_box") is None:
         return None
     x, y, w, h = (float(v) for v in hint["foreground_box"])
-    return _valid_box((x, y, w, h), width, height)
+    return valid_box((x, y, w, h), width, height)
 
 
 def filter_instances(
@@ -208,7 +208,7 @@ def filter_instances(
     dropped: Counter = Counter()
     candidates = []
     for mask in masks:
-        box = _bounding_box(mask)
+        box = mask_bounding_box(mask)
         if box is None or max(box[2], box[3]) < min_instance_size:
             dropped["tiny"] += 1
         elif _looks_like_background(mask) and not _holds_a_face(mask, face_boxes):
@@ -240,12 +240,6 @@ def _holds_a_face(mask: np.ndarray, face_boxes: Sequence[Box]) -> bool:
         if face.size and face.mean() >= FACE_COVERAGE_TO_PICK:
             return True
     return False
-
-
-def _bounding_box(mask: np.ndarray) -> Box | None:
-    if not mask.any():
-        return None
-    return cv2.boundingRect(mask.astype(np.uint8))
 
 
 def _intersection(box: Box, mask: np.ndarray, other_box: Box, other: np.ndarray) -> int:

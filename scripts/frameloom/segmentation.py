@@ -240,7 +240,14 @@ def _resize(image: np.ndarray, scale: float, interpolation: int) -> np.ndarray:
     return cv2.resize(image, size, interpolation=interpolation)
 
 
-def _valid_box(value, width: int, height: int) -> Box | None:
+def mask_bounding_box(mask: np.ndarray) -> Box | None:
+    """x, y, w, h of a mask's true pixels; None for an empty mask."""
+    if not mask.any():
+        return None
+    return cv2.boundingRect(mask.astype(np.uint8))
+
+
+def valid_box(value, width: int, height: int) -> Box | None:
     """Clip an [x, y, w, h] hint to the frame; None when malformed or empty."""
     if value is None or len(value) != 4:
         return None
@@ -256,7 +263,7 @@ def faces_from_hint(hint: dict, width: int, height: int) -> list[tuple[Box, floa
     """The analysis' face boxes clipped to the frame, with their detection scores."""
     faces = []
     for face in hint.get("faces") or []:
-        box = _valid_box(face.get("box"), width, height)
+        box = valid_box(face.get("box"), width, height)
         if box is not None:
             faces.append((box, float(face.get("score", 1.0) or 0.0)))
     return faces
@@ -267,13 +274,13 @@ def _seed_boxes(hint: dict, faces: list[tuple[Box, float]], width: int, height: 
     frame_area = width * height
     instance_boxes = [
         box
-        for box in (_valid_box(inst.get("box"), width, height) for inst in hint.get("instances") or [])
+        for box in (valid_box(inst.get("box"), width, height) for inst in hint.get("instances") or [])
         if box is not None and box[2] * box[3] <= BACKGROUND_AREA_FRACTION * frame_area
     ]
     if len(instance_boxes) > 1:
         instance_boxes.sort(key=lambda b: b[2] * b[3], reverse=True)
         return instance_boxes[:MAX_HINTED_INSTANCES], f"{len(instance_boxes)} hinted instance boxes"
-    subject = _valid_box(hint.get("foreground_box"), width, height)
+    subject = valid_box(hint.get("foreground_box"), width, height)
     if subject is not None:
         return [subject], "the foreground box"
     if instance_boxes:
@@ -281,7 +288,7 @@ def _seed_boxes(hint: dict, faces: list[tuple[Box, float]], width: int, height: 
     if faces:
         # A character's body hangs below its face: widen sideways, extend down.
         (fx, fy, fw, fh), _ = max(faces, key=lambda f: f[0][2] * f[0][3])
-        body = _valid_box((fx - fw, fy - 0.4 * fh, 3 * fw, 6 * fh), width, height)
+        body = valid_box((fx - fw, fy - 0.4 * fh, 3 * fw, 6 * fh), width, height)
         return [body], "a body box below the largest face"
     centre = (round(0.15 * width), round(0.08 * height), round(0.7 * width), round(0.9 * height))
     return [centre], "the centre box (no hint)"
@@ -407,7 +414,7 @@ def _pick_instance(masks: list[np.ndarray], faces, hint: dict) -> tuple[int, flo
         return 0, 1.0, "the only instance"
     best = int(np.argmax(salience))
     reason = f"instance {best} is the largest central one"
-    subject = _valid_box(hint.get("foreground_box"), width, height)
+    subject = valid_box(hint.get("foreground_box"), width, height)
     if subject is not None:
         x, y, w, h = subject
         inside = [mask[y : y + h, x : x + w].sum() / mask.sum() for mask in masks]
