@@ -304,8 +304,14 @@ def caption_manifests(wildcards):
 
 
 def curated_frames(wildcards):
-    return [
-        layout.curated(OUT, strategy).format(frame=frame)
-        for frame, strategy in _plan(*_plan_version()).items()
-        if strategy not in NOT_PROCESSED
-    ]
+    return layout.curated_dirs(OUT, _plan(*_plan_version()))
+
+
+# The identity embedding (DINOv2, when its weights are present): one job embeds every
+# cut-out for the curation's identity clusters (frameloom.embed_step).
+EMBEDDER = RUN.identity_embedder()
+
+
+def identity_embeddings(wildcards):
+    """select_dataset's embedding input: the embed step's file, or nothing without the weights."""
+    return {"embeddings": rules.embed_cut_outs.output[0]} if EMBEDDER["present"] else {}

@@ -5,9 +5,48 @@
 # augmentation. Nothing is deleted: the merge links rejects under rejected/.
 
 
+# With DINOv2's weights present, one job embeds every cut-out (and the reference
+# images) first; the identity clusters then compare embeddings (frameloom.embed_step).
+if EMBEDDER["present"]:
+
+    rule embed_cut_outs:
+        input:
+            curated=curated_frames,
+            plan=rules.decide.output.plan,
+        output:
+            f"{OUT}/curation/embeddings.json",
+        params:
+            python=MODEL_PYTHON,
+            scripts=SCRIPTS_DIR,
+            out=OUT,
+            model=EMBEDDER["path"],
+            references=" ".join(shlex.quote(p) for p in RUN.references()["files"]),
+            reference_digests=RUN.references()["files"],
+            settings=EMBEDDER["settings"],
+            fingerprint=EMBEDDER["fingerprint"],
+            device=RUN.run["device"],
+        log:
+            "logs/embed_cut_outs.log",
+        benchmark:
+            "logs/benchmarks/embed_cut_outs.tsv"
+        threads: MODEL_THREADS
+        resources:
+            gpu=int(RUN.uses_gpu),
+            mem_mb=lambda wildcards, attempt: 3000 * attempt,
+            runtime=lambda wildcards, attempt: 30 * attempt,
+        conda:
+            "../envs/embedding.yaml"
+        shell:
+            "PYTHONPATH={params.scripts:q} {params.python} -m frameloom.embed_step"
+            " --plan {input.plan:q} --out-dir {params.out:q} --output {output:q} --model-dir {params.model:q}"
+            " --references {params.references} --device {params.device}"
+            " --batch-size {params.settings[batch_size]} --threads {threads} --log {log:q}"
+
+
 rule select_dataset:
     input:
-        curated_frames,
+        unpack(identity_embeddings),
+        curated=curated_frames,
     output:
         selection=f"{OUT}/curation/selection.json",
         augmented=directory(f"{OUT}/curation/augmented"),
@@ -17,4 +56,5 @@ rule select_dataset:
     log:
         "logs/select_dataset.log",
     run:
-        stages.select_dataset(list(input), params.cfg, params.references, output.selection, output.augmented, log[0])
+        stages.select_dataset(list(input.curated), params.cfg, params.references, output.selection,
+                              output.augmented, log[0], input.get("embeddings"))

@@ -17,6 +17,7 @@ rule merge:
     params:
         settings={
             "decision": RUN.decision,
+            "enabled": RUN.enabled_strategies,
             "merge": RUN.run["merge"],
             "trigger_word": RUN.run["character"]["trigger_word"],
             "captioner": RUN.caption_status(),

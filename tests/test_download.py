@@ -15,6 +15,7 @@ from conftest import REPO_ROOT
 
 from frameloom import download as dl
 from frameloom.detector import REQUIRED_FILES
+from frameloom.embedding import REQUIRED_FILES as EMBEDDING_FILES
 
 SCHEMA = REPO_ROOT / "config" / "schemas" / "strategy_configs.schema.yaml"
 
@@ -302,6 +303,12 @@ def test_registry_matches_the_workflow_model_paths():
             snapshot = [dl.MODELS[name] for name in dl.GROUPS["grounding_dino_tiny"]]
             assert {Path(model.relative_path).parent.as_posix() for model in snapshot} == {relative}
             assert set(REQUIRED_FILES) <= {Path(model.relative_path).name for model in snapshot}
+        elif key == "dinov2":  # the identity embedding's snapshot, pinned file by file
+            snapshot = [dl.MODELS[name] for name in dl.GROUPS["dinov2_small"]]
+            assert {Path(model.relative_path).parent.as_posix() for model in snapshot} == {relative}
+            assert set(EMBEDDING_FILES) <= {Path(model.relative_path).name for model in snapshot}
+            assert all(model.sha256 for model in snapshot)
+            assert len({re.search(r"/resolve/([0-9a-f]{40})/", model.url)[1] for model in snapshot}) == 1
         else:
             assert dl.MODELS[key].relative_path == relative, key
     sam2_names = [n for n in schema["definitions"]["sam2_models"]["enum"] if n != "grabcut"]

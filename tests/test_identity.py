@@ -16,6 +16,10 @@ from frameloom.identity import (
     character_descriptor,
     cluster_identities,
     pick_target_cluster,
+    best_reference_cosines,
+    best_reference_scores,
+    cluster_embeddings,
+    DEFAULT_EMBEDDING_THRESHOLD,
     reference_descriptors,
 )
 from frameloom.imageio import write_image
@@ -193,7 +197,8 @@ def test_references_pick_their_identitys_cluster(cast, frames, seed):
     descriptors, truth = cast_descriptors(cast, frames, seed)
     clusters = cluster_identities(descriptors)
     for identity in cast:
-        picked, scores, reason = pick_target_cluster(clusters, descriptors, references_of(identity))
+        picked, scores, reason = pick_target_cluster(
+            clusters, best_reference_scores(descriptors, references_of(identity)))
         assert picked is not None and majority_identity(clusters[picked], truth) == identity, reason
         assert len(scores) == len(clusters) and scores[picked] == max(scores)
         assert reason.startswith(f"cluster {picked}, {len(clusters[picked])} cut-outs matches the references")
@@ -204,7 +209,8 @@ def test_references_of_an_absent_identity_pick_nothing(cast, frames, seed):
     descriptors, _ = cast_descriptors(cast, frames, seed)
     clusters = cluster_identities(descriptors)
     for identity in (k for k in range(len(CHARACTERS)) if k not in cast):
-        picked, scores, reason = pick_target_cluster(clusters, descriptors, references_of(identity))
+        picked, scores, reason = pick_target_cluster(
+            clusters, best_reference_scores(descriptors, references_of(identity)))
         assert picked is None and max(scores) < DEFAULT_PICK_THRESHOLD, reason
         assert reason.startswith("no cluster matches the references: best")
 
@@ -213,12 +219,38 @@ def test_without_references_the_largest_cluster_is_picked():
     # The main character is in every frame, as in a film about them.
     descriptors, truth = cast_descriptors(TRIO, TRIO_FRAMES, 2)
     clusters = cluster_identities(descriptors)
-    picked, shares, reason = pick_target_cluster(clusters, descriptors, None)
+    picked, shares, reason = pick_target_cluster(clusters, None)
     assert picked == 0 and majority_identity(clusters[0], truth) == TRIO[0]
     assert shares == [round(len(cluster) / len(descriptors), 3) for cluster in clusters]
-    assert reason.startswith(f"no reference images: cluster 0 is the largest ({len(clusters[0])} of {len(descriptors)}")
-    assert pick_target_cluster([["b"], ["a", "c"]], {}, [])[0] == 1
-    assert pick_target_cluster([], descriptors, None) == (None, [], "no clusters to pick from")
+    assert reason.startswith(f"no reference images: cluster 0 is the largest with character support "
+                             f"({len(clusters[0])} of {len(descriptors)}")
+    assert pick_target_cluster([["b"], ["a", "c"]], None)[0] == 1
+    assert pick_target_cluster([], None) == (None, [], "no clusters to pick from")
+
+
+def test_without_references_only_a_supported_cluster_is_picked():
+    """Texture cut-outs can outnumber the character: the largest cluster with a face or a
+    detected character behind it is the pick, and with none there is no pick."""
+    clusters = [["wall_1", "wall_2", "wall_3"], ["hero_1", "hero_2"]]
+    assert pick_target_cluster(clusters, None, supported={1})[0] == 1
+    picked, _, reason = pick_target_cluster(clusters, None, supported=set())
+    assert picked is None and "no cluster has character support" in reason
+
+
+def test_embeddings_cluster_by_cosine_and_match_references():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(2, 64))
+
+    def around(centre, n):
+        vectors = centres[centre] + 0.3 * rng.normal(size=(n, 64))
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    embeddings = {f"a{i}": v for i, v in enumerate(around(0, 6))} | {f"b{i}": v for i, v in enumerate(around(1, 4))}
+    clusters = cluster_embeddings(embeddings)
+    assert clusters == [[f"a{i}" for i in range(6)], [f"b{i}" for i in range(4)]]
+    best = best_reference_cosines(embeddings, list(around(1, 1)))
+    picked, scores, reason = pick_target_cluster(clusters, best, DEFAULT_EMBEDDING_THRESHOLD)
+    assert picked == 1 and scores[1] >= DEFAULT_EMBEDDING_THRESHOLD > scores[0], reason
 
 
 def test_reference_files_and_arrays_give_the_same_descriptors(tmp_path):
@@ -254,4 +286,4 @@ def test_degenerate_inputs(tmp_path):
     with pytest.raises(ValueError, match="threshold"):
         cluster_identities({}, threshold=1.5)
     with pytest.raises(ValueError, match="threshold"):
-        pick_target_cluster([], {}, None, threshold=-0.1)
+        pick_target_cluster([], None, threshold=-0.1)

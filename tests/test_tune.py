@@ -38,7 +38,7 @@ def test_tuning_moves_the_mix_to_the_targets():
     analyses = close_up_heavy()
     cfg = decision_cfg()
     result = tune(analyses, cfg, ALL)
-    assert result["start"]["distance"] > 0.15
+    assert result["start"]["distance"] > 0.1  # the planner alone cannot place frames no rule admits
     assert result["distance"] < 0.05 and result["distance"] < result["start"]["distance"]
     # The reported mix is what the real decisions give with the proposed thresholds.
     assert decided_mix(analyses, {**cfg, "thresholds": result["thresholds"]}, ALL) == result["mix"]

@@ -104,8 +104,9 @@ def snakemake_command(overrides: dict, cores: int, profile: str | None, targets:
     return command + ["--config", *(f"{key}={json.dumps(value)}" for key, value in overrides.items())]
 
 
-def _mix_line(name: str, frames: int, share: float, target: float) -> str:
-    return f"  {name:<17} {frames:>6} frames  {share:>4.0%} (target {target:.0%})"
+def _mix_line(name: str, frames: int, share: float, target: float, binding: str) -> str:
+    why = f": {binding}" if binding and binding != "on target" else ""
+    return f"  {name:<17} {frames:>6} frames  {share:>4.0%} (target {target:.0%}{why})"
 
 
 def summary_lines(report: dict, out_dir: Path) -> list[str]:
@@ -117,7 +118,8 @@ def summary_lines(report: dict, out_dir: Path) -> list[str]:
     lines = [f"frames {summary['total_frames']}: {summary['successful']} done, {summary['failed']} failed"
              + (f", {summary['excluded']} excluded" if summary.get("excluded") else "")]
     lines += [_mix_line(name, summary["strategies"][name], summary["strategy_mix"][name],
-                        summary["strategy_targets"][name]) for name in STRATEGIES]
+                        summary["strategy_targets"][name], summary.get("plan", {}).get(name, {}).get("binding"))
+              for name in STRATEGIES]
     if summary.get("excluded_reasons"):
         lines.append("excluded: " + ", ".join(f"{reason} x{count}"
                                               for reason, count in summary["excluded_reasons"].items()))
@@ -243,17 +245,20 @@ def expected_images(counts: Counter, strategy_cfg: dict) -> dict[str, int]:
     return {name: counts[name] * per_frame[name] for name in STRATEGIES}
 
 
-def preview_lines(plan: dict[str, str], analyses: list[dict], run) -> list[str]:
-    """The expected strategy mix against the targets, the frames' distributions and the image count."""
+def preview_lines(plan: dict[str, str], analyses: list[dict], decisions: dict[str, dict], run) -> list[str]:
+    """The expected strategy mix against the targets (and what binds), the frames' distributions
+    and the image count."""
     from .distributions import distribution, frame_classes
     from .merge import EXCLUDED, FAILED
+    from .planner import plan_constraints
 
     counts = Counter(plan.values())
     decided = sum(counts[name] for name in STRATEGIES)
     targets = run.decision["strategy_targets"]
     lines = [f"frames {len(plan)}: {decided} decided, {counts[EXCLUDED]} excluded, {counts[FAILED]} failed"]
-    lines += [_mix_line(name, counts[name], counts[name] / decided if decided else 0.0, targets[name])
-              for name in STRATEGIES]
+    binding = plan_constraints(decisions, run.decision, run.enabled_strategies)
+    lines += [_mix_line(name, counts[name], counts[name] / decided if decided else 0.0, targets[name],
+                        binding[name]["binding"]) for name in STRATEGIES]
     classes = distribution([frame_classes(a, run.decision["thresholds"]) for a in analyses if a.get("ok", True)])
     for dimension in ("shot_type", "lighting", "background"):
         total = sum(classes[dimension].values()) or 1
@@ -275,7 +280,9 @@ def command_preview(args: argparse.Namespace) -> int:
     plan = read_plan(str(out_dir / "plan.tsv"))
     analyses = [json.loads(Path(layout.analysis(str(out_dir)).format(frame=frame)).read_text(encoding="utf-8"))
                 for frame in plan]
-    print("\n".join(preview_lines(plan, analyses, run)))
+    decisions = {frame: json.loads(Path(layout.decision(str(out_dir)).format(frame=frame)).read_text(encoding="utf-8"))
+                 for frame in plan}
+    print("\n".join(preview_lines(plan, analyses, decisions, run)))
     return OK
 
 

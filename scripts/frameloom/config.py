@@ -191,6 +191,21 @@ class RunConfig:
                 "settings": self.strategy["character_finder"],
                 "fingerprint": hashlib.sha256(stamp.encode()).hexdigest()[:16]}
 
+    def identity_embedder(self) -> dict:
+        """The identity embedding the curation uses: {name, path, present, settings, fingerprint};
+        present only when every file from_pretrained needs is there (else the classical signature)."""
+        from .embedding import EMBEDDER
+        from .embedding import REQUIRED_FILES as files
+
+        path = self.model_path("dinov2")
+        present = self.run["curation"]["identity"]["enabled"] and path is not None and all(
+            (path / name).is_file() for name in files)
+        stamp = ";".join(f"{name}:{(path / name).stat().st_size}:{(path / name).stat().st_mtime_ns}"
+                         for name in files) if present else ""
+        return {"name": EMBEDDER, "path": str(path), "present": present,
+                "settings": self.strategy["identity_embedding"],
+                "fingerprint": hashlib.sha256(stamp.encode()).hexdigest()[:16]}
+
     def _wants_vlm(self, name: str) -> bool:
         cfg = self.strategy_cfg(name)
         makes_captions = cfg.get("generate_caption", cfg.get("generate_captions", True))

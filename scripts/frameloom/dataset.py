@@ -274,29 +274,59 @@ def _deduplicate(records: dict[str, dict], cfg: dict, thumbnails: dict[str, np.n
     return choose_representatives(groups, {image_id: _quality(r) for image_id, r in records.items()})
 
 
-def _identity(records: dict[str, dict], cfg: dict, references: dict) -> dict:
-    """Cluster the cut-outs; {"clusters", "target", "scores", "reason", "others": {id: cluster}}."""
-    from .identity import character_descriptor, cluster_identities, pick_target_cluster, reference_descriptors
+CLASSICAL_IDENTITY = "classical signature"  # frameloom.target's appearance signature
+
+
+def _identity(records: dict[str, dict], cfg: dict, references: dict, embeddings: dict | None) -> dict:
+    """Cluster the cut-outs by the identity embedding when it ran (frameloom.embed_step), else by
+    the classical signature (the named fallback); {"clusters", "target", "scores", "reason",
+    "descriptor", "others": {id: cluster}}."""
+    from .identity import (best_reference_cosines, best_reference_scores, character_descriptor,
+                           cluster_embeddings, cluster_identities, pick_target_cluster, reference_descriptors)
 
     cut_outs = sorted(image_id for image_id, r in records.items() if r["role"] in CUT_OUT_ROLES)
+    if embeddings is not None:
+        descriptor = f"{embeddings['embedder']} embedding ({embeddings['model']}, {embeddings['device']})"
+    else:
+        descriptor = f"{CLASSICAL_IDENTITY} {FALLBACK_MARK} no dinov2 weights)"
     if not cut_outs:
-        return {"clusters": [], "target": None, "scores": [], "reason": "no cut-outs to cluster", "others": {}}
-    descriptors, undescribed = {}, []
-    for image_id in cut_outs:
-        try:
-            descriptors[image_id] = character_descriptor(read_image(image_id, keep_alpha=True))
-        except ValueError:  # too few opaque pixels to tell anyone apart: kept, not clustered
-            undescribed.append(image_id)
-    clusters = cluster_identities(descriptors, cfg["threshold"])
-    reference = reference_descriptors(sorted(references["files"])) if references["files"] else None
-    target, scores, reason = pick_target_cluster(clusters, descriptors, reference, references["threshold"])
-    if reference is None and clusters and len(clusters[0]) < cfg["min_cluster_size"]:
+        return {"clusters": [], "target": None, "scores": [], "reason": "no cut-outs to cluster", "others": {},
+                "descriptor": descriptor}
+    if embeddings is not None:
+        vectors = {i: np.asarray(embeddings["images"][i]) for i in cut_outs if i in embeddings["images"]}
+        undescribed = [i for i in cut_outs if i not in vectors]
+        clusters = cluster_embeddings(vectors, cfg["embedding_threshold"])
+        reference = [np.asarray(embeddings["references"][f]) for f in sorted(references["files"])
+                     if f in embeddings["references"]]
+        best_reference = best_reference_cosines(vectors, reference) if reference else None
+        pick_threshold = cfg["embedding_threshold"]
+    else:
+        descriptors, undescribed = {}, []
+        for image_id in cut_outs:
+            try:
+                descriptors[image_id] = character_descriptor(read_image(image_id, keep_alpha=True))
+            except ValueError:  # too few opaque pixels to tell anyone apart: kept, not clustered
+                undescribed.append(image_id)
+        clusters = cluster_identities(descriptors, cfg["threshold"])
+        reference = reference_descriptors(sorted(references["files"])) if references["files"] else None
+        best_reference = best_reference_scores(descriptors, reference) if reference and descriptors else None
+        pick_threshold = references["threshold"]
+    # Without references only a cluster backed by character evidence (a face or a detected
+    # character behind a verified cut-out) may be taken for the character.
+    supported = {index for index, members in enumerate(clusters)
+                 if any(records[i].get("verification", {}).get("verified") for i in members)}
+    target, scores, reason = pick_target_cluster(clusters, best_reference, pick_threshold, supported)
+    scores = [round(float(s), 4) for s in scores]
+    if best_reference is None and clusters and len(clusters[0]) < cfg["min_cluster_size"]:
         # Without references the main character is the biggest cluster: too small a one tells nothing.
-        return {"clusters": clusters, "target": None, "scores": [round(float(s), 4) for s in scores], "others": {},
+        return {"clusters": clusters, "target": None, "scores": scores, "others": {}, "descriptor": descriptor,
                 "reason": f"no reference images and the largest cluster has {len(clusters[0])} < "
                           f"{cfg['min_cluster_size']} cut-outs: all kept"}
+    if target is None and best_reference is None:
+        return {"clusters": clusters, "target": None, "scores": scores, "others": {}, "descriptor": descriptor,
+                "reason": reason + ": all kept"}
     others = {image_id: index for index, members in enumerate(clusters) if index != target for image_id in members}
-    return {"clusters": clusters, "target": target, "scores": [round(float(s), 4) for s in scores],
+    return {"clusters": clusters, "target": target, "scores": scores, "descriptor": descriptor,
             "reason": reason + (f"; {len(undescribed)} cut-outs too small to describe, kept" if undescribed else ""),
             "others": others}
 
@@ -351,10 +381,12 @@ def _over_synthetic_cap(kept: dict[str, dict]) -> list[str]:
     return [image_id for _, _, image_id in sorted(rounds)[real:]]
 
 
-def select_dataset(curated_records: list[str], cfg: dict, references: dict, augment_dir: str) -> dict:
+def select_dataset(curated_records: list[str], cfg: dict, references: dict, augment_dir: str,
+                   embeddings: dict | None = None) -> dict:
     """The curated set: what is kept, what was augmented, and every image removed with why.
 
-    ``references``: RunConfig.references() (files and the match threshold)."""
+    ``references``: RunConfig.references() (files and the match threshold); ``embeddings``:
+    the identity-embedding step's record (frameloom.embed_step) when it ran."""
     records: dict[str, dict] = {}
     for path in curated_records:
         for record in read_json(path)["images"]:
@@ -376,9 +408,10 @@ def select_dataset(curated_records: list[str], cfg: dict, references: dict, augm
         for dropped, representative in _deduplicate(kept, cfg["dedup"], thumbnails).items():
             rejected[dropped] = {"reason": "duplicate", "duplicate_of": representative}
         kept = {i: r for i, r in kept.items() if i not in rejected}
-    identity = {"clusters": [], "target": None, "scores": [], "reason": "identity clustering off", "others": {}}
+    identity = {"clusters": [], "target": None, "scores": [], "reason": "identity clustering off", "others": {},
+                "descriptor": None}
     if cfg["identity"]["enabled"]:
-        identity = _identity(kept, cfg["identity"], references)
+        identity = _identity(kept, cfg["identity"], references, embeddings)
         for image_id, cluster in identity["others"].items():
             rejected[image_id] = {"reason": "other_identity", "cluster": cluster}
         kept = {i: r for i, r in kept.items() if i not in rejected}
@@ -408,7 +441,7 @@ def select_dataset(curated_records: list[str], cfg: dict, references: dict, augm
         # A variant's entry names its source's produced image (it carries "image" itself).
         "rejected": [{"curated": i, "image": records[i]["image"] if i in records else None, **rejected[i]}
                      for i in sorted(rejected)],
-        "identity": {key: identity[key] for key in ("clusters", "target", "scores", "reason")},
+        "identity": {key: identity[key] for key in ("clusters", "target", "scores", "reason", "descriptor")},
         # Per produced image: is it what its role says (the character, a clean plate), and why.
         "verification": {r["image"]: r["verification"] for r in records.values() if r.get("verification")},
         "counts": {"curated": len(records), "kept": len(kept), "augmented": len(augmented),

@@ -24,16 +24,15 @@ strategy runs for it, and the review page can override it.
 Disabled strategies are skipped. A frame often matches more than one rule (a
 clean close-up is both a keep_full frame and a good occlusion source; the
 occlusion alternative is offered only for frames that are not already
-occluded or poor). With ``steering`` on, such a frame draws its strategy with
-probability proportional to ``strategy_targets[s] * (1 + need_s)``, where
-``need_s`` is the dataset need that strategy would serve for this frame. The
-draw uses a hash of the frame id, so decisions are reproducible and depend on
-nothing but the frame's own analysis and the configuration.
+occluded or poor): ``eligible`` lists them, each with its preference
+``strategy_targets[s] * (1 + need_s)``, where ``need_s`` is the dataset need
+that strategy would serve for this frame. With ``steering`` on,
+``decide_all`` hands the whole set to the planner (frameloom.planner), which
+picks among them so the mix of frames approaches ``strategy_targets``; off,
+the seed's first match stands.
 """
 
 from __future__ import annotations
-
-import hashlib
 
 from .config import STRATEGIES
 
@@ -86,7 +85,7 @@ def _conditions(analysis: dict, decision_cfg: dict) -> dict[str, list[tuple[bool
 
 # How each strategy's conditions combine, in the order of the module docstring.
 RULE_ORDER = (("enhance_segment", any), ("keep_full", all), ("segment", any), ("create_occlusion", all))
-# A frame whose first matching rule is one of these gets no steering alternative.
+# A frame whose first matching rule is one of these is offered no alternative to plan with.
 EXCLUSIVE_RULES = ("enhance_segment",)
 
 
@@ -165,25 +164,20 @@ def gate_reason(analysis: dict, gate: dict) -> tuple[str, str] | None:
     return None
 
 
-def _unit_draw(frame_id: str) -> float:
-    digest = hashlib.sha256(f"frameloom-steering:{frame_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
-
-
 def decide(analysis: dict, decision_cfg: dict, enabled: list[str]) -> dict:
     """The decision record for one frame (see module docstring)."""
     frame = analysis["frame"]
     if not analysis.get("ok", True):
         return {
             "frame": frame, "ok": False, "strategy": None, "seed_rule": None, "confidence": 0.0,
-            "reasoning": "Analysis failed", "eligible": [], "error": analysis.get("error"),
+            "reasoning": "Analysis failed", "eligible": [], "preferences": {}, "error": analysis.get("error"),
         }
     gated = gate_reason(analysis, decision_cfg["gate"])
     if gated is not None:
         reason, sentence = gated
         return {
             "frame": frame, "ok": True, "strategy": None, "seed_rule": None, "confidence": 1.0,
-            "reasoning": f"Excluded by the frame gate: {sentence}", "eligible": [], "steering": None,
+            "reasoning": f"Excluded by the frame gate: {sentence}", "eligible": [], "preferences": {},
             "excluded": True, "exclusion_reason": reason, "error": None,
         }
     conditions = _conditions(analysis, decision_cfg)
@@ -199,50 +193,52 @@ def decide(analysis: dict, decision_cfg: dict, enabled: list[str]) -> dict:
         reasoning += f" | enhanced first (also matches: {', '.join(matching[1:])})"
         matching = [seed_rule]
 
-    # Steering alternatives: every other matching rule; synthetic occlusion only on clean sources.
+    # Alternatives for the planner: every other matching rule; synthetic occlusion only on clean sources.
     eligible = [seed_rule] + [
         s for s in matching[1:] if s != "create_occlusion" or _is_clean_source(analysis, decision_cfg)
     ]
-    strategy = seed_rule
-    steering = None
-    if decision_cfg.get("steering", True) and len(eligible) > 1:
-        weights, need_text = {}, {}
-        for name in eligible:
-            need, need_name = _served_need(name, analysis, decision_cfg)
-            weights[name] = decision_cfg["strategy_targets"][name] * (1.0 + need)
-            if need_name:
-                need_text[name] = f"dataset_needs.{need_name}={need:.2f}"
-        total = sum(weights.values()) or 1.0
-        shares = {name: weights[name] / total for name in eligible}
-        draw = _unit_draw(frame)
-        cumulative = 0.0
-        for name in eligible:
-            cumulative += shares[name]
-            strategy = name
-            if draw < cumulative:
-                break
-        steering = {"shares": {n: round(v, 4) for n, v in shares.items()}, "draw": round(draw, 4)}
-        described = ", ".join(
-            f"{n} {shares[n]:.2f}" + (f" ({need_text[n]})" if n in need_text else "") for n in eligible
-        )
-        reasoning += f" | Steered to {strategy} (eligible: {described})"
-        if strategy != seed_rule:
-            reasoning += " | " + _reason(conditions[strategy])
-    if strategy in matching:
-        confidence = _rule_confidence(conditions[strategy], rules[strategy])
-    else:
-        confidence = 0.5
+    preferences, need_text = {}, []
+    for name in eligible:
+        need, need_name = _served_need(name, analysis, decision_cfg)
+        preferences[name] = round(decision_cfg["strategy_targets"][name] * (1.0 + need), 4)
+        if need_name:
+            need_text.append(f"{name} serves dataset_needs.{need_name}={need:.2f}")
+    if len(eligible) > 1:
+        reasoning += f" | Qualifies for {', '.join(eligible)}" + (f" ({'; '.join(need_text)})" if need_text else "")
+    # How clearly each alternative's rule holds (the default of no matching rule: 0.5).
+    confidences = {name: _rule_confidence(conditions[name], rules[name]) if name in matching else 0.5
+                   for name in eligible}
     disabled = [name for name in STRATEGIES if name not in enabled]
     if disabled:
         reasoning += " | disabled: " + ", ".join(disabled)
     return {
         "frame": frame,
         "ok": True,
-        "strategy": strategy,
+        "strategy": seed_rule,
         "seed_rule": seed_rule,
-        "confidence": confidence,
+        "confidence": confidences[seed_rule],
         "reasoning": reasoning,
         "eligible": eligible,
-        "steering": steering,
+        "preferences": preferences,
+        "confidences": confidences,
         "error": None,
     }
+
+
+def decide_all(analyses: list[dict], decision_cfg: dict, enabled: list[str],
+               overrides: dict | None = None) -> dict[str, dict]:
+    """{frame: decision} for a whole set: each frame decided, hand-made overrides
+    applied (frameloom.overrides), then, with ``steering`` on, the strategies of
+    the frames that qualify for several planned together (frameloom.planner)."""
+    from .overrides import apply_override
+    from .planner import plan
+
+    overrides = overrides or {}
+    decisions = {
+        analysis["frame"]: apply_override(decide(analysis, decision_cfg, enabled), overrides.get(analysis["frame"]),
+                                          enabled)
+        for analysis in analyses
+    }
+    if not decision_cfg.get("steering", True):
+        return decisions
+    return plan(decisions, decision_cfg["strategy_targets"], enabled)

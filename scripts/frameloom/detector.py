@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .devices import resolve_device
+from .devices import inference_dtype, resolve_device
 
 MODEL_NAME = "IDEA-Research/grounding-dino-tiny"
 # Under models_dir: where ``python -m frameloom.download --models grounding_dino_tiny`` puts the snapshot.
@@ -60,17 +60,12 @@ class CharacterDetector:
 
     def __init__(self, model_dir: str | Path, device: str = "auto", box_threshold: float = 0.3,
                  text_threshold: float = 0.25, batch_size: int = 4):
-        import torch
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.device = resolve_device(device)
-        if self.device.startswith("cuda"):
-            self._dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        else:
-            self._dtype = torch.float32  # most CPUs have no fast half-precision matmul
-        self.dtype = str(self._dtype).removeprefix("torch.")
+        self._dtype, self.dtype = inference_dtype(self.device)
         self.processor = AutoProcessor.from_pretrained(model_dir, local_files_only=True)
         self.model = AutoModelForZeroShotObjectDetection.from_pretrained(
             model_dir, local_files_only=True, dtype=self._dtype).to(self.device).eval()

@@ -42,3 +42,15 @@ def keeps_workstation_gpu_cap(submits_to_nodes: bool, command_line: list[str]) -
     given = any(arg in ("--resources", "--res") or arg.startswith(("--resources=", "--res="))
                 for arg in command_line)
     return not submits_to_nodes or given
+
+
+def inference_dtype(device: str):
+    """(torch dtype, its name) a model runs in on ``device``: bf16 on CUDA cards that
+    have it, fp16 on other cards, fp32 on the CPU (most CPUs have no fast half-precision matmul)."""
+    import torch
+
+    if device.startswith("cuda"):
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    else:
+        dtype = torch.float32
+    return dtype, str(dtype).removeprefix("torch.")

@@ -1,6 +1,6 @@
 """Download the model weights the workflow can use, verified against published sha256 hashes.
 
-    python -m frameloom.download --models sam2 lama realesrgan codeformer [--models-dir DIR]
+    python -m frameloom.download --models sam2 lama realesrgan codeformer dinov2_small [--models-dir DIR]
 
 Each file goes to ``{models_dir}/{relative_path}``, the path ``model_paths`` in
 ``config/strategy_configs.yaml`` expects by default. Downloads stream into a
@@ -102,6 +102,24 @@ def _grounding_dino(file_name: str, sha256: str, size: int) -> ModelFile:
                      f"detection/grounding-dino-tiny/{file_name}", sha256, size)
 
 
+_DINOV2 = "facebook/dinov2-small"
+_DINOV2_REVISION = "ed25f3a31f01632728cabb09d1542f84ab7b0056"
+# Every file AutoImageProcessor / AutoModel read from the snapshot: name, sha256 (sizes unpublished).
+_DINOV2_FILES = (
+    ("config.json", "1809f83e3bdb1609a501a610ad4a742f4fd8ae44d72ca4aa0df52d1f2ac8628d", None),
+    ("model.safetensors", "ae1e99fcefd534ed978cdeb8326f08030c96e28b7a81ffcbc98a857c84d14be1", None),
+    ("preprocessor_config.json", "14e780d86fa1861f8751f868d7f45425b5feb55c38ca26f152ca5097ab30f828", None),
+)
+
+
+def _dinov2(file_name: str, sha256: str, size: int | None) -> ModelFile:
+    """One file of the dinov2-small snapshot, at the pinned revision, under identity/dinov2-small/
+    (frameloom.embedding.DEFAULT_MODEL_DIR)."""
+    return ModelFile(f"dinov2_small/{file_name}",
+                     f"https://huggingface.co/{_DINOV2}/resolve/{_DINOV2_REVISION}/{file_name}",
+                     f"identity/dinov2-small/{file_name}", sha256, size)
+
+
 MODELS: dict[str, ModelFile] = {
     model.name: model
     for model in (
@@ -170,6 +188,10 @@ MODELS: dict[str, ModelFile] = {
         # and every file as pinned, identically, by several independent repositories (download and
         # verification scripts that record the snapshot file by file at that revision).
         *(_grounding_dino(*entry) for entry in _GROUNDING_DINO_FILES),
+        # DINOv2 small (Apache-2.0), the identity embedding, a Hugging Face snapshot pinned to
+        # revision ed25f3a3. sha256: as pinned, identically, by several independent repositories
+        # that verify this revision file by file (model.safetensors is its LFS SHA256).
+        *(_dinov2(*entry) for entry in _DINOV2_FILES),
     )
 }
 
@@ -178,6 +200,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "sam2": ("sam2_hiera_large",),  # the default segmentation_model
     "qwen2_vl": tuple(f"qwen2_vl/{file_name}" for file_name, _, _ in _QWEN2_VL_FILES),
     "grounding_dino_tiny": tuple(f"grounding_dino_tiny/{file_name}" for file_name, _, _ in _GROUNDING_DINO_FILES),
+    "dinov2_small": tuple(f"dinov2_small/{file_name}" for file_name, _, _ in _DINOV2_FILES),
     "faces": ("yunet", "anime_face_cascade"),
     "all": tuple(MODELS),
 }

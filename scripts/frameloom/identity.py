@@ -19,6 +19,10 @@ linkage chained them together). target.similarity_matrix scores all pairs
 as matrix products (about 5 s for 2000 cut-outs on one core, where one pair
 at a time took about 0.1 ms a pair).
 
+With DINOv2's weights (frameloom.embedding, run by frameloom.embed_step),
+cut-outs are compared by the cosine of their embeddings instead
+(``cluster_embeddings``), and the classical signature is the named fallback.
+
 There is no face term: on the generated casts every cut-out the clustering
 put in the wrong group or left alone was one YuNet finds no face in (far,
 dark, noisy or blurred shots), so a face descriptor could not have fixed any
@@ -52,6 +56,11 @@ DEFAULT_CLUSTER_THRESHOLD = 0.70
 # A cluster is the user's character when its members' median best-reference
 # score reaches this: target.py's even-odds point for a single instance.
 DEFAULT_PICK_THRESHOLD = DEFAULT_THRESHOLD
+# DINOv2 CLS cosine at which groups merge and a cluster matches the references.
+# Not fitted here (no DINOv2 weights on the development machine): the value
+# re-identification work with DINOv2-S commonly uses between views of one
+# object, above the 0.3-0.5 that unrelated objects on a plain ground reach.
+DEFAULT_EMBEDDING_THRESHOLD = 0.6
 # Alpha above this (of 255) is the character: its soft edge is half covered there.
 MASK_ALPHA = 127
 
@@ -101,28 +110,61 @@ def cluster_identities(descriptors: dict[str, _Signature],
     return sorted(clusters, key=lambda cluster: (-len(cluster), cluster[0]))
 
 
-def pick_target_cluster(clusters: list[list[str]], descriptors: dict[str, _Signature],
-                        references: list[_Signature] | None,
-                        threshold: float = DEFAULT_PICK_THRESHOLD) -> tuple[int | None, list[float], str]:
+def cluster_embeddings(embeddings: dict[str, np.ndarray],
+                       threshold: float = DEFAULT_EMBEDDING_THRESHOLD) -> list[list[str]]:
+    """``cluster_identities`` on unit-length embeddings: similarity is their cosine."""
+    _check_threshold(threshold)
+    ids = sorted(embeddings)
+    if not ids:
+        return []
+    vectors = np.stack([np.asarray(embeddings[key], np.float64) for key in ids])
+    groups = _average_linkage(vectors @ vectors.T, threshold)
+    clusters = [sorted(ids[index] for index in group) for group in groups]
+    return sorted(clusters, key=lambda cluster: (-len(cluster), cluster[0]))
+
+
+def best_reference_scores(descriptors: dict[str, _Signature], references: list[_Signature]) -> dict[str, float]:
+    """Each cut-out's similarity to its closest reference (classical signatures)."""
+    ids = sorted(descriptors)
+    best = similarity_matrix([descriptors[key] for key in ids], references).max(axis=1)
+    return dict(zip(ids, (float(score) for score in best)))
+
+
+def best_reference_cosines(embeddings: dict[str, np.ndarray], references: list[np.ndarray]) -> dict[str, float]:
+    """Each cut-out's cosine to its closest reference (unit-length embeddings)."""
+    ids = sorted(embeddings)
+    vectors = np.stack([np.asarray(embeddings[key], np.float64) for key in ids])
+    best = (vectors @ np.stack(references).astype(np.float64).T).max(axis=1)
+    return dict(zip(ids, (float(score) for score in best)))
+
+
+def pick_target_cluster(clusters: list[list[str]], best_reference: dict[str, float] | None,
+                        threshold: float = DEFAULT_PICK_THRESHOLD,
+                        supported: set[int] | None = None) -> tuple[int | None, list[float], str]:
     """(index of the user's character's cluster or None, a score per cluster, a one-line reason).
 
-    With references a cluster scores the median over its members of their best
-    reference similarity (a few odd shots do not sway it), and the best cluster
-    must reach ``threshold``; without, the score is the cluster's share of all
-    cut-outs and the largest cluster is the pick.
+    ``best_reference``: each member's similarity to its closest reference
+    (``best_reference_scores`` / ``best_reference_cosines``), None without
+    references. With references a cluster scores the median over its members
+    (a few odd shots do not sway it), and the best cluster must reach
+    ``threshold``; without, the score is the cluster's share of all cut-outs
+    and the pick is the largest cluster among ``supported`` (the clusters with
+    character evidence, default all); with none supported there is no pick.
     """
     _check_threshold(threshold)
     if not clusters:
         return None, [], "no clusters to pick from"
-    if not references:
+    if best_reference is None:
         total = sum(len(cluster) for cluster in clusters)
         shares = [round(len(cluster) / total, 3) for cluster in clusters]
-        best = max(range(len(clusters)), key=lambda index: len(clusters[index]))
-        return best, shares, (f"no reference images: cluster {best} is the largest "
+        candidates = sorted(range(len(clusters)) if supported is None else supported)
+        if not candidates:
+            return None, shares, ("no reference images and no cluster has character support (a face or a "
+                                  "detected character behind its cut-outs): none chosen")
+        best = max(candidates, key=lambda index: (len(clusters[index]), -index))
+        return best, shares, (f"no reference images: cluster {best} is the largest with character support "
                               f"({len(clusters[best])} of {total} cut-outs); {_runner_up(shares, best)}")
-    members = [key for cluster in clusters for key in cluster]
-    best_reference = similarity_matrix([descriptors[key] for key in members], references).max(axis=1)
-    score_of = dict(zip(members, best_reference))
+    score_of = best_reference
     scores = [round(float(np.median([score_of[key] for key in cluster])), 3) for cluster in clusters]
     best = int(np.argmax(scores))
     described = f"cluster {best}, {len(clusters[best])} cut-outs"

@@ -163,17 +163,19 @@ def evaluate_folders(folders: list[Path], models_dir: Path | None, map_function=
     configuration (``map_function`` may be a pool's map), then judge them."""
     from .analysis import analyze_file
     from .config import load_project_config
-    from .decision import decide
+    from .decision import decide_all
 
     project = Path(__file__).resolve().parents[2]
     run_config = load_project_config(project, project)
     labelled = [(path, label) for folder in folders for path, label in labelled_frames(folder)]
 
-    def one(item: tuple[Path, dict]) -> Judged:
-        path, label = item
-        frame = path.stem
-        analysis = analyze_file(path, frame, path.name, models_dir=models_dir)
-        return Judged(frame, label, analysis, decide(analysis, run_config.decision, run_config.enabled_strategies))
+    def one(item: tuple[Path, dict]) -> dict:
+        path, _ = item
+        return analyze_file(path, path.stem, path.name, models_dir=models_dir)
 
-    frames = list(map_function(one, labelled))
+    analyses = list(map_function(one, labelled))
+    # Decided as one set, as the decide step does: the planner sees them all.
+    decisions = decide_all(analyses, run_config.decision, run_config.enabled_strategies)
+    frames = [Judged(analysis["frame"], label, analysis, decisions[analysis["frame"]])
+              for analysis, (_, label) in zip(analyses, labelled)]
     return frames, judge(frames)

@@ -6,6 +6,8 @@ Patterns contain the ``{frame}`` wildcard. Each strategy also writes
 
 from __future__ import annotations
 
+from .config import STRATEGIES
+
 
 def analysis(out: str) -> str:
     return f"{out}/analysis/{{frame}}.json"
@@ -23,6 +25,11 @@ def decision(out: str) -> str:
 def curated(out: str, strategy: str) -> str:
     """Curated copies of a frame's training images + curated.json, written by the strategy's own job."""
     return f"{out}/curated/{strategy}/{{frame}}"
+
+
+def curated_dirs(out: str, plan: dict[str, str]) -> list[str]:
+    """The curated folder of every frame the plan gives a strategy (not excluded, not failed)."""
+    return [curated(out, status).format(frame=frame) for frame, status in plan.items() if status in STRATEGIES]
 
 
 def strategy_outputs(out: str, strategy: str, cfg: dict) -> dict[str, str | list[str]]:

@@ -14,6 +14,7 @@ from .config import STRATEGIES
 from .distributions import distribution, frame_classes, training_classes
 from .exports import concept_of
 from .imageio import read_json, staged_folder, swap_in_folder, write_text
+from .planner import plan_constraints
 
 FAILED = "failed"
 EXCLUDED = "excluded"
@@ -200,10 +201,12 @@ def _curation_summary(selection: dict) -> dict:
 def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict[str, str],
                  metas: dict[str, str], decision_cfg: dict, selection: dict,
                  vlm_captions: dict[str, dict] | None = None, captioner: str = "template",
-                 inputs: dict[str, str] | None = None) -> dict:
-    """processing_report.json in the seed's shape, plus backends, captions, curation and the achieved mix.
+                 inputs: dict[str, str] | None = None, enabled: list[str] | None = None) -> dict:
+    """processing_report.json in the seed's shape, plus backends, captions, curation, the achieved
+    mix and the plan (target, achieved and what binds per strategy, frameloom.planner).
 
-    ``inputs``: {frame id: the image file it was read from} (a video frame's is the extracted file)."""
+    ``inputs``: {frame id: the image file it was read from} (a video frame's is the extracted file);
+    ``enabled``: the enabled strategies (default all)."""
     vlm_captions = vlm_captions or {}
     curation = _curation_status(selection)
     verification = selection.get("verification", {})
@@ -215,9 +218,10 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
     rejected = Counter()
     classes, instance_counts = {}, {}
     excluded = Counter()
+    decision_records = {}
     for frame in sorted(plan):
         analysis = read_json(analyses[frame])
-        decision = read_json(decisions[frame])
+        decision = decision_records[frame] = read_json(decisions[frame])
         meta = read_json(metas[frame]) if frame in metas else None
         error = decision.get("error") or (meta or {}).get("error")
         outputs, output_backends, output_captions, output_curation = [], {}, {}, {}
@@ -292,6 +296,8 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
             "strategies": {name: strategies[name] for name in STRATEGIES},
             "strategy_mix": mix,
             "strategy_targets": decision_cfg["strategy_targets"],
+            # Per strategy: the planned share of the decided frames against its target, and what binds.
+            "plan": plan_constraints(decision_records, decision_cfg, list(STRATEGIES) if enabled is None else enabled),
             "produced_images": sum(r["produced_images"] for r in results if r["success"]),
             "training_images": selection["counts"]["total"],
             "backends": dict(sorted(backends.items())),
@@ -356,6 +362,9 @@ def summary_warnings(report: dict, selection: dict) -> list[str]:
                         + ", ".join(f"{reason} {n}" for reason, n in sorted(rejected.items()))
                         + "); they are linked under rejected/.")
     identity = selection.get("identity", {})
+    if FALLBACK_MARK in (identity.get("descriptor") or "") and identity.get("clusters"):
+        warnings.append(f"Identity clusters compared the cut-outs by the {identity['descriptor']}; "
+                        "`frameloom download-models --models dinov2_small` brings the DINOv2 embedding.")
     sizes = sorted((len(members) for members in identity.get("clusters", [])), reverse=True)
     if identity.get("target") is not None and identity.get("reason", "").startswith("no reference images") \
             and len(sizes) > 1 and sizes[1] >= CLEAR_CLUSTER_MARGIN * sizes[0]:
@@ -376,5 +385,7 @@ def summary_warnings(report: dict, selection: dict) -> list[str]:
     for strategy in STRATEGIES:
         achieved, target = summary["strategy_mix"][strategy], summary["strategy_targets"][strategy]
         if abs(achieved - target) > MIX_WARNING_POINTS:
-            warnings.append(f"{strategy} got {achieved:.0%} of the frames against a {target:.0%} target.")
+            binding = summary.get("plan", {}).get(strategy, {}).get("binding")
+            warnings.append(f"{strategy} got {achieved:.0%} of the frames against a {target:.0%} target"
+                            + (f": {binding}." if binding and binding != "on target" else "."))
     return warnings

@@ -181,14 +181,17 @@ def render_report(report: dict, base_dir: Path, input_root: Path | None = None, 
         f"<tr><td>{summary['total_frames']}</td><td>{summary['successful']}</td>"
         f"<td class='fail'>{summary['failed']}</td><td>{summary.get('excluded', 0)}</td>"
         f"<td>{summary['training_images']}</td></tr></table>",
-        "<h2>Strategy mix</h2><table><tr><th>strategy</th><th>frames</th><th>achieved</th><th>target</th></tr>",
+        "<h2>Strategy mix</h2><table><tr><th>strategy</th><th>frames</th><th>achieved</th><th>target</th>"
+        "<th>qualifying frames</th><th>what binds</th></tr>",
     ]
     for name in STRATEGIES:
         achieved = summary["strategy_mix"][name]
         target = summary["strategy_targets"][name]
+        planned = summary.get("plan", {}).get(name, {})
         parts.append(
             f"<tr><td>{name}</td><td>{summary['strategies'][name]}</td>"
-            f"<td>{_bar(achieved, 'bar')} {achieved:.0%}</td><td>{_bar(target, 'target')} {target:.0%}</td></tr>"
+            f"<td>{_bar(achieved, 'bar')} {achieved:.0%}</td><td>{_bar(target, 'target')} {target:.0%}</td>"
+            f"<td>{planned.get('qualifying', '')}</td><td>{esc(planned.get('binding', ''))}</td></tr>"
         )
     parts.append("</table><h2>Training folders</h2><table><tr><th>folder</th><th>images</th><th>repeats</th>"
                  "<th>effective share</th><th>target</th></tr>")

@@ -81,32 +81,35 @@ def analyze(frame_path: str, frame_id: str, source: str, output: str, models_dir
 def decide(analysis_paths: list[str], plan_path: str, decisions_dir: str, decision_cfg: dict, enabled: list[str],
            overrides: dict, log: str) -> None:
     """Every frame's decision file and the plan, in one pass: deciding is microseconds a frame,
-    and one job instead of one per frame keeps a threshold change (or a 10,000-frame DAG) cheap.
-    ``overrides`` ({frame: override}, frameloom.overrides) replace the automatic decisions."""
+    and one job instead of one per frame keeps a threshold change (or a 10,000-frame DAG) cheap,
+    and lets the planner (frameloom.planner) see the whole set. ``overrides`` ({frame: override},
+    frameloom.overrides) replace the automatic decisions."""
     from collections import Counter
 
-    from .decision import decide as decide_strategy
+    from .decision import decide_all
     from .merge import plan_status, write_plan
-    from .overrides import apply_override
+    from .planner import plan_constraints
 
     with job_log(log, "decide") as lines:
-        decisions = {}
+        analyses = []
         for path in analysis_paths:
-            frame = Path(path).stem
             try:
-                analysis = read_json(path)
+                analyses.append(read_json(path))
             except (OSError, ValueError) as error:
                 # A damaged analysis fails its own frame, not the decisions of the others.
-                analysis = {"frame": frame, "ok": False, "error": f"AnalysisReadError: {error}"}
-            decisions[frame] = apply_override(decide_strategy(analysis, decision_cfg, enabled),
-                                              overrides.get(frame), enabled)
-            lines.append(f"{frame}: {plan_status(decisions[frame])} ({decisions[frame]['reasoning']})")
+                analyses.append({"frame": Path(path).stem, "ok": False, "error": f"AnalysisReadError: {error}"})
+        decisions = decide_all(analyses, decision_cfg, enabled, overrides)
+        for frame, decision in decisions.items():
+            lines.append(f"{frame}: {plan_status(decision)} ({decision['reasoning']})")
         write_json_folder(decisions_dir, decisions)
         unknown = sorted(set(overrides) - set(decisions))
         if unknown:
             lines.append(f"overrides for frames not in the input (ignored): {', '.join(unknown)}")
         planned = write_plan(decisions, plan_path)
         lines.append(f"{len(planned)} frames planned: {dict(sorted(Counter(planned.values()).items()))}")
+        for name, row in plan_constraints(decisions, decision_cfg, enabled).items():
+            lines.append(f"{name}: {row['frames']} frames, {row['achieved']:.0%} against a {row['target']:.0%} "
+                         f"target ({row['binding']})")
 
 
 def temporal_expansion(curated: list[str], frames: dict[str, str], frames_root: str, settings: dict, output: str,
@@ -184,12 +187,14 @@ def export_model_frame(frame: str, manifest_path: str, cache_dir: str, frame_pat
 
 
 def select_dataset(curated_dirs: list[str], cfg: dict, references: dict, selection_path: str,
-                   augment_dir: str, log: str) -> None:
+                   augment_dir: str, log: str, embeddings: str | None = None) -> None:
+    """``embeddings``: the identity-embedding step's file (frameloom.embed_step), when it ran."""
     from .dataset import CURATED_RECORD
     from .dataset import select_dataset as select
 
     with job_log(log, "select_dataset") as lines:
-        selection = select([str(Path(d, CURATED_RECORD)) for d in curated_dirs], cfg, references, augment_dir)
+        selection = select([str(Path(d, CURATED_RECORD)) for d in curated_dirs], cfg, references, augment_dir,
+                           read_json(embeddings) if embeddings else None)
         write_json(selection_path, selection)
         lines.append(f"counts: {selection['counts']}")
         lines.append(f"identity: {selection['identity']['reason']}")
@@ -201,7 +206,7 @@ def merge(out_dir: str, metas: dict[str, str], inputs, outputs, settings: dict, 
 
     ``inputs``: .plan, .captions (caption manifests), .selection; ``outputs``:
     .training, .rejected, .kohya, .onetrainer, .report (the rule's named files);
-    ``settings``: decision, merge (the config's merge section), trigger_word, captioner;
+    ``settings``: decision, enabled (strategies), merge (the config's merge section), trigger_word, captioner;
     ``frame_files``: {frame id: its image file}."""
     import json
 
@@ -235,7 +240,7 @@ def merge(out_dir: str, metas: dict[str, str], inputs, outputs, settings: dict, 
         analyses = {frame: layout.analysis(out_dir).format(frame=frame) for frame in planned}
         decisions = {frame: layout.decision(out_dir).format(frame=frame) for frame in planned}
         report = build_report(planned, analyses, decisions, metas, settings["decision"], selection, vlm_captions,
-                              settings["captioner"], frame_files)
+                              settings["captioner"], frame_files, settings["enabled"])
         # Per concept folder: its repeats, images, target share and achieved effective share.
         report["summary"]["repeats"] = concepts
         report["summary"]["warnings"] = summary_warnings(report, selection)

@@ -5,7 +5,7 @@ in turn takes the candidate value (the midpoints between the frames' own
 metric values, thinned to ``CANDIDATES`` quantiles, plus its current value)
 that brings the decided mix closest to the targets, until a full sweep
 improves nothing. The mix is what the real ``decision.decide`` gives,
-steering included, so the proposal is exactly what a run would do. Ties go
+the planner included, so the proposal is exactly what a run would do. Ties go
 to the value nearest the user's, so a threshold that does not matter stays
 put. Past ``SEARCH_FRAMES`` frames the search runs on an evenly spaced
 sample (each evaluation decides every frame it is given); the reported mix
@@ -22,7 +22,7 @@ import numpy as np
 import yaml
 
 from .config import STRATEGIES
-from .decision import decide
+from .decision import decide_all
 
 CANDIDATES = 24
 SEARCH_FRAMES = 1000
@@ -41,7 +41,7 @@ METRICS = {
 def decided_mix(analyses: list[dict], decision_cfg: dict, enabled: list[str]) -> dict[str, float]:
     """The share of each strategy among the decisions for ``analyses`` (frames the
     frame gate excludes are no part of the mix: no threshold here brings them in)."""
-    counts = Counter(decide(a, decision_cfg, enabled)["strategy"] for a in analyses)
+    counts = Counter(decision["strategy"] for decision in decide_all(analyses, decision_cfg, enabled).values())
     counts.pop(None, None)
     decided = sum(counts.values())
     return {name: round(counts[name] / decided, 4) if decided else 0.0 for name in STRATEGIES}
