@@ -114,7 +114,7 @@ def test_record_is_complete_rounded_and_deterministic(face_detector):
     text = json.dumps(first, sort_keys=True)
     assert not re.search(r"\d\.\d{5,}", text), "floats are rounded to 4 decimals"
     assert json.dumps(analyze_image(image.copy(), face_detector), sort_keys=True) == text
-    assert ANALYSIS_VERSION == 2
+    assert ANALYSIS_VERSION == 3
 
 
 @pytest.mark.parametrize(

@@ -254,3 +254,21 @@ def test_vlm_input_drops_alpha_and_bounds_pixels(tmp_path):
     rgb = caption_step.vlm_input(str(tmp_path / "c.png"), max_pixels=3136)
     assert rgb.shape[2] == 3 and rgb.shape[0] * rgb.shape[1] <= 3136
     assert tuple(rgb[0, 0]) == (30, 20, 10)
+
+
+def test_a_captioner_that_does_not_load_leaves_the_templates_and_says_why(tmp_path):
+    """Damaged weights (a config.json over truncated shards, ...): the job still writes its
+    manifest, every image keeps its template with the load error named, nothing is cached."""
+    members = {"a": write_meta(tmp_path, "a", [("full", "character", []), ("plate", "background", [])])}
+    settings = caption_settings()
+    settings["model"] = {**settings["model"], "path": str(tmp_path / "damaged"), "present": True}
+    (tmp_path / "damaged").mkdir()
+    (tmp_path / "damaged" / "config.json").write_text('{"model_type": "qwen2_vl"')
+    records = caption_step.run_captions(members, settings, str(tmp_path / "cache"), str(tmp_path / "m.json"),
+                                        str(tmp_path / "log"))
+    assert len(records) == 2 and (tmp_path / "m.json").is_file()
+    for record in records.values():
+        assert record["source"] == "template" and record["rejected"] == captions.REJECT_LOAD
+        assert record["caption"].startswith("template for ") and record["error"]
+    assert not list((tmp_path / "cache").glob("*.json"))
+    assert "the captioner did not load" in (tmp_path / "log").read_text()

@@ -164,17 +164,31 @@ def test_captioner_status_and_strict_mode(tmp_path):
     # No strategy segments: no segmentation weights are asked for.
     assert run.model_requirements() == {}
     assert run.vlm_caption_strategies == []
-    assert run.caption_status() == f"template (fallback: qwen2_vl weights missing at {vlm})"
+    missing = "LICENSE is missing (an unfinished download?)"
+    assert run.caption_status() == f"template (fallback: qwen2_vl weights missing at {vlm}: {missing})"
     assert error_of(tmp_path, strategy=only_keep, models_dir=str(models), strict_models=True) == (
-        f"config/config.yaml: strict_models: qwen2_vl weights missing: {vlm} (a Qwen2-VL or Qwen2.5-VL folder: "
-        "config.json, weights, tokenizer and preprocessor files)")
+        f"config/config.yaml: strict_models: qwen2_vl weights missing: {vlm} ({missing}; a Qwen2-VL or "
+        "Qwen2.5-VL folder: config.json, weights, tokenizer and preprocessor files)")
+    # The default folder holds the pinned snapshot or nothing: a config.json alone (a download
+    # stopped half-way) is no model.
     vlm.mkdir(parents=True)
     (vlm / "config.json").write_text("{}")
-    run = load(tmp_path, strategy=only_keep, models_dir=str(models), strict_models=True)
+    assert not load(tmp_path, strategy=only_keep, models_dir=str(models)).captioner()["present"]
+    # A folder of the user's own needs the files from_pretrained reads and every indexed shard.
+    own = models / "vlm" / "my-qwen"
+    own.mkdir()
+    for name in ("config.json", "preprocessor_config.json"):
+        (own / name).write_text("{}")
+    (own / "model.safetensors.index.json").write_text('{"weight_map": {"a": "part-1.safetensors"}}')
+    paths = {**only_keep, "model_paths": {"qwen2_vl": "vlm/my-qwen"}}
+    partial = load(tmp_path, strategy=paths, models_dir=str(models)).captioner()
+    assert not partial["present"] and partial["why"] == "missing part-1.safetensors"
+    (own / "part-1.safetensors").write_bytes(b"weights")
+    run = load(tmp_path, strategy=paths, models_dir=str(models), strict_models=True)
     assert run.vlm_caption_strategies == ["keep_full"]
-    assert run.caption_status() == f"qwen2_vl ({vlm})"
+    assert run.caption_status() == f"qwen2_vl ({own})"
     before = run.captioner()["fingerprint"]
-    (vlm / "model.safetensors").write_bytes(b"new weights")
+    (own / "part-1.safetensors").write_bytes(b"new weights")
     assert run.captioner()["fingerprint"] != before, "new weights must rerun the caption jobs"
     templates = {"strategies": {**only_keep["strategies"], "keep_full": {"caption_model": "template"}}}
     assert load(tmp_path, strategy=templates, models_dir=str(models)).caption_status() == "template"

@@ -303,13 +303,15 @@ def test_the_workflow_runs_the_finder_before_the_analysis_and_the_analysis_takes
 
     repo = Path(__file__).resolve().parents[1]
     models = tmp_path / "models"
-    shutil.copytree(tiny_grounding_dino, models / DEFAULT_MODEL_DIR)
+    # A folder of its own: the default one must hold the pinned snapshot.
+    shutil.copytree(tiny_grounding_dino, models / "detection" / "tiny-grounding-dino")
     write_demo_set(tmp_path / "frames", 3, seed=5, width=320, height=180)
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(
         {"input_dir": "frames", "models_dir": str(models), "device": "cpu"}))
     strategy = yaml.safe_load((repo / "config" / "strategy_configs.yaml").read_text())
     strategy["character_finder"]["frames_per_job"] = 2
+    strategy["model_paths"]["grounding_dino"] = "detection/tiny-grounding-dino"
     (tmp_path / "config" / "strategy_configs.yaml").write_text(yaml.safe_dump(strategy))
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"), "--cores", "2",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import os
 import re
 import socket
 import threading
@@ -280,7 +281,7 @@ def test_cli_prints_one_line_per_file_and_fails_with_one_line(server, tmp_path, 
 def test_groups_expand_and_repeats_collapse():
     assert dl.resolve_names(["sam2", "lama", "sam2_hiera_large", "faces"]) == [
         "sam2_hiera_large", "lama", "yunet", "anime_face_cascade"]
-    assert dl.resolve_names(["all"]) == list(dl.MODELS)
+    assert dl.resolve_names(["all"]) == [name for name, model in dl.MODELS.items() if model.sha256]
     assert dl.resolve_names(["qwen2_vl"]) == list(dl.GROUPS["qwen2_vl"])
     with pytest.raises(dl.DownloadError, match="unknown model 'sam3'"):
         dl.resolve_names(["sam3"])
@@ -333,3 +334,50 @@ def test_pinned_hashes_match_the_real_weights_on_disk(real_models_dir):
         data = path.read_bytes()
         assert hashlib.sha256(data).hexdigest() == model.sha256, name
         assert len(data) == model.size, name
+
+
+def test_a_snapshot_counts_only_when_every_pinned_file_verifies(tmp_path, monkeypatch):
+    """A half-finished, truncated or foreign download of a multi-file model is no model; hashes are
+    remembered per path, size and mtime, so a verified snapshot is not hashed again."""
+    files = {"config.json": b"{}", "model.safetensors": b"weights" * 100}
+    models = {f"tiny/{name}": dl.ModelFile(f"tiny/{name}", f"https://example.invalid/{name}", f"snap/{name}",
+                                           hashlib.sha256(data).hexdigest(), len(data))
+              for name, data in files.items()}
+    monkeypatch.setattr(dl, "MODELS", {**dl.MODELS, **models})
+    monkeypatch.setattr(dl, "GROUPS", {**dl.GROUPS, "tiny": tuple(models)})
+    cache = tmp_path / "cache" / "verified.json"
+    root = tmp_path / "models"
+    (root / "snap").mkdir(parents=True)
+    (root / "snap" / "config.json").write_bytes(files["config.json"])
+    assert dl.snapshot_check("tiny", root, cache) == (False, "model.safetensors is missing (an unfinished download?)")
+    (root / "snap" / "model.safetensors").write_bytes(files["model.safetensors"][:100])
+    complete, why = dl.snapshot_check("tiny", root, cache)
+    assert not complete and why == "model.safetensors has 100 bytes, not the pinned 700"
+    (root / "snap" / "model.safetensors").write_bytes(b"W" * 700)
+    assert dl.snapshot_check("tiny", root, cache) == (False, "model.safetensors does not match its pinned sha256")
+    (root / "snap" / "model.safetensors").write_bytes(files["model.safetensors"])
+    assert dl.snapshot_check("tiny", root, cache) == (True, "every file of the pinned snapshot verified")
+    hashed = []
+    monkeypatch.setattr(dl, "_file_sha256", lambda path: hashed.append(path) or hashlib.sha256(path.read_bytes()))
+    assert dl.snapshot_check("tiny", root, cache)[0] and hashed == []  # remembered
+    os.utime(root / "snap" / "model.safetensors", ns=(1, 1))  # touched since: hashed again
+    assert dl.snapshot_check("tiny", root, cache)[0] and hashed == [root / "snap" / "model.safetensors"]
+
+
+@pytest.mark.parametrize("model", ["RealESRGAN_x4plus_anime_6B", "realesr-animevideov3", "CodeFormer", "GFPGAN",
+                                   "sam2_hiera_large", "lama"])
+def test_every_missing_weights_hint_names_a_command_that_works(model, tmp_path):
+    """The hint's names resolve in the registry, and a model without a pinned hash says
+    --allow-unverified (without it the download refuses, exit 2)."""
+    from frameloom.backends import download_hint
+
+    hint = download_hint(model)
+    names = hint.split("--models ")[1].split()
+    flags = [name for name in names if name.startswith("--")]
+    names = [name for name in names if not name.startswith("--")]
+    resolved = dl.resolve_names(names)
+    unverified = [name for name in resolved if dl.MODELS[name].sha256 is None]
+    assert flags == (["--allow-unverified"] if unverified else [])
+    if unverified:  # refused before any transfer without the flag the hint names
+        with pytest.raises(dl.DownloadRequestError, match="--allow-unverified"):
+            dl.download(names, tmp_path, progress=False)

@@ -152,18 +152,40 @@ def test_without_the_embedding_the_classical_signature_is_the_named_fallback(tmp
     assert identity["descriptor"].startswith("classical signature") and FALLBACK_MARK in identity["descriptor"]
 
 
-def test_the_embed_rule_runs_only_with_the_weights(tiny_dinov2, tmp_path):
-    """RunConfig.identity_embedder: present only with every file from_pretrained needs."""
-    from frameloom.config import load_run_config
+OWN_FOLDER = "identity/tiny-dinov2"  # the default folder must hold the pinned snapshot
+
+
+def own_folder_config(tmp_path: Path, models: Path) -> Path:
+    """A project folder whose strategy config points model_paths.dinov2 at OWN_FOLDER."""
+    import yaml
 
     repo = Path(__file__).resolve().parents[1]
+    strategy = yaml.safe_load((repo / "config" / "strategy_configs.yaml").read_text())
+    strategy["model_paths"]["dinov2"] = OWN_FOLDER
+    (tmp_path / "config").mkdir(exist_ok=True)
+    (tmp_path / "frames").mkdir(exist_ok=True)
+    (tmp_path / "config" / "strategy_configs.yaml").write_text(yaml.safe_dump(strategy))
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(
+        {"input_dir": "frames", "models_dir": str(models), "device": "cpu"}))
+    return tmp_path
+
+
+def test_the_embed_rule_runs_only_with_the_weights(tiny_dinov2, tmp_path):
+    """RunConfig.identity_embedder: the default folder counts only with the whole pinned snapshot;
+    a folder of the user's own with every file from_pretrained needs."""
+    from frameloom.config import load_project_config
+
     models = tmp_path / "models"
-    assert not load_run_config({"models_dir": str(models)}, repo).identity_embedder()["present"]
-    shutil.copytree(tiny_dinov2, models / DEFAULT_MODEL_DIR)
-    embedder = load_run_config({"models_dir": str(models)}, repo).identity_embedder()
-    assert embedder["present"] and embedder["path"] == str(models / DEFAULT_MODEL_DIR)
-    (models / DEFAULT_MODEL_DIR / "model.safetensors").unlink()  # a half-finished download is no model
-    assert not load_run_config({"models_dir": str(models)}, repo).identity_embedder()["present"]
+    project = own_folder_config(tmp_path, models)
+    repo = Path(__file__).resolve().parents[1]
+    shutil.copytree(tiny_dinov2, models / DEFAULT_MODEL_DIR)  # random weights: not the pinned files
+    default = load_project_config(tmp_path / "elsewhere", repo, {"models_dir": str(models)}).identity_embedder()
+    assert not default["present"] and "pinned sha256" in default["why"]
+    shutil.copytree(tiny_dinov2, models / OWN_FOLDER)
+    embedder = load_project_config(project, repo).identity_embedder()
+    assert embedder["present"] and embedder["path"] == str(models / OWN_FOLDER)
+    (models / OWN_FOLDER / "model.safetensors").unlink()  # a half-finished download is no model
+    assert load_project_config(project, repo).identity_embedder()["why"] == "missing model.safetensors"
 
 
 @pytest.mark.slow
@@ -172,17 +194,13 @@ def test_the_workflow_embeds_the_cut_outs_before_the_identity_clusters(tiny_dino
     import subprocess
     import sys
 
-    import yaml
-
     from frameloom.demo import write_demo_set
 
     repo = Path(__file__).resolve().parents[1]
     models = tmp_path / "models"
-    shutil.copytree(tiny_dinov2, models / DEFAULT_MODEL_DIR)
+    shutil.copytree(tiny_dinov2, models / OWN_FOLDER)
     write_demo_set(tmp_path / "frames", 4, seed=5, width=320, height=180)
-    (tmp_path / "config").mkdir()
-    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(
-        {"input_dir": "frames", "models_dir": str(models), "device": "cpu"}))
+    own_folder_config(tmp_path, models)
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"), "--cores", "2",
          "--directory", str(tmp_path), "--until", "select_dataset"],

@@ -162,8 +162,8 @@ def test_identity_guard_keeps_the_unenhanced_frame_when_the_character_drifts(cfg
     class Inverting:
         """A face restorer gone wrong: returns a different character."""
 
-        def restore(self, img, boxes):
-            return 255 - img, [{"applied": True, "reason": ""} for _ in boxes]
+        def restore(self, img, boxes, landmarks=None):
+            return 255 - img, [{"applied": True, "alignment": None, "reason": ""} for _ in boxes]
 
     class Models:
         def upscaler(self):

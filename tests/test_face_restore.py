@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
@@ -23,11 +24,15 @@ pytest.importorskip("gfpgan.archs.gfpganv1_clean_arch")
 from frameloom import face_restore  # noqa: E402
 from frameloom.demo import FrameSpec, render_frame  # noqa: E402
 from frameloom.face_restore import (  # noqa: E402
+    FFHQ_ALIGNMENT,
+    FFHQ_TEMPLATE_512,
     CodeFormerRestorer,
     FaceRestoreError,
     GFPGANRestorer,
+    align_face,
     identity_drift,
     load_face_restorer,
+    paste_face,
 )
 from model_builders import save_random_face_restorer  # noqa: E402
 
@@ -236,3 +241,63 @@ def test_retinaface_vs_yunet_on_close_ups(real_models_dir, close_up_frames, reco
     assert total >= N_CLOSE_UPS
     assert r_found >= 1  # RetinaFace loads from the real weights and finds cartoon faces
     assert y_found >= 1
+
+
+# --- alignment to the FFHQ template, as upstream (facexlib's FaceRestoreHelper) ------------------
+
+
+def _similarity(scale: float, degrees: float, shift: tuple[float, float]) -> np.ndarray:
+    angle = np.deg2rad(degrees)
+    return np.array([[scale * np.cos(angle), -scale * np.sin(angle), shift[0]],
+                     [scale * np.sin(angle), scale * np.cos(angle), shift[1]]])
+
+
+def _face_at(points: np.ndarray, size=(360, 480)) -> np.ndarray:
+    """A frame with a face drawn where the five points are: eyes, nose, mouth corners."""
+    image = np.full((*size, 3), 70, np.uint8)
+    centre = points.mean(axis=0)
+    radius = int(np.linalg.norm(points[0] - points[4]) * 1.1)
+    cv2.circle(image, tuple(int(v) for v in centre), radius, (150, 180, 220), -1, cv2.LINE_AA)
+    for x, y in points[:2]:
+        cv2.circle(image, (int(x), int(y)), max(2, radius // 8), (40, 40, 40), -1, cv2.LINE_AA)
+    cv2.circle(image, tuple(int(v) for v in points[2]), max(2, radius // 12), (90, 110, 160), -1, cv2.LINE_AA)
+    cv2.line(image, tuple(int(v) for v in points[3]), tuple(int(v) for v in points[4]), (60, 60, 150), 3, cv2.LINE_AA)
+    return image
+
+
+# A face a third of the template's size, turned 15 degrees, somewhere in the frame.
+TO_FRAME = _similarity(0.32, 15.0, (150.0, 60.0))
+LANDMARKS = (np.c_[FFHQ_TEMPLATE_512, np.ones(5)] @ TO_FRAME.T).astype(np.float32)
+
+
+def test_alignment_takes_the_landmarks_onto_the_ffhq_template():
+    aligned, affine = align_face(_face_at(LANDMARKS), LANDMARKS)
+    assert aligned.shape == (512, 512, 3)
+    mapped = np.c_[LANDMARKS, np.ones(5)] @ affine.T
+    np.testing.assert_allclose(mapped, FFHQ_TEMPLATE_512, atol=0.5)
+    # A similarity: the inverse of the transform that placed the face.
+    np.testing.assert_allclose(affine[:, :2] @ TO_FRAME[:, :2], np.eye(2), atol=1e-3)
+
+
+def test_pasting_the_aligned_face_back_changes_nothing_outside_its_soft_mask():
+    image = _face_at(LANDMARKS)
+    aligned, affine = align_face(image, LANDMARKS)
+    unchanged, mask = paste_face(image, aligned, affine)
+    assert mask.max() == pytest.approx(1.0) and mask[0, 0] == 0.0
+    assert np.array_equal(unchanged[mask == 0], image[mask == 0])
+    inside = mask > 0.99
+    assert np.abs(unchanged[inside].astype(int) - image[inside]).mean() < 4  # warp there and back
+    brighter, _ = paste_face(image, np.full_like(aligned, 255), affine)
+    centre = tuple(int(v) for v in LANDMARKS[2])[::-1]
+    assert tuple(brighter[centre]) == (255, 255, 255) and np.array_equal(brighter[mask == 0], image[mask == 0])
+
+
+def test_a_face_with_landmarks_is_restored_aligned(codeformer):
+    image = _face_at(LANDMARKS)
+    box = [int(v) for v in cv2.boundingRect(LANDMARKS)]
+    out, records = codeformer.restore(image, [box], [LANDMARKS.tolist()])
+    assert records[0]["applied"] and records[0]["alignment"] == FFHQ_ALIGNMENT
+    assert "aligned to the FFHQ template" in records[0]["reason"]
+    _, affine = align_face(image, LANDMARKS)
+    _, mask = paste_face(image, np.zeros((512, 512, 3), np.uint8), affine)
+    assert np.array_equal(out[mask == 0], image[mask == 0]) and not np.array_equal(out, image)

@@ -109,6 +109,12 @@ def test_output_contract(real_models_dir, demo_frames):
             assert all(isinstance(v, int) for v in d["box"])
             assert 0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= width and y + h <= height
             assert 0.0 <= d["score"] <= 1.0 and d["detector"] == "yunet"
+            # Five landmarks (eyes, nose tip, mouth corners; image-left eye first) near the box,
+            # what face restoration aligns by.
+            (lx, ly), (rx, ry), (nx, ny), (mlx, mly), (mrx, mry) = d["landmarks"]
+            assert lx < rx and mlx < mrx and max(ly, ry) < ny < min(mly, mry) + h * 0.2
+            assert all(x - w * 0.3 <= px <= x + w * 1.3 and y - h * 0.3 <= py <= y + h * 1.3
+                       for px, py in d["landmarks"])
         for i, a in enumerate(detections):
             for b in detections[i + 1:]:
                 assert faces.box_overlap(tuple(a["box"]), tuple(b["box"]))[0] <= faces.MERGE_IOU

@@ -338,15 +338,17 @@ def test_segment_with_sam2_and_lama_loads_each_model_once_per_batch(tmp_path):
 
 
 def test_vlm_captions_in_the_workflow(tmp_path, tiny_qwen_vl):
-    """A Qwen2-VL folder at model_paths.qwen2_vl: caption jobs run, their captions reach the training folder."""
+    """A Qwen2-VL folder at model_paths.qwen2_vl: caption jobs run, their captions reach the training folder.
+    (The tiny model sits in a folder of its own: the default one must hold the pinned snapshot.)"""
     models = faces_only_models_dir(tmp_path)
     (models / "vlm").mkdir()
-    (models / "vlm" / "Qwen2-VL-2B-Instruct").symlink_to(tiny_qwen_vl["qwen2_vl"])
+    (models / "vlm" / "tiny-qwen2-vl").symlink_to(tiny_qwen_vl["qwen2_vl"])
     write_demo_set(tmp_path / "frames", 5, seed=3, width=192, height=108, truth_dir=tmp_path / "truth")
     strategies = yaml.safe_load((REPO / "config" / "strategy_configs.yaml").read_text())
     for name in ("segment", "enhance_segment"):
         strategies["strategies"][name]["enabled"] = False
     strategies["captioning"] |= {"frames_per_job": 2, "batch_size": 4, "max_new_tokens": 8}
+    strategies["model_paths"]["qwen2_vl"] = "vlm/tiny-qwen2-vl"
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "strategy_configs.yaml").write_text(yaml.safe_dump(strategies))
     # 192x108 frames have faces under the default 64 px: the whole frames must survive curation, or
@@ -364,7 +366,7 @@ def test_vlm_captions_in_the_workflow(tmp_path, tiny_qwen_vl):
         assert (tmp_path / "logs" / "captions" / f"{batch:04d}.log").read_text().count("loaded ") == 1
     report = json.loads((tmp_path / "results" / "processing_report.json").read_text())
     summary = report["summary"]["captions"]
-    assert summary["captioner"] == f"qwen2_vl ({models / 'vlm' / 'Qwen2-VL-2B-Instruct'})"
+    assert summary["captioner"] == f"qwen2_vl ({models / 'vlm' / 'tiny-qwen2-vl'})"
     assert sum(summary["sources"].values()) == report["summary"]["produced_images"] == len(records)
     assert summary["sources"].get("template", 0) == sum(summary["rejected"].values())
     training = tmp_path / "results" / "training"

@@ -41,7 +41,7 @@ import numpy as np
 from .faces import FaceDetector, load_face_detector
 from .imageio import FrameDecodeError, read_image
 
-ANALYSIS_VERSION = 2
+ANALYSIS_VERSION = 3
 
 WORK_SIZE = 512
 DETAIL_SIZE = 1024
@@ -865,8 +865,13 @@ def _faces_on_copy(face_detector: FaceDetector, copy_bgr: np.ndarray, width: int
     for face in face_detector.detect(copy_bgr):
         x, y, w, h = face["box"]
         box = _clip_box((x * upscale, y * upscale, w * upscale, h * upscale), width, height)
-        faces.append({**face, "box": box})
+        faces.append({**face, "box": box, "landmarks": _shifted(face.get("landmarks"), 0, 0, upscale)})
     return faces
+
+
+def _shifted(points: list | None, left: float, top: float, scale: float = 1.0) -> list | None:
+    """Landmarks scaled, then moved by (left, top); None stays None."""
+    return None if points is None else [[round(x * scale + left, 1), round(y * scale + top, 1)] for x, y in points]
 
 
 CLASSICAL_FINDER = "classical"  # characters from faces and the backdrop model (_cast)
@@ -944,7 +949,8 @@ def analyze_image(image_bgr: np.ndarray, face_detector: FaceDetector, detections
         "finder": finder,
         "instance_count": len(cast.instances),
         "instances": [{**instance, "box": framed(instance["box"])} for instance in cast.instances],
-        "faces": [{**face, "box": framed(face["box"])} for face in faces],
+        "faces": [{**face, "box": framed(face["box"]), "landmarks": _shifted(face.get("landmarks"), left, top)}
+                  for face in faces],
         "face_detector": face_detector.name,
         "foreground_box": framed(subject_box),
         "shot_type": _shot_type(faces, subject_box if cast.measured else None, height)

@@ -55,11 +55,19 @@ def model_requirements(segment_cfg: dict | None, model_paths: dict, models_dir: 
     }
 
 
+def download_hint(model_name: str) -> str:
+    """The command that fetches a model (``--allow-unverified`` where no sha256 is pinned for it)."""
+    from .download import MODELS
+
+    name = DOWNLOAD_NAME.get(model_name, model_name)
+    unverified = " --allow-unverified" if name in MODELS and MODELS[name].sha256 is None else ""
+    return f"python -m frameloom.download --models {name}{unverified}"
+
+
 def missing_models(requirements: dict[str, dict]) -> list[str]:
     """One line per required model file that is absent, naming the download command."""
     return [
-        f"{req['name']} weights missing: {req['path']} "
-        f"(download: python -m frameloom.download --models {DOWNLOAD_NAME.get(req['name'], req['name'])})"
+        f"{req['name']} weights missing: {req['path']} (download: {download_hint(req['name'])})"
         for req in requirements.values()
         if not req["present"]
     ]

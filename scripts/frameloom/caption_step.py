@@ -115,9 +115,14 @@ def run_captions(members: dict[str, str], settings: dict, cache_dir: str, manife
                     records[entry["image"]] = {**read_json(cached), "key": key}
                 else:
                     pending.append((entry, template, key))
+        load_error = None
         if pending and captioner is None:
-            captioner = load_captioner(settings)
-            lines.append(f"loaded {captioner.name} on {captioner.device}")
+            try:
+                captioner = load_captioner(settings)
+                lines.append(f"loaded {captioner.name} on {captioner.device}")
+            except Exception as error:  # noqa: BLE001 - damaged weights: templates for all, the cause named
+                load_error = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}".rstrip(": ")
+                lines.append(f"the captioner did not load ({load_error}): every image keeps its template caption")
         # One prompt per subject, so a generate() batch shares it.
         by_subject: dict[str, list] = {}
         for item in pending:
@@ -125,9 +130,11 @@ def run_captions(members: dict[str, str], settings: dict, cache_dir: str, manife
         for subject, items in sorted(by_subject.items()):
             for start in range(0, len(items), cfg["batch_size"]):
                 chunk = items[start:start + cfg["batch_size"]]
-                for (entry, template, key), record in zip(chunk, _caption_chunk(captioner, chunk, subject, settings, lines),
-                                                          strict=True):
-                    if record["rejected"] != captions.REJECT_GENERATION:
+                made = ([{"caption": template, "source": TEMPLATE, "rejected": captions.REJECT_LOAD, "answer": None,
+                          "error": load_error} for _, template, _ in chunk] if load_error
+                        else _caption_chunk(captioner, chunk, subject, settings, lines))
+                for (entry, template, key), record in zip(chunk, made, strict=True):
+                    if record["rejected"] not in (captions.REJECT_GENERATION, captions.REJECT_LOAD):
                         write_json(Path(cache_dir, f"{key}.json"), record)  # errors are retried next run
                     records[entry["image"]] = {**record, "key": key}
         write_json(manifest_path, {"images": dict(sorted(records.items()))})

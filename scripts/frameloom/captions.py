@@ -43,7 +43,8 @@ LOW_CONTRAST_BELOW = 0.5  # analysis lighting_parts.dynamic_range
 # Why a VLM answer was replaced by the template caption (the report counts each).
 REJECT_EMPTY, REJECT_TOO_LONG, REJECT_REPEATED = "empty", "too_long", "repeated_phrase"
 REJECT_GENERATION = "generation_error"  # the model failed on the batch (out of memory, ...)
-REJECTIONS = (REJECT_EMPTY, REJECT_TOO_LONG, REJECT_REPEATED, REJECT_GENERATION)
+REJECT_LOAD = "model_load_error"  # the model did not load (damaged weights, ...): every image keeps its template
+REJECTIONS = (REJECT_EMPTY, REJECT_TOO_LONG, REJECT_REPEATED, REJECT_GENERATION, REJECT_LOAD)
 REPEAT_NGRAM = 4  # words: the same 4-word phrase twice is degenerate generation
 
 

@@ -166,45 +166,59 @@ class RunConfig:
         return model_requirements(self.strategy_cfg("segment") if segments else None, self.strategy["model_paths"],
                                   self.resolve(self.run["models_dir"]), enhance)
 
-    def captioner(self) -> dict:
-        """The VLM folder the caption step asks for: {name, path, present}."""
-        path = self.model_path("qwen2_vl")
-        present = (path / "config.json").is_file()
-        # Names, sizes and mtimes of its files: new weights rerun the caption jobs.
+    def _snapshot(self, key: str, group: str, required: tuple[str, ...]) -> dict:
+        """{path, present, why, stamp} of the multi-file model at ``model_paths[key]``.
+
+        At its default place the pinned snapshot (frameloom.download's ``group``)
+        must be complete, each file with its pinned size and sha256: a half-finished
+        download is no model. A folder of the user's own (another size, a fine-tune)
+        needs the ``required`` files and every shard its safetensors index lists.
+        ``stamp``: names, sizes and mtimes of its files (new weights rerun its steps)."""
+        from .download import GROUPS, MODELS, snapshot_check
+
+        path = self.model_path(key)
+        if path is None:
+            return {"path": None, "present": False, "why": f"model_paths.{key} is empty", "stamp": ""}
+        if self.strategy["model_paths"][key] == Path(MODELS[GROUPS[group][0]].relative_path).parent.as_posix():
+            present, why = snapshot_check(group, self.resolve(self.run["models_dir"]))
+        else:
+            index = path / "model.safetensors.index.json"
+            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())) \
+                if index.is_file() else []
+            missing = [name for name in (*required, *shards) if not (path / name).is_file()]
+            present = not missing
+            why = f"missing {', '.join(missing)}" if missing else "the files from_pretrained needs are there (unpinned)"
         files = sorted(p for p in path.rglob("*") if p.is_file()) if present else []
-        fingerprint = hashlib.sha256(";".join(
-            f"{p.relative_to(path)}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files).encode()).hexdigest()[:16]
-        return {"name": "qwen2_vl", "path": str(path), "present": present, "fingerprint": fingerprint}
+        stamp = ";".join(f"{p.relative_to(path)}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+        return {"path": str(path), "present": present, "why": why, "stamp": stamp}
+
+    def captioner(self) -> dict:
+        """The VLM folder the caption step asks for: {name, path, present, why, fingerprint}."""
+        snapshot = self._snapshot("qwen2_vl", "qwen2_vl", ("config.json", "preprocessor_config.json"))
+        return {"name": "qwen2_vl", "path": snapshot["path"], "present": snapshot["present"], "why": snapshot["why"],
+                "fingerprint": hashlib.sha256(snapshot["stamp"].encode()).hexdigest()[:16]}
 
     def finder(self) -> dict:
-        """The character finder the analysis uses: {name, path, present, settings, fingerprint}.
-        Present only when every file from_pretrained needs is in the folder: a half-finished
-        download is no model (the analysis then finds characters classically, and says so)."""
-        from .detector import REQUIRED_FILES as files
+        """The character finder the analysis uses: {name, path, present, why, settings, fingerprint}.
+        Present only when its snapshot is complete (``_snapshot``): otherwise the analysis finds
+        characters classically, and says so."""
+        from .detector import REQUIRED_FILES
 
-        path = self.model_path("grounding_dino")
-        present = path is not None and all((path / name).is_file() for name in files)
-        # Sizes and mtimes of its files: new weights rerun the finder and the analyses.
-        stamp = ";".join(f"{name}:{(path / name).stat().st_size}:{(path / name).stat().st_mtime_ns}"
-                         for name in files) if present else ""
-        return {"name": "grounding_dino", "path": str(path), "present": present,
-                "settings": self.strategy["character_finder"],
-                "fingerprint": hashlib.sha256(stamp.encode()).hexdigest()[:16]}
+        snapshot = self._snapshot("grounding_dino", "grounding_dino_tiny", REQUIRED_FILES)
+        return {"name": "grounding_dino", "path": snapshot["path"], "present": snapshot["present"],
+                "why": snapshot["why"], "settings": self.strategy["character_finder"],
+                "fingerprint": hashlib.sha256(snapshot["stamp"].encode()).hexdigest()[:16]}
 
     def identity_embedder(self) -> dict:
-        """The identity embedding the curation uses: {name, path, present, settings, fingerprint};
-        present only when every file from_pretrained needs is there (else the classical signature)."""
-        from .embedding import EMBEDDER
-        from .embedding import REQUIRED_FILES as files
+        """The identity embedding the curation uses: {name, path, present, why, settings, fingerprint};
+        present only when identity clustering is on and its snapshot is complete (``_snapshot``)."""
+        from .embedding import EMBEDDER, REQUIRED_FILES
 
-        path = self.model_path("dinov2")
-        present = self.run["curation"]["identity"]["enabled"] and path is not None and all(
-            (path / name).is_file() for name in files)
-        stamp = ";".join(f"{name}:{(path / name).stat().st_size}:{(path / name).stat().st_mtime_ns}"
-                         for name in files) if present else ""
-        return {"name": EMBEDDER, "path": str(path), "present": present,
+        snapshot = self._snapshot("dinov2", "dinov2_small", REQUIRED_FILES)
+        present = self.run["curation"]["identity"]["enabled"] and snapshot["present"]
+        return {"name": EMBEDDER, "path": snapshot["path"], "present": present, "why": snapshot["why"],
                 "settings": self.strategy["identity_embedding"],
-                "fingerprint": hashlib.sha256(stamp.encode()).hexdigest()[:16]}
+                "fingerprint": hashlib.sha256(snapshot["stamp"].encode()).hexdigest()[:16]}
 
     def _wants_vlm(self, name: str) -> bool:
         cfg = self.strategy_cfg(name)
@@ -225,7 +239,7 @@ class RunConfig:
         if not wanted:
             return "template"
         if not captioner["present"]:
-            return f"template (fallback: qwen2_vl weights missing at {captioner['path']})"
+            return f"template (fallback: qwen2_vl weights missing at {captioner['path']}: {captioner['why']})"
         others = [name for name in self.enabled_strategies if name not in wanted]
         return f"qwen2_vl ({captioner['path']})" + (f"; template for {', '.join(others)}" if others else "")
 
@@ -376,8 +390,9 @@ def load_run_config(config: dict, workdir: Path, source: str = "config/config.ya
 
         missing = missing_models(config.model_requirements())
         if any(config._wants_vlm(name) for name in STRATEGIES) and not config.captioner()["present"]:
-            missing.append(f"qwen2_vl weights missing: {config.captioner()['path']} (a Qwen2-VL or Qwen2.5-VL "
-                           "folder: config.json, weights, tokenizer and preprocessor files)")
+            captioner = config.captioner()
+            missing.append(f"qwen2_vl weights missing: {captioner['path']} ({captioner['why']}; a Qwen2-VL or "
+                           "Qwen2.5-VL folder: config.json, weights, tokenizer and preprocessor files)")
         if missing:
             raise ConfigError(f"{source}: strict_models: {missing[0]}")
     return config

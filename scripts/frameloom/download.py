@@ -13,8 +13,10 @@ skipped. A model without a published hash is refused unless explicitly allowed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import http.client
+import json
 import os
 import re
 import sys
@@ -162,6 +164,16 @@ MODELS: dict[str, ModelFile] = {
         ModelFile("codeformer", "https://github.com/sczhou/CodeFormer/releases/download/v0.1.0/codeformer.pth",
                   "enhancement/codeformer.pth",
                   "1009e537e0c2a07d4cabce6355f53cb66767cd4b4297ec7a4a64ca4b8a5684b7", 376_637_898),
+        # GFPGAN v1.4 (Apache-2.0), the alternative face restorer, from the v1.3.0 release. sha256: as
+        # pinned, identically, by several independent download manifests for this asset.
+        ModelFile("gfpgan", "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.4.pth",
+                  "enhancement/GFPGANv1.4.pth",
+                  "e2cd4703ab14f4d01fd1383a8a8b266f9a5833dacee8e6a79d3bf21a1b6be5ad"),
+        # Real-ESRGAN's anime video model, release v0.2.5.0: no independently published sha256 was
+        # found, so it downloads only with --allow-unverified (the hint says so).
+        ModelFile("realesr-animevideov3",
+                  "https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.5.0/realesr-animevideov3.pth",
+                  "enhancement/realesr-animevideov3.pth", None),
         # OpenCV Zoo YuNet, the 2026may dynamic-input export (the one OpenCV 5 needs; 4.x loads it
         # too), pinned to opencv_zoo commit 47534e27 (a Git LFS file, hence media.githubusercontent).
         # sha256: as pinned by several repositories, one noting it matches the oid of upstream's
@@ -202,7 +214,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "grounding_dino_tiny": tuple(f"grounding_dino_tiny/{file_name}" for file_name, _, _ in _GROUNDING_DINO_FILES),
     "dinov2_small": tuple(f"dinov2_small/{file_name}" for file_name, _, _ in _DINOV2_FILES),
     "faces": ("yunet", "anime_face_cascade"),
-    "all": tuple(MODELS),
+    # Every verifiable model: one without a published sha256 is asked for by name.
+    "all": tuple(name for name, model in MODELS.items() if model.sha256 is not None),
 }
 
 
@@ -368,6 +381,45 @@ def _file_sha256(path: Path):
         while chunk := handle.read(CHUNK_BYTES):
             digest.update(chunk)
     return digest
+
+
+# Where verified hashes are remembered, per file path, size and mtime: a 4 GB snapshot is
+# hashed once, not on every run (the models folder itself may be read-only).
+VERIFIED_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "frameloom" / "verified-models.json"
+
+
+def snapshot_check(group: str, models_dir: str | os.PathLike, cache_path: Path | None = None) -> tuple[bool, str]:
+    """(complete, why not): whether every file of the pinned multi-file model ``group``
+    (e.g. ``qwen2_vl``) is under ``models_dir`` with its pinned size and sha256, so a
+    half-finished or foreign download never counts as the model."""
+    cache_path = VERIFIED_CACHE if cache_path is None else cache_path
+    try:
+        verified = json.loads(cache_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        verified = {}
+    learned = False
+    for name in GROUPS[group]:
+        model = MODELS[name]
+        path = Path(models_dir) / model.relative_path
+        if not path.is_file():
+            return False, f"{Path(model.relative_path).name} is missing (an unfinished download?)"
+        stat = path.stat()
+        if model.size is not None and stat.st_size != model.size:
+            return False, f"{Path(model.relative_path).name} has {stat.st_size} bytes, not the pinned {model.size}"
+        stamp = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        if verified.get(stamp) != model.sha256:
+            actual = _file_sha256(path).hexdigest()
+            if actual != model.sha256:
+                return False, f"{Path(model.relative_path).name} does not match its pinned sha256"
+            verified[stamp] = actual
+            learned = True
+    if learned:
+        with contextlib.suppress(OSError):  # a read-only home only costs the hashing next time
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_path.with_name(cache_path.name + f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(verified, indent=1, sort_keys=True), encoding="utf-8")
+            os.replace(tmp, cache_path)
+    return True, "every file of the pinned snapshot verified"
 
 
 def _mib(n: int) -> str:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .face_restore import FFHQ_ALIGNMENT
+
 # Below this noise sigma (grey levels) a frame counts as clean: NL-means would only smear it.
 CLEAN_NOISE_SIGMA = 2.0
 # fastNlMeans filter strength per unit of noise sigma, and its sane range.
@@ -126,12 +128,17 @@ def _restore_faces(image: np.ndarray, analysis: dict, scale: float, restorer) ->
     model, name = restorer
     if model is None:
         return image, EnhanceStep("face_enhance", False, "none", name.split(": ", 1)[-1])
-    boxes = [_scaled(face["box"], scale) for face in analysis.get("faces", [])]
+    faces = analysis.get("faces", [])
+    boxes = [_scaled(face["box"], scale) for face in faces]
     if not boxes:
         return image, EnhanceStep("face_enhance", False, name, "no face detected in the analysis")
-    restored, records = model.restore(image, boxes)
+    # The detector's five landmarks, on the upscaled grid: those faces are aligned to the FFHQ template.
+    landmarks = [None if face.get("landmarks") is None else [[x * scale, y * scale] for x, y in face["landmarks"]]
+                 for face in faces]
+    restored, records = model.restore(image, boxes, landmarks)
     kept = [r for r in records if not r["applied"]]
-    reason = f"{len(records) - len(kept)} of {len(records)} face(s) restored"
+    aligned = sum(1 for r in records if r["applied"] and r["alignment"] == FFHQ_ALIGNMENT)
+    reason = f"{len(records) - len(kept)} of {len(records)} face(s) restored ({aligned} aligned to the FFHQ template)"
     if kept:
         reason += "; " + "; ".join(r["reason"] for r in kept)
     return restored, EnhanceStep("face_enhance", len(kept) < len(records), name, reason)

@@ -1,10 +1,17 @@
 """Neural face restoration (CodeFormer, or GFPGAN as the alternative) with an identity guard.
 
-Both adapters share ``restore(image_bgr, face_boxes)``: each face box is cut
-out as a square crop with a margin, resized to the network's 512x512 input,
-restored, resized back and pasted with a feathered elliptical mask that is
-exactly zero outside the face box, so no pixel outside the boxes changes and
-there is no visible seam.
+Both adapters share ``restore(image_bgr, face_boxes, landmarks)``. A face with
+its five landmarks (YuNet's: eyes, nose tip, mouth corners) is aligned as
+the networks were trained and as upstream does it (facexlib's
+FaceRestoreHelper): a similarity transform onto the 512-px FFHQ five-point
+template (least median of squares), restored, warped back through the
+inverse transform and pasted with a soft mask (the warped face square,
+eroded and blurred by a twentieth of its size). A face without landmarks (a
+cascade detector's) is cut out as a square crop with a margin, resized to
+512, restored, resized back and pasted with a feathered ellipse that is
+exactly zero outside the face box. No parsing-network mask is used (its
+weights are not part of any download here); the record of each face says
+which way it went.
 
 Identity guard: a restorer trained on photographs can turn a stylised 3D
 character into a different (photo-real) face. ``identity_drift`` compares the
@@ -41,6 +48,17 @@ DRIFT_SIZE = 64  # identity_drift compares both crops at this size
 # Mean colour difference (Lab units) at which the colour similarity is 1/e.
 DRIFT_COLOUR_SCALE = 30.0
 MIN_FACE_SIDE = 8  # smaller boxes are skipped: nothing to restore
+# FFHQ's five-point template at 512 px (in image coordinates: left eye, right eye, nose tip,
+# left and right mouth corner), which CodeFormer's and GFPGAN's training faces were aligned to
+# (facexlib.utils.face_restoration_helper).
+FFHQ_TEMPLATE_512 = np.array([[192.98138, 239.94708], [318.90277, 240.1936], [256.63416, 314.01935],
+                              [201.26117, 371.41043], [313.08905, 371.15118]], np.float32)
+ALIGN_BORDER_BGR = (135, 133, 132)  # upstream's grey beyond the frame's edge in an aligned crop
+# The face inside an aligned crop (x, y, w, h): the template's landmarks with a margin.
+ALIGNED_FACE_BOX = (150, 180, 212, 240)
+PASTE_EDGE_DIVISOR = 20  # the soft mask's erosion and blur: sqrt(face area) / 20, as upstream
+FFHQ_ALIGNMENT = "ffhq 5-point"  # how a face record says it was prepared
+SQUARE_CROP = "square crop (no landmarks)"
 
 
 class FaceRestoreError(RuntimeError):
@@ -137,6 +155,35 @@ def _blend_mask(height: int, width: int, box_in_region: tuple[int, int, int, int
     return np.clip(mask, 0.0, 1.0)
 
 
+def align_face(image_bgr: np.ndarray, landmarks) -> tuple[np.ndarray, np.ndarray]:
+    """(512x512 aligned face, 2x3 affine from the image to it): a similarity transform
+    taking the five ``landmarks`` onto FFHQ_TEMPLATE_512."""
+    points = np.asarray(landmarks, np.float32).reshape(5, 2)
+    affine = cv2.estimateAffinePartial2D(points, FFHQ_TEMPLATE_512, method=cv2.LMEDS)[0]
+    if affine is None:
+        raise ValueError("the five landmarks give no similarity transform")
+    crop = cv2.warpAffine(image_bgr, affine, (NET_SIZE, NET_SIZE), borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=ALIGN_BORDER_BGR)
+    return crop, affine
+
+
+def paste_face(image_bgr: np.ndarray, face_512: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(image with ``face_512`` warped back through the inverse of ``affine``, the soft mask used):
+    the mask is the warped square, eroded and blurred so the seam fades inside the face."""
+    height, width = image_bgr.shape[:2]
+    inverse = cv2.invertAffineTransform(affine)
+    face = cv2.warpAffine(face_512, inverse, (width, height))
+    mask = cv2.warpAffine(np.ones((NET_SIZE, NET_SIZE), np.float32), inverse, (width, height))
+    mask = cv2.erode(mask, np.ones((2, 2), np.uint8))  # interpolated border pixels carry grey
+    edge = int(float(mask.sum()) ** 0.5) // PASTE_EDGE_DIVISOR
+    if edge > 0:
+        mask = cv2.erode(mask, np.ones((2 * edge, 2 * edge), np.uint8))
+        mask = cv2.GaussianBlur(mask, (2 * edge + 1, 2 * edge + 1), 0)
+    soft = mask[..., None]
+    pasted = image_bgr.astype(np.float32) * (1.0 - soft) + face.astype(np.float32) * soft
+    return np.clip(pasted + 0.5, 0, 255).astype(np.uint8), mask
+
+
 class _FaceRestorer:
     name = "base"
 
@@ -177,9 +224,12 @@ class _FaceRestorer:
         interp = cv2.INTER_AREA if side < NET_SIZE else cv2.INTER_CUBIC
         return cv2.resize(out_bgr, (side, side), interpolation=interp)
 
-    def restore(self, image_bgr: np.ndarray, face_boxes: list[list[int]]) -> tuple[np.ndarray, list[dict]]:
-        """Restored copy of the BGR frame and one record per box: {box, applied, drift, reason}.
+    def restore(self, image_bgr: np.ndarray, face_boxes: list[list[int]],
+                landmarks: list | None = None) -> tuple[np.ndarray, list[dict]]:
+        """Restored copy of the BGR frame and one record per box: {box, applied, drift, alignment, reason}.
 
+        ``landmarks``: per box its five points (x, y) or None; a face with them is
+        aligned to the FFHQ template, one without is restored as a square crop.
         Faces are restored in the given order, each on the result of the
         previous one. ``drift`` is None when the network did not run.
         """
@@ -188,12 +238,16 @@ class _FaceRestorer:
         height, width = image_bgr.shape[:2]
         result = image_bgr.copy()
         records = []
-        for raw_box in face_boxes:
+        for raw_box, points in zip(face_boxes, landmarks or [None] * len(face_boxes), strict=True):
             box = [int(round(v)) for v in raw_box]
+            if points is not None and min(box[2], box[3]) >= MIN_FACE_SIDE:
+                result, record = self._restore_aligned(result, box, points)
+                records.append(record)
+                continue
             x0, y0 = max(box[0], 0), max(box[1], 0)
             x1, y1 = min(box[0] + box[2], width), min(box[1] + box[3], height)
             if x1 - x0 < MIN_FACE_SIDE or y1 - y0 < MIN_FACE_SIDE:
-                records.append({"box": box, "applied": False, "drift": None,
+                records.append({"box": box, "applied": False, "drift": None, "alignment": None,
                                 "reason": f"face box too small or outside the frame (< {MIN_FACE_SIDE} px)"})
                 continue
             bw, bh = x1 - x0, y1 - y0
@@ -215,15 +269,32 @@ class _FaceRestorer:
             bys = slice(box_in_region[1], box_in_region[1] + bh)
             drift = round(identity_drift(region[bys, bxs], restored_region[bys, bxs]), 4)
             if drift > self.max_drift:
-                records.append({"box": box, "applied": False, "drift": drift,
+                records.append({"box": box, "applied": False, "drift": drift, "alignment": SQUARE_CROP,
                                 "reason": f"identity drift {drift:.2f} > {self.max_drift:.2f}: kept original"})
                 continue
             mask = _blend_mask(region.shape[0], region.shape[1], box_in_region)[..., None]
             blended = region.astype(np.float32) * (1.0 - mask) + restored_region.astype(np.float32) * mask
             result[ry0:ry1, rx0:rx1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
-            records.append({"box": box, "applied": True, "drift": drift,
+            records.append({"box": box, "applied": True, "drift": drift, "alignment": SQUARE_CROP,
                             "reason": f"restored by {self.name} (identity drift {drift:.2f} <= {self.max_drift:.2f})"})
         return result, records
+
+    def _restore_aligned(self, image: np.ndarray, box: list[int], points) -> tuple[np.ndarray, dict]:
+        try:
+            aligned, affine = align_face(image, points)
+        except ValueError as error:
+            return image, {"box": box, "applied": False, "drift": None, "alignment": FFHQ_ALIGNMENT,
+                           "reason": str(error)}
+        restored = self._run_net(aligned)
+        x, y, w, h = ALIGNED_FACE_BOX
+        drift = round(identity_drift(aligned[y:y + h, x:x + w], restored[y:y + h, x:x + w]), 4)
+        if drift > self.max_drift:
+            return image, {"box": box, "applied": False, "drift": drift, "alignment": FFHQ_ALIGNMENT,
+                           "reason": f"identity drift {drift:.2f} > {self.max_drift:.2f}: kept original"}
+        pasted, _ = paste_face(image, restored, affine)
+        return pasted, {"box": box, "applied": True, "drift": drift, "alignment": FFHQ_ALIGNMENT,
+                        "reason": f"restored by {self.name}, aligned to the FFHQ template "
+                                  f"(identity drift {drift:.2f} <= {self.max_drift:.2f})"}
 
 
 class CodeFormerRestorer(_FaceRestorer):

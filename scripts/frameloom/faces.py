@@ -73,6 +73,9 @@ class _Detection:
     box: tuple[float, float, float, float]  # x, y, w, h in working-copy pixels
     score: float
     detector: str
+    # YuNet's five points in working-copy pixels (eyes, nose tip, mouth corners, image-left
+    # first), which face restoration aligns by; cascades give none.
+    landmarks: tuple[float, ...] | None = None
 
 
 class _YuNetBackend:
@@ -83,14 +86,14 @@ class _YuNetBackend:
             str(path), "", (WORK_SIZE, WORK_SIZE), YUNET_SCORE_THRESHOLD, YUNET_NMS_THRESHOLD, YUNET_TOP_K
         )
 
-    def _rows(self, work_bgr: np.ndarray) -> list[tuple[tuple[float, ...], float]]:
+    def _rows(self, work_bgr: np.ndarray) -> list[tuple[tuple[float, ...], float, tuple[float, ...]]]:
         height, width = work_bgr.shape[:2]
         self._model.setInputSize((width, height))
         _, rows = self._model.detect(work_bgr)
         # Row layout: x, y, w, h, 5 landmarks (10 values), score. On extreme
         # aspect ratios the network can emit infinite boxes: drop those.
         return [
-            (tuple(float(v) for v in row[:4]), float(row[14]))
+            (tuple(float(v) for v in row[:4]), float(row[14]), tuple(float(v) for v in row[4:14]))
             for row in (rows if rows is not None else [])
             if np.isfinite(row[:4]).all() and np.isfinite(row[14]) and row[2] > 0 and row[3] > 0
         ]
@@ -100,13 +103,14 @@ class _YuNetBackend:
         the lower of the two scores: a face is symmetric enough to be found both ways,
         the bark, rocks and foliage YuNet mistakes for faces mostly are not."""
         width = work_bgr.shape[1]
-        mirrored = [((width - x - w, y, w, h), score) for (x, y, w, h), score in self._rows(cv2.flip(work_bgr, 1))]
+        mirrored = [((width - x - w, y, w, h), score) for (x, y, w, h), score, _ in self._rows(cv2.flip(work_bgr, 1))]
         found = []
-        for box, score in self._rows(work_bgr):
+        for box, score, landmarks in self._rows(work_bgr):
             again = max((other for other_box, other in mirrored if box_overlap(box, other_box)[0] >= MIRROR_IOU),
                         default=0.0)
             if min(score, again) >= YUNET_SCORE_THRESHOLD:
-                found.append(_Detection(box, min(score, again), self.name))
+                landmarks = landmarks if np.isfinite(landmarks).all() else None
+                found.append(_Detection(box, min(score, again), self.name, landmarks))
         return found
 
 
@@ -163,7 +167,8 @@ class FaceDetector:
         self.name = name
 
     def detect(self, image_bgr: np.ndarray) -> list[dict]:
-        """Faces as ``{"box": [x, y, w, h], "score": 0..1, "detector"}``, largest first."""
+        """Faces as ``{"box": [x, y, w, h], "score": 0..1, "detector", "landmarks"}``, largest first;
+        ``landmarks``: five [x, y] points (YuNet) or None (cascades)."""
         if image_bgr.ndim == 2:
             image_bgr = cv2.cvtColor(image_bgr, cv2.COLOR_GRAY2BGR)
         height, width = image_bgr.shape[:2]
@@ -188,7 +193,10 @@ def _to_records(detections: list[_Detection], upscale: float, width: int, height
         y1 = min(max(round((det.box[1] + det.box[3]) * upscale), 0), height)
         if x1 > x0 and y1 > y0:
             score = round(min(1.0, max(0.0, det.score)), 4)
-            records.append({"box": [x0, y0, x1 - x0, y1 - y0], "score": score, "detector": det.detector})
+            landmarks = None if det.landmarks is None else [
+                [round(det.landmarks[i] * upscale, 1), round(det.landmarks[i + 1] * upscale, 1)] for i in range(0, 10, 2)]
+            records.append({"box": [x0, y0, x1 - x0, y1 - y0], "score": score, "detector": det.detector,
+                            "landmarks": landmarks})
     records.sort(key=lambda r: (-r["box"][2] * r["box"][3], -r["score"], r["box"][0], r["box"][1]))
     return records
 
