@@ -193,3 +193,37 @@ def test_captioner_status_and_strict_mode(tmp_path):
     templates = {"strategies": {**only_keep["strategies"], "keep_full": {"caption_model": "template"}}}
     assert load(tmp_path, strategy=templates, models_dir=str(models)).caption_status() == "template"
     assert load(tmp_path, strategy=templates, models_dir=str(models)).vlm_caption_strategies == []
+
+
+def test_device_cuda_without_a_usable_gpu_stops_in_one_line(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    from frameloom import devices
+
+    if torch.cuda.is_available():
+        pytest.skip("a usable GPU: nothing to refuse")
+    error = error_of(tmp_path, device="cuda")
+    assert error.startswith("config/config.yaml: device: cuda, but torch ") and "\n" not in error
+    assert "install a torch build for your driver" in error
+    monkeypatch.setattr(torch.version, "cuda", None)
+    assert devices.cuda_problem() == f"torch {torch.__version__} is a CPU-only build"
+    assert devices.cpu_because("auto", "cpu") == devices.cuda_problem()
+    assert devices.cpu_because("cpu", "cpu") is None
+
+
+def test_model_jobs_ask_for_memory_from_the_weights_they_load(tmp_path):
+    from frameloom.config import JOB_BASE_MB, WEIGHT_MEMORY_FACTOR
+
+    models = tmp_path / "models"
+    run = load(tmp_path, models_dir=str(models))
+    assert run.strategy_memory_mb("segment") == JOB_BASE_MB  # no weights: the classical fallbacks
+    (models / "segmentation").mkdir(parents=True)
+    with open(models / "segmentation" / "sam2_hiera_large.pt", "wb") as handle:
+        handle.truncate(30 * 2**20)
+    (models / "inpainting").mkdir()
+    with open(models / "inpainting" / "big-lama.pt", "wb") as handle:
+        handle.truncate(10 * 2**20)
+    assert run.strategy_memory_mb("segment") == JOB_BASE_MB + WEIGHT_MEMORY_FACTOR * 40
+    # enhance_segment segments too (apply_segmentation), and has no upscaler or restorer here.
+    assert run.strategy_memory_mb("enhance_segment") == JOB_BASE_MB + WEIGHT_MEMORY_FACTOR * 40
+    assert run.job_memory_mb([str(models / "segmentation"), None, str(models / "missing")]) == \
+        JOB_BASE_MB + WEIGHT_MEMORY_FACTOR * 30

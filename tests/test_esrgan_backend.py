@@ -208,3 +208,34 @@ def test_bgra_keeps_alpha_and_8bit_only(upscalers_x4, generated_frames):
         up.upscale(bgr.astype(np.uint16) * 257)
     with pytest.raises(ValueError, match="BGR"):
         up.upscale(bgr[:, :, 0])
+
+
+def test_out_of_gpu_memory_halves_the_tile_and_retries(real_models_dir, monkeypatch):
+    """An OOM (raised here by a stand-in, as CUDA would) halves the tile (a whole frame first
+    becomes FIRST_TILE tiles) and retries the frame; the smaller tile stays; below MIN_TILE it raises."""
+    import torch
+
+    from frameloom import esrgan_backend
+
+    up = RealESRGANUpscaler("realesr-animevideov3", weights_path(real_models_dir, "realesr-animevideov3"),
+                            device="cpu", tile=0, outscale=2.0)
+    real_enhance = up._upsampler.enhance
+    tiles_tried = []
+
+    def enhance(image, outscale):
+        tiles_tried.append(up._upsampler.tile_size)
+        if up._upsampler.tile_size == 0 or up._upsampler.tile_size > 256:
+            raise torch.OutOfMemoryError("CUDA out of memory (stand-in)")
+        return real_enhance(image, outscale=outscale)
+
+    monkeypatch.setattr(up._upsampler, "enhance", enhance)
+    image = render_frame(FrameSpec(seed=3, width=90, height=62))[0]
+    assert up.upscale(image).shape == (124, 180, 3)
+    assert tiles_tried == [0, esrgan_backend.FIRST_TILE, esrgan_backend.FIRST_TILE // 2] and up.tile == 256
+    up.upscale(image)
+    assert tiles_tried[-1] == 256  # kept for the rest of the job
+    monkeypatch.setattr(up._upsampler, "enhance", lambda image, outscale: (_ for _ in ()).throw(
+        torch.OutOfMemoryError("still out of memory")))
+    with pytest.raises(torch.OutOfMemoryError):
+        up.upscale(image)
+    assert up.tile == esrgan_backend.MIN_TILE

@@ -216,6 +216,17 @@ def test_enhance_batch_uses_real_esrgan_when_its_weights_are_present(tmp_path, r
     assert upscale["applied"] and upscale["backend"] == "realesrgan:realesr-animevideov3"
     character = read_json(tmp_path / "small.json")["foreground_box"]
     assert upscale["reason"] == f"character {max(character[2:])} px < 512 px: x2 to 320x180"
+    # Where the model ran is in the frame's meta and the job log, with why the CPU when it is
+    # the CPU although device is auto (no NVIDIA driver on this machine).
+    where = meta["devices"]["realesrgan:realesr-animevideov3"]
+    import torch
+
+    assert where["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert where["precision"] == ("float16" if torch.cuda.is_available() else "float32")
+    log = (tmp_path / "batch.log").read_text()
+    assert f"realesrgan:realesr-animevideov3 ran on {where['device']} ({where['precision']})" in log
+    if not torch.cuda.is_available():
+        assert where["cpu_because"].startswith("torch ") and "the GPU is not usable" in log
 
 
 @pytest.mark.parametrize("model,expected", [
@@ -230,7 +241,7 @@ def test_face_restorer_is_built_once_from_the_configured_model(tmp_path, monkeyp
     built = []
 
     class Restorer:
-        name = model.lower()
+        name, device, precision = model.lower(), "cpu", "float32"
 
     monkeypatch.setattr(face_restore, "load_face_restorer",
                         lambda backend, path, device, **options: built.append((backend, path, options)) or Restorer())
@@ -243,3 +254,4 @@ def test_face_restorer_is_built_once_from_the_configured_model(tmp_path, monkeyp
     backends.face_restorer()
     assert built == [(expected[0], str(weights), expected[1])]
     assert backends.loads == {model.lower(): 1}
+    assert backends.devices == {model.lower(): {"device": "cpu", "precision": "float32", "cpu_because": None}}

@@ -85,6 +85,9 @@ class Backends:
         self._references = references or {"files": {}, "threshold": 1.0}
         self._built: dict[str, tuple[object, str]] = {}
         self.loads: Counter = Counter()
+        # {model name: {device, precision, cpu_because}}: where each loaded model runs, and why
+        # on the CPU when the GPU was asked for with "auto" and is not usable.
+        self.devices: dict[str, dict] = {}
 
     def _backend(self, step: str, build_model, fallback, fallback_name: str):
         """The step's (backend, reported name), built on first use: the model when its
@@ -92,8 +95,12 @@ class Backends:
         if step not in self._built:
             req = self._requirements.get(step)
             if req and req["present"]:
+                from .devices import cpu_because
+
                 model = build_model(req)
                 self._built[step] = (model, model.name)
+                self.devices[model.name] = {"device": model.device, "precision": model.precision,
+                                            "cpu_because": cpu_because(self._device, model.device)}
             elif req:
                 note = f"{FALLBACK_MARK} {req['name']} weights missing: {req['path']})"
                 self._built[step] = (fallback, f"{fallback_name} {note}")

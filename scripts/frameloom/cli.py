@@ -129,6 +129,9 @@ def summary_lines(report: dict, out_dir: Path) -> list[str]:
         lines.append("failures: " + ", ".join(f"{reason} x{count}" for reason, count in reasons.most_common())
                      + f" (first: {first['frame']}: {first['error']})")
     lines.append("backends: " + ", ".join(f"{name} x{count}" for name, count in summary["backends"].items()))
+    if summary.get("model_devices"):
+        lines.append("devices: " + ", ".join(f"{name} on {where['device']} ({where['precision']})"
+                                             for name, where in summary["model_devices"].items()))
     times = stage_times(Path("logs"), report["results"])
     if times:
         lines.append("time per stage: " + ", ".join(

@@ -19,6 +19,10 @@ from jsonschema import Draft7Validator, validators
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "config" / "schemas"
 STRATEGIES = ("keep_full", "segment", "create_occlusion", "enhance_segment")
+# A model job's memory request (RunConfig.job_memory_mb): this base, plus this many
+# times the bytes of the weights it loads.
+JOB_BASE_MB = 2000
+WEIGHT_MEMORY_FACTOR = 2
 TARGET_SUM_TOLERANCE = 0.01
 
 
@@ -165,6 +169,25 @@ class RunConfig:
         segments = "segment" in self.enabled_strategies or (enhance["enabled"] and enhance["apply_segmentation"])
         return model_requirements(self.strategy_cfg("segment") if segments else None, self.strategy["model_paths"],
                                   self.resolve(self.run["models_dir"]), enhance)
+
+    def job_memory_mb(self, model_paths: list[str | None]) -> int:
+        """Memory a model job asks the scheduler for: a base for the interpreter, torch and
+        frames, plus twice the weights it loads (the weights, and the activations and copies
+        made while loading). Absent paths count nothing (a fallback runs instead)."""
+        weights = 0
+        for path in filter(None, map(Path, filter(None, model_paths))):
+            files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else []
+            weights += sum(p.stat().st_size for p in files)
+        return JOB_BASE_MB + round(WEIGHT_MEMORY_FACTOR * weights / 2**20)
+
+    def strategy_memory_mb(self, strategy: str) -> int:
+        """``job_memory_mb`` of a model strategy's batch job: the models its step loads."""
+        cfg = self.strategy_cfg(strategy)
+        requirements = self.model_requirements()
+        steps = ("segmentation", "inpainting") if strategy == "segment" else (
+            "upscale", "face_enhance", *(("segmentation", "inpainting") if cfg.get("apply_segmentation") else ()))
+        return self.job_memory_mb([requirements[step]["path"] for step in steps
+                                   if step in requirements and requirements[step]["present"]])
 
     def _snapshot(self, key: str, group: str, required: tuple[str, ...]) -> dict:
         """{path, present, why, stamp} of the multi-file model at ``model_paths[key]``.
@@ -385,6 +408,14 @@ def load_run_config(config: dict, workdir: Path, source: str = "config/config.ya
 
     overrides = load_overrides(resolve(run["overrides_file"]), run["overrides_file"])
     config = RunConfig(run=run, decision=decision, strategy=strategy, workdir=workdir, overrides=overrides)
+    if run["device"] == "cuda":
+        # Asked for by name: a GPU that cannot be used stops the run here, in one line,
+        # instead of in the first model job (torch is imported only in this case).
+        from .devices import CUDA_ADVICE, cuda_problem
+
+        problem = cuda_problem()
+        if problem is not None:
+            raise ConfigError(f"{source}: device: cuda, but {problem}; {CUDA_ADVICE}")
     if run["strict_models"]:
         from .backends import missing_models
 

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from .detector import DEFAULT_PROMPTS, FINDER, CharacterDetector, model_label, text_prompt
+from .devices import cpu_because
 from .imageio import FrameDecodeError, read_image, read_json, write_json
 from .stages import job_log
 
@@ -52,6 +53,8 @@ def run_detections(frames: dict[str, str], out_dir: str, model_dir: str, prompts
             detector = CharacterDetector(model_dir, device, box_threshold, text_threshold, batch_size)
             loads = 1
         lines.append(f"loaded {detector.model_name} from {model_dir} on {detector.device} ({detector.dtype})")
+        if (why := cpu_because(device, detector.device)) is not None:
+            lines.append(f"the GPU is not usable, so the CPU: {why}")
         lines.append(f"prompt: {text_prompt(prompts)!r}")
         records: dict[str, dict] = {}
         pending = sorted(frames.items())

@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from .devices import cpu_because
 from .embedding import EMBEDDER, ImageEmbedder, embedding_input
 from .imageio import FrameDecodeError, read_image, read_json, write_json
 from .stages import job_log
@@ -60,6 +61,8 @@ def run_embeddings(plan_path: str, out_dir: str, output: str, model_dir: str, re
         if embedder is None:
             embedder = ImageEmbedder(model_dir, device, batch_size)
         lines.append(f"loaded {embedder.model_name} from {model_dir} on {embedder.device} ({embedder.dtype})")
+        if (why := cpu_because(device, embedder.device)) is not None:
+            lines.append(f"the GPU is not usable, so the CPU: {why}")
         started = time.perf_counter()
         ids = cut_out_ids(out_dir, read_plan(plan_path))
         images, errors = embed_images(ids, embedder)

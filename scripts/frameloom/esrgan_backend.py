@@ -29,6 +29,10 @@ from .devices import resolve_device
 # Real-ESRGAN's native scale for every model known here.
 NATIVE_SCALE = 4
 TILE_PAD = 10
+# Out of GPU memory: the tile is halved (a whole frame first becomes tiles of this side)
+# and the frame retried, down to MIN_TILE.
+FIRST_TILE = 512
+MIN_TILE = 64
 
 # model name -> (architecture, keyword arguments of its constructor)
 MODEL_SPECS: dict[str, tuple[str, dict]] = {
@@ -100,6 +104,7 @@ class RealESRGANUpscaler:
         self.tile = tile
         self.outscale = float(outscale)
         self.half = self.device.startswith("cuda")
+        self.precision = "float16" if self.half else "float32"  # upstream's half=True on GPUs
         # RealESRGANer keeps the frame being processed on itself: one frame at a time.
         self._lock = threading.Lock()
         # model_path must be a str: upstream calls .startswith("https://") on it.
@@ -127,8 +132,18 @@ class RealESRGANUpscaler:
 
         # Upstream prints "\tTile i/n" per tile to stdout: swallowed (note: process-wide while it runs).
         with self._lock, torch.inference_mode(), contextlib.redirect_stdout(io.StringIO()):
-            output, _mode = self._upsampler.enhance(np.ascontiguousarray(image), outscale=self.outscale)
-        return output
+            while True:
+                try:
+                    output, _mode = self._upsampler.enhance(np.ascontiguousarray(image), outscale=self.outscale)
+                    return output
+                except torch.OutOfMemoryError:
+                    smaller = FIRST_TILE if self.tile == 0 else self.tile // 2
+                    if smaller < MIN_TILE:
+                        raise
+                    # Frames of a film share a size: the smaller tile stays for the rest of the job.
+                    self.tile = self._upsampler.tile_size = smaller
+                    if torch.cuda.is_available():
+                        torch.cuda.empty_cache()
 
     def __repr__(self) -> str:
         return f"RealESRGANUpscaler({self.name!r}, device={self.device!r}, tile={self.tile}, outscale={self.outscale})"

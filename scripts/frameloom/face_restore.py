@@ -193,6 +193,7 @@ class _FaceRestorer:
         _patch_torchvision()
         self.weights_path = Path(weights_path).expanduser()
         self.device = resolve_device(device)
+        self.precision = "float32"
         self.max_drift = float(max_drift)
         model = self._build()
         _load_params(model, self.weights_path, self.name)

@@ -61,6 +61,7 @@ class LamaInpainter:
             raise FileNotFoundError(f"LaMa TorchScript model not found: {path}")
         self.model_path = path
         self.device = resolve_device(device)
+        self.precision = "float32"  # the TorchScript export is traced in fp32
         self._lama = _load_simple_lama(path, self.device)
 
     def inpaint(self, image_bgr: np.ndarray, mask: np.ndarray, dilation: int = 5) -> np.ndarray:

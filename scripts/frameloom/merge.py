@@ -218,6 +218,7 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
     rejected = Counter()
     classes, instance_counts = {}, {}
     excluded = Counter()
+    model_devices: dict[str, dict] = {}
     decision_records = {}
     for frame in sorted(plan):
         analysis = read_json(analyses[frame])
@@ -242,6 +243,7 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
                         rejected[record["rejected"]] += 1
             output_backends[entry["image"]] = entry["backend"]
             backends[entry["backend"]] += 1
+        model_devices |= (meta or {}).get("devices", {})
         success = decision["ok"] and meta is not None and not meta.get("error")
         if decision.get("excluded"):
             excluded[exclusion_reason(decision)] += 1
@@ -265,6 +267,8 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
             "produced_images": sum(1 for e in (meta or {}).get("outputs", []) if e["train"]),
             "training_images": final_per_frame[frame],
             "backends": output_backends,
+            # Where this frame's models ran: {model: {device, precision, cpu_because}}.
+            "devices": (meta or {}).get("devices", {}),
             "caption_sources": output_captions,
             "curation": output_curation,
             # Per produced training image: {verified, reason} (frameloom.dataset's verification).
@@ -301,6 +305,8 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
             "produced_images": sum(r["produced_images"] for r in results if r["success"]),
             "training_images": selection["counts"]["total"],
             "backends": dict(sorted(backends.items())),
+            # Each model step's device and precision (and why the CPU, when a GPU was asked for).
+            "model_devices": dict(sorted(model_devices.items())),
             # Outputs made by a classical method standing in for a missing model.
             "fallbacks": sum(count for name, count in backends.items() if FALLBACK_MARK in name),
             # Captions of the training images: who wrote them, and VLM answers replaced by templates.
@@ -352,6 +358,12 @@ def summary_warnings(report: dict, selection: dict) -> list[str]:
         described = "; ".join(f"{n} by {_short_backend(name)}" for name, n in sorted(from_fallbacks.items()))
         warnings.append(f"{sum(from_fallbacks.values())} of the {len(training)} training images were made by a "
                         f"fallback, not the configured model: {described}.")
+    lost = sorted({where["cpu_because"] for where in summary.get("model_devices", {}).values()
+                   if where.get("cpu_because")})
+    if lost:
+        names = ", ".join(name for name, where in summary["model_devices"].items() if where.get("cpu_because"))
+        warnings.append(f"{names} ran on the CPU although device is auto: {lost[0]}. The README's "
+                        "\"A GPU for the model steps\" says which driver the pinned torch needs.")
     if summary["excluded"]:
         reasons = ", ".join(f"{reason} {n}" for reason, n in summary["excluded_reasons"].items())
         warnings.append(f"{summary['excluded']} of the {summary['total_frames']} frames were excluded ({reasons}); "

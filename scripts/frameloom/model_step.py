@@ -87,6 +87,7 @@ def _compute(strategy: str, frame: str, frame_path: str, analysis_path: str, fra
         # The meta names the frame's real output paths, so it can be linked as is.
         real = {str(staging / name): target for name, target in _pairs(final)}
         meta = read_json(staged["meta"])
+        meta["devices"] = dict(backends.devices)  # where this frame's models ran
         meta["outputs"] = [
             {**e, "image": real[e["image"]], "caption": e["caption"] and real[e["caption"]]}
             for e in meta["outputs"]
@@ -135,6 +136,9 @@ def run_batch(strategy: str, members: dict[str, list[str]], settings: dict, stra
                      f"attempt {attempt} of {attempts}")
         loads = ", ".join(f"{name} x{count}" for name, count in sorted(backends.loads.items())) or "none"
         lines.append(f"model loads: {loads}")
+        for name, where in sorted(backends.devices.items()):
+            lines.append(f"{name} ran on {where['device']} ({where['precision']})"
+                         + (f": the GPU is not usable, {where['cpu_because']}" if where["cpu_because"] else ""))
         if failed and attempt < attempts:
             raise BatchFrameFailures(f"{len(failed)} frame(s) failed, retrying: {', '.join(sorted(failed))}")
         write_json(manifest_path, {"strategy": strategy, "frames": manifest, "failed": failed})

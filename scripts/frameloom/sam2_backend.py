@@ -91,6 +91,7 @@ class SAM2Segmenter:
         self.name = f"sam2:{model_name}"
         self.min_instance_size = min_instance_size
         self.device = resolve_device(device)
+        self.precision = "bfloat16 autocast" if self.device.startswith("cuda") else "float32"
         config = SAM2_CONFIGS[model_name]
         try:
             self.model = build_sam2(config, str(checkpoint), device=self.device)
