@@ -35,3 +35,13 @@ rule all:
         rules.merge.output,
         rules.html_report.output,
     default_target: True
+
+
+# Every run ends with the same summary as `frameloom run`, and one exit-code rule:
+# 0 every frame done or excluded on purpose, 1 some frames failed, 2 a configuration error.
+onsuccess:
+    sys.exit(end_of_run(OUT))
+
+
+onerror:
+    stopped(log)

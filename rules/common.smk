@@ -24,6 +24,7 @@ from frameloom.imageio import read_json
 from frameloom.video import INDEX_FILE as VIDEO_INDEX
 from frameloom.merge import NOT_PROCESSED, read_plan
 from frameloom.preflight import check_output_dir
+from frameloom.summary import CONFIG_ERROR, end_of_run, stopped
 
 try:
     RUN = load_run_config(
@@ -34,7 +35,8 @@ try:
     )
 except ConfigError as error:
     # One line naming the file, the key and the rule, before any job starts.
-    sys.exit(f"frameloom: configuration error: {error}")
+    print(f"frameloom: configuration error: {error}", file=sys.stderr)
+    sys.exit(CONFIG_ERROR)
 
 OUT = RUN.output_dir
 # Model inference uses 4 cores per job (Snakemake caps it at --cores locally); the
@@ -80,7 +82,8 @@ onstart:
             len(FRAMES) + len(VIDEOS),
         )
     except ConfigError as error:
-        sys.exit(f"frameloom: {error}")
+        print(f"frameloom: {error}", file=sys.stderr)
+        sys.exit(CONFIG_ERROR)
 
 
 wildcard_constraints:

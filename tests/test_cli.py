@@ -118,8 +118,22 @@ def test_preview_run_and_merge_on_generated_frames(tmp_path):
 def test_the_design_documents_script_paths_are_aliases(script, command):
     result = subprocess.run([sys.executable, str(REPO / "scripts" / script), "--help"], capture_output=True,
                             text=True)
-    assert result.returncode == 0 and result.stdout.startswith(
-        "usage: python -m frameloom.download" if command == "download-models" else f"usage: frameloom {command} ")
+    assert result.returncode == 0 and result.stdout.startswith(f"usage: frameloom {command} ")
+
+
+def test_an_alias_run_outside_the_environment_says_so_in_one_line(tmp_path):
+    """A system python without the project's packages: one line naming the fix, exit 2."""
+    import shutil
+
+    bare = shutil.which("python3", path="/usr/bin:/bin")
+    if bare is None or subprocess.run([bare, "-c", "import yaml, cv2"], capture_output=True).returncode == 0:
+        pytest.skip("no interpreter without the project's packages here")
+    script = REPO / "scripts" / "data_curation" / "intelligent_frame_processor.py"
+    result = subprocess.run([bare, str(script), "--help"], capture_output=True, text=True)
+    assert result.returncode == 2 and result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("intelligent_frame_processor.py: ") and "is not installed for" in line
+    assert f".venv/bin/python {script}" in line
 
 
 def test_expand_writes_curated_frames_and_neighbours(tmp_path):

@@ -238,3 +238,30 @@ def test_the_run_config_reads_the_overrides_file(tmp_path):
     (tmp_path / "mine.yaml").write_text("frames: {f1: {}}\n")
     with pytest.raises(ConfigError, match=r"^mine\.yaml: frames\.f1: give a strategy"):
         load_run_config({"overrides_file": "mine.yaml"}, tmp_path, workflow_dir=repo)
+
+
+def test_review_serves_the_run_it_is_pointed_at(tmp_path, monkeypatch):
+    """`frameloom review OUT`: the server for that output folder, configured by the run's
+    frameloom-run.yaml (a `frameloom run`), or by the config with that output folder."""
+    from frameloom.layout import RUN_FLAGS_FILE
+    from frameloom.review import make_server
+
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "frames").mkdir()
+    for name, flags in (("from_cli", {"input_dir": "frames", "overrides_file": "cli_overrides.yaml"}),
+                        ("from_snakemake", None)):
+        out = tmp_path / name
+        out.mkdir()
+        (out / "processing_report.json").write_text(json.dumps({"results": [{"frame_id": "f1"}]}))
+        if flags:
+            (out / RUN_FLAGS_FILE).write_text(yaml.safe_dump(flags))
+        server = make_server("config/config.yaml", 0, repo, str(out))
+        try:
+            assert server.roots["out"] == out and server.frames == {"f1"}
+            expected = "cli_overrides.yaml" if flags else "config/overrides.yaml"
+            assert server.overrides_source == expected
+        finally:
+            server.server_close()
+    with pytest.raises(ConfigError, match="missing: run snakemake first"):
+        make_server("config/config.yaml", 0, repo, str(tmp_path / "frames"))

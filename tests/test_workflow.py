@@ -37,12 +37,23 @@ pytestmark = pytest.mark.slow
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run the workflow; it must succeed, with exit code 1 exactly when its current report
+    has failed frames (the one exit-code rule), the summary printed then."""
+    from frameloom.summary import current_report, exit_code
+
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2",
          "--directory", str(workdir), *args],
         capture_output=True, text=True, timeout=900,
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    output = result.stdout[-3000:] + result.stderr[-5000:]
+    # Snakemake calls no handler for a dry run, a lint, a report or a run with nothing to do: its own 0.
+    idle = any(arg.split("=")[0] in ("-n", "--dry-run", "--lint", "--report", "--unlock") for arg in args) \
+        or "Nothing to be done" in result.stderr
+    report = None if idle else current_report(workdir / "results")
+    assert result.returncode == exit_code(report), output
+    if report is not None:
+        assert "frameloom summary" in result.stdout and "training images:" in result.stdout, output
     return result
 
 
@@ -79,6 +90,14 @@ def run_dir(tmp_path_factory) -> Path:
     write_config(workdir)
     snakemake(workdir)
     return workdir
+
+
+def test_a_run_with_a_failed_frame_exits_1_with_the_summary(run_dir):
+    """The plain `snakemake` run ends as `frameloom run` does: the summary, the failure named, exit 1."""
+    result = snakemake(run_dir, "--forcerun", "merge")
+    assert result.returncode == 1
+    assert "failures: FrameDecodeError x1 (first: zz broken.png: FrameDecodeError: " in result.stdout
+    assert result.stdout.rstrip().splitlines()[-1].startswith("report: ")
 
 
 def test_report_has_the_seed_shape(run_dir):

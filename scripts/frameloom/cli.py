@@ -1,4 +1,4 @@
-"""``frameloom``: one command over the Snakemake workflow, with the design documents' flags.
+"""frameloom: one command over the Snakemake workflow, with the design documents' flags.
 
     frameloom run INPUT --output-dir OUT [--decision-config F] [--strategy-config F]
                   [--dataset-needs F.json] [--limit N] [--device cpu|cuda|auto] [--cores N]
@@ -7,12 +7,12 @@
     frameloom merge OUT [--output-dir DEST]        redo the merge and reports of a finished run
     frameloom expand CURATED --frames-dir F --output-dir OUT [--window-size 3]
                                                    curated frames and their neighbours
-    frameloom review                               the review page (python -m frameloom.review)
+    frameloom review [OUT]                         the review page of a run (python -m frameloom.review)
     frameloom download-models [--models ...]       model weights (python -m frameloom.download)
 
-Scheduling is Snakemake's: the command builds its command line (``--config``
+Scheduling is Snakemake's: the command builds its command line (--config
 keys named after the flags) and runs it in the current folder, which holds
-``logs/`` and ``.snakemake/``. Exit codes: 0 every frame done; 1 some frames
+logs/ and .snakemake/. Exit codes: 0 every frame done; 1 some frames
 failed (the report says which) or a job failed; 2 a configuration or
 environment error, in one line naming what to fix.
 """
@@ -34,12 +34,11 @@ import yaml
 
 from .config import STRATEGIES, ConfigError, RunConfig, load_project_config, load_schema
 from .imageio import staged_folder, swap_in_folder, write_json, write_text
+from .layout import RUN_FLAGS_FILE
+from .summary import CLI_ENV, CONFIG_ERROR, FRAMES_FAILED, OK, current_report, exit_code, mix_line, summary_lines
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[2]
 SNAKEFILE = WORKFLOW_DIR / "Snakefile"
-# What `run` / `preview` were given, kept in the output folder so `merge OUT` reuses it.
-RUN_FLAGS_FILE = "frameloom-run.yaml"
-OK, FRAMES_FAILED, CONFIG_ERROR = 0, 1, 2
 
 
 class CliError(Exception):
@@ -100,47 +99,8 @@ def snakemake_command(overrides: dict, cores: int, profile: str | None, targets:
     if profile:
         command += ["--profile", profile]
     if quiet:
-        command += ["--quiet", "rules"]
+        command += ["--quiet", "all"]  # the Snakefile's onerror still prints the errors
     return command + ["--config", *(f"{key}={json.dumps(value)}" for key, value in overrides.items())]
-
-
-def _mix_line(name: str, frames: int, share: float, target: float, binding: str) -> str:
-    why = f": {binding}" if binding and binding != "on target" else ""
-    return f"  {name:<17} {frames:>6} frames  {share:>4.0%} (target {target:.0%}{why})"
-
-
-def summary_lines(report: dict, out_dir: Path) -> list[str]:
-    """The end-of-run table: strategies, successes, failures with the first reasons, backends, and
-    the time per stage from the job logs (logs/ of the current folder)."""
-    from .report_html import stage_times
-
-    summary = report["summary"]
-    lines = [f"frames {summary['total_frames']}: {summary['successful']} done, {summary['failed']} failed"
-             + (f", {summary['excluded']} excluded" if summary.get("excluded") else "")]
-    lines += [_mix_line(name, summary["strategies"][name], summary["strategy_mix"][name],
-                        summary["strategy_targets"][name], summary.get("plan", {}).get(name, {}).get("binding"))
-              for name in STRATEGIES]
-    if summary.get("excluded_reasons"):
-        lines.append("excluded: " + ", ".join(f"{reason} x{count}"
-                                              for reason, count in summary["excluded_reasons"].items()))
-    reasons = Counter(r["error"].split(":")[0] for r in report["results"] if r["error"] and not r.get("excluded"))
-    if reasons:
-        first = next(r for r in report["results"] if r["error"] and not r.get("excluded"))
-        lines.append("failures: " + ", ".join(f"{reason} x{count}" for reason, count in reasons.most_common())
-                     + f" (first: {first['frame']}: {first['error']})")
-    lines.append("backends: " + ", ".join(f"{name} x{count}" for name, count in summary["backends"].items()))
-    if summary.get("model_devices"):
-        lines.append("devices: " + ", ".join(f"{name} on {where['device']} ({where['precision']})"
-                                             for name, where in summary["model_devices"].items()))
-    times = stage_times(Path("logs"), report["results"])
-    if times:
-        lines.append("time per stage: " + ", ".join(
-            f"{stage} {t['seconds']:.1f} s ({t['jobs']} jobs)"
-            for stage, t in sorted(times.items(), key=lambda item: -item[1]["seconds"])))
-    lines += [f"warning: {warning}" for warning in summary.get("warnings", [])]
-    lines.append(f"training images: {summary['training_images']} in {out_dir / 'training'}")
-    lines.append(f"report: {out_dir / 'report.html'} ({out_dir / 'processing_report.json'})")
-    return lines
 
 
 class Progress:
@@ -207,10 +167,11 @@ def _run_workflow(args: argparse.Namespace, targets) -> tuple[int, Path, RunConf
     out_dir = run.resolve(run.output_dir)
     write_text(out_dir / RUN_FLAGS_FILE, yaml.safe_dump(overrides, sort_keys=True))
     command = snakemake_command(overrides, args.cores, args.profile, targets(run), args.quiet)
+    environment = {**os.environ, CLI_ENV: "1"}  # this command prints the summary itself
     if args.quiet:
-        return subprocess.run(command).returncode, out_dir, run
+        return subprocess.run(command, env=environment).returncode, out_dir, run
     progress = Progress(out_dir / "plan.tsv")
-    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True, bufsize=1) as snakemake:
+    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True, bufsize=1, env=environment) as snakemake:
         for line in snakemake.stderr:
             sys.stderr.write(line)  # Snakemake's own log, as it comes
             progress.feed(line)
@@ -222,18 +183,21 @@ def _stopped(code: int) -> int:
     return FRAMES_FAILED
 
 
-def _print_summary(out_dir: Path) -> int:
-    """The end-of-run table from the run's report; exit 1 when a frame failed."""
-    report = json.loads((out_dir / "processing_report.json").read_text(encoding="utf-8"))
+def _finished(code: int, out_dir: Path) -> int:
+    """After Snakemake: the summary of the run when its report is current, and the exit code,
+    which the Snakefile's onsuccess set by the one rule (summary.exit_code)."""
+    if code == CONFIG_ERROR:
+        return code  # the Snakefile printed the line
+    report = current_report(out_dir)
+    if report is None:
+        return _stopped(code)
     print("\n".join(summary_lines(report, out_dir)))
-    return FRAMES_FAILED if report["summary"]["failed"] else OK
+    return code or exit_code(report)
 
 
 def command_run(args: argparse.Namespace) -> int:
     code, out_dir, _ = _run_workflow(args, lambda run: [])
-    if code != 0 or not (out_dir / "processing_report.json").is_file():
-        return _stopped(code)
-    return _print_summary(out_dir)
+    return _finished(code, out_dir)
 
 
 def expected_images(counts: Counter, strategy_cfg: dict) -> dict[str, int]:
@@ -260,7 +224,7 @@ def preview_lines(plan: dict[str, str], analyses: list[dict], decisions: dict[st
     targets = run.decision["strategy_targets"]
     lines = [f"frames {len(plan)}: {decided} decided, {counts[EXCLUDED]} excluded, {counts[FAILED]} failed"]
     binding = plan_constraints(decisions, run.decision, run.enabled_strategies)
-    lines += [_mix_line(name, counts[name], counts[name] / decided if decided else 0.0, targets[name],
+    lines += [mix_line(name, counts[name], counts[name] / decided if decided else 0.0, targets[name],
                         binding[name]["binding"]) for name in STRATEGIES]
     classes = distribution([frame_classes(a, run.decision["thresholds"]) for a in analyses if a.get("ok", True)])
     for dimension in ("shot_type", "lighting", "background"):
@@ -278,7 +242,8 @@ def command_preview(args: argparse.Namespace) -> int:
     from .merge import read_plan
 
     code, out_dir, run = _run_workflow(args, lambda run: [f"{run.output_dir}/plan.tsv"])
-    if code != 0:
+    # FRAMES_FAILED here is an earlier full run's report speaking: the preview itself went through.
+    if code not in (OK, FRAMES_FAILED) or not (out_dir / "plan.tsv").is_file():
         return _stopped(code)
     plan = read_plan(str(out_dir / "plan.tsv"))
     analyses = [json.loads(Path(layout.analysis(str(out_dir)).format(frame=frame)).read_text(encoding="utf-8"))
@@ -299,14 +264,11 @@ def command_merge(args: argparse.Namespace) -> int:
     out_dir = run.resolve(run.output_dir)
     targets = [f"{run.output_dir}/processing_report.json", f"{run.output_dir}/report.html"]
     command = snakemake_command(overrides, args.cores, None, targets, quiet=False, options=("--forcerun", "merge"))
-    code = subprocess.run(command).returncode
-    if code != 0:
-        return _stopped(code)
-    exit_code = _print_summary(out_dir)
-    if args.to:
+    code = _finished(subprocess.run(command, env={**os.environ, CLI_ENV: "1"}).returncode, out_dir)
+    if args.to and current_report(out_dir) is not None:
         count = copy_folder(out_dir / "training", Path(args.to))
         print(f"training folder copied to {args.to} ({count} files)")
-    return exit_code
+    return code
 
 
 def copy_folder(source: Path, target: Path, files: list[Path] | None = None) -> int:
@@ -373,11 +335,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "review":
         from .review import main as review_main
 
-        return review_main(rest)
+        return review_main(rest, prog="frameloom review")
     if args.command == "download-models":
         from .download import main as download_main
 
-        return download_main(rest)
+        return download_main(rest, prog="frameloom download-models")
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
@@ -387,11 +349,6 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as error:
         print(f"frameloom: {error}", file=sys.stderr)
         return CONFIG_ERROR
-
-
-def alias(command: str) -> None:
-    """Entry point of the design documents' script paths (scripts/data_curation/..., scripts/setup/...)."""
-    sys.exit(main([command, *sys.argv[1:]]))
 
 
 if __name__ == "__main__":

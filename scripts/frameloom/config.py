@@ -217,7 +217,8 @@ class RunConfig:
 
     def captioner(self) -> dict:
         """The VLM folder the caption step asks for: {name, path, present, why, fingerprint}."""
-        snapshot = self._snapshot("qwen2_vl", "qwen2_vl", ("config.json", "preprocessor_config.json"))
+        # (Its processor settings may be preprocessor_config.json or, saved by transformers 5, processor_config.json.)
+        snapshot = self._snapshot("qwen2_vl", "qwen2_vl", ("config.json",))
         return {"name": "qwen2_vl", "path": snapshot["path"], "present": snapshot["present"], "why": snapshot["why"],
                 "fingerprint": hashlib.sha256(snapshot["stamp"].encode()).hexdigest()[:16]}
 

@@ -20,8 +20,6 @@ compile when it is imported (about 100 s on 2 cores) and are cached on disk
 
 from __future__ import annotations
 
-import contextlib
-import io
 
 import cv2
 import numpy as np
@@ -34,6 +32,7 @@ from .analysis import (
     _resize_longest,
     detail_copy,
 )
+from .quiet import silenced_stdout
 from .strategies import NEUTRAL_GREY
 
 # The seed's filters. Ranges are inclusive; brightness is a grey level 0..255.
@@ -287,7 +286,7 @@ def _shifted_ichol(matrix):
 
     # ichol prints a warning for every shift that fails; job output must stay clean (they run in
     # threads of the Snakemake process), and the next shift is taken anyway.
-    with contextlib.redirect_stdout(io.StringIO()):
+    with silenced_stdout():
         return ichol(matrix, shifts=ICHOL_SHIFTS)
 
 

@@ -485,9 +485,10 @@ def _registry_listing() -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m frameloom.download") -> int:
+    """``prog``: how the user called it (``frameloom download-models`` through the CLI)."""
     parser = argparse.ArgumentParser(
-        prog="python -m frameloom.download",
+        prog=prog,
         description="Download model weights into models_dir, resumable and sha256-verified.")
     parser.add_argument("--models", nargs="+", metavar="NAME",
                         help=f"model or group names ({', '.join(GROUPS)}); --list shows them")

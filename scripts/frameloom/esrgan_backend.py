@@ -15,8 +15,6 @@ aliased to ``torchvision.transforms.functional`` before the import.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import sys
 import threading
@@ -25,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .devices import resolve_device
+from .quiet import silenced_stdout
 
 # Real-ESRGAN's native scale for every model known here.
 NATIVE_SCALE = 4
@@ -131,7 +130,7 @@ class RealESRGANUpscaler:
         import torch
 
         # Upstream prints "\tTile i/n" per tile to stdout: swallowed (note: process-wide while it runs).
-        with self._lock, torch.inference_mode(), contextlib.redirect_stdout(io.StringIO()):
+        with self._lock, torch.inference_mode(), silenced_stdout():
             while True:
                 try:
                     output, _mode = self._upsampler.enhance(np.ascontiguousarray(image), outscale=self.outscale)

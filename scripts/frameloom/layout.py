@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from .config import STRATEGIES
 
+# What `frameloom run` / `preview` were given, kept in the output folder so `merge OUT`
+# and `review OUT` configure themselves like that run.
+RUN_FLAGS_FILE = "frameloom-run.yaml"
+
 
 def analysis(out: str) -> str:
     return f"{out}/analysis/{{frame}}.json"

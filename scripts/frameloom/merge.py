@@ -340,7 +340,7 @@ FEW_IMAGES = 10
 CLEAR_CLUSTER_MARGIN = 0.5
 
 
-def _short_backend(name: str) -> str:
+def short_backend(name: str) -> str:
     """'grabcut (fallback: sam2_hiera_large weights missing: /long/path)' -> 'grabcut (no sam2_hiera_large weights)'."""
     return re.sub(r" \(fallback: (\S+) weights missing: [^)]*\)", r" (no \1 weights)", name)
 
@@ -355,7 +355,7 @@ def summary_warnings(report: dict, selection: dict) -> list[str]:
     fallbacks = Counter(backend_of.get(r["image"], "") for r in training)
     from_fallbacks = {name: n for name, n in fallbacks.items() if FALLBACK_MARK in name}
     if from_fallbacks:
-        described = "; ".join(f"{n} by {_short_backend(name)}" for name, n in sorted(from_fallbacks.items()))
+        described = "; ".join(f"{n} by {short_backend(name)}" for name, n in sorted(from_fallbacks.items()))
         warnings.append(f"{sum(from_fallbacks.values())} of the {len(training)} training images were made by a "
                         f"fallback, not the configured model: {described}.")
     lost = sorted({where["cpu_because"] for where in summary.get("model_devices", {}).values()

@@ -19,9 +19,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import yaml
+
 from .config import STRATEGIES, ConfigError, load_project_config
 from .imageio import read_json
-from .layout import demo_frames_dir
+from .layout import RUN_FLAGS_FILE, demo_frames_dir
 from .overrides import load_overrides, save_overrides
 
 HOST = "127.0.0.1"
@@ -295,9 +297,16 @@ class ReviewHandler(BaseHTTPRequestHandler):
             return self._json(HTTPStatus.BAD_REQUEST, {"error": str(error)})
 
 
-def make_server(configfile: str, port: int, workflow_dir: Path) -> ReviewServer:
-    """The server for the project in the current folder, configured like the workflow run."""
-    run = load_project_config(Path.cwd(), workflow_dir, configfile=configfile)
+def make_server(configfile: str, port: int, workflow_dir: Path, output_dir: str | None = None) -> ReviewServer:
+    """The server for the project in the current folder, configured like the workflow run;
+    with ``output_dir``, for that run's folder (configured by its frameloom-run.yaml when
+    `frameloom run` made it, else by ``configfile`` with that output folder)."""
+    overrides = {}
+    if output_dir is not None:
+        flags = Path(output_dir, RUN_FLAGS_FILE)
+        overrides = yaml.safe_load(flags.read_text(encoding="utf-8")) if flags.is_file() else {}
+        overrides["output_dir"] = output_dir
+    run = load_project_config(Path.cwd(), workflow_dir, overrides, configfile=configfile)
     out_dir = run.resolve(run.output_dir)
     report_path = out_dir / "processing_report.json"
     if not report_path.is_file():
@@ -308,14 +317,16 @@ def make_server(configfile: str, port: int, workflow_dir: Path) -> ReviewServer:
                         run.resolve(run.run["overrides_file"]), run.run["overrides_file"], frames)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m frameloom.review", description=__doc__,
+def main(argv: list[str] | None = None, prog: str = "python -m frameloom.review") -> int:
+    """``prog``: how the user called it (``frameloom review`` through the CLI)."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.replace("``", ""),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("output_dir", nargs="?", help="the run's output folder (default: the config's output_dir)")
     parser.add_argument("--configfile", default="config/config.yaml", help="the run's config (default: %(default)s)")
     parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1; 0 picks a free one")
     args = parser.parse_args(argv)
     try:
-        server = make_server(args.configfile, args.port, Path(__file__).resolve().parents[2])
+        server = make_server(args.configfile, args.port, Path(__file__).resolve().parents[2], args.output_dir)
     except (ConfigError, OSError) as error:
         print(f"frameloom review: {error}", file=sys.stderr)
         return 2
