@@ -115,3 +115,40 @@ def test_videos_feed_the_workflow_and_a_new_video_reruns_only_its_frames(video, 
     assert all((tmp_path / "results" / "analysis" / name).stat().st_mtime_ns == mtime
                for name, mtime in analyses.items())
     assert json.loads((tmp_path / "results" / "processing_report.json").read_text())["summary"]["total_frames"] == 8
+
+
+def write_crossing_video(path: Path, pan: bool, size=(320, 180)) -> None:
+    """One continuous shot (a slow pan, or a still camera) that a large dark object crosses in front
+    of the camera (frames 20-27, a third of a second), then a real cut to another scene at frame 60."""
+    scenes = [cv2.resize(render_frame(FrameSpec(seed=seed, background="cluttered"))[0], (size[0] * 2, size[1]))
+              for seed in (6, 7)]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, size)
+    for number in range(90):
+        scene = scenes[0] if number < 60 else scenes[1]
+        offset = number if pan else 0
+        frame = np.ascontiguousarray(scene[:, offset: offset + size[0]])
+        if 20 <= number < 28:  # the object covers most of the frame, moving right to left
+            left = size[0] - (number - 20) * 40
+            frame[:, max(0, left - 260): left] = (20, 25, 30)
+        writer.write(frame)
+    writer.release()
+
+
+def test_a_passing_object_is_no_cut(tmp_path):
+    path = tmp_path / "crossing.mp4"
+    write_crossing_video(path, pan=True)
+    index = extract_frames(path, tmp_path / "out", sampling(cut_threshold=0.3))
+    record = json.loads((tmp_path / "out" / INDEX_FILE).read_text())
+    # Consecutive frames differ past the threshold where the object enters and leaves (20, 28), but
+    # the picture comes back: only the real cut at 60 is one.
+    assert record["cuts"] == [60] and record["shots"] == 2
+    assert [e["shot"] for e in index] == [0, 1]
+
+
+def test_a_shot_gives_no_near_identical_picks(tmp_path):
+    """Still camera: the picks after the object left repeat the first one, not just the last written."""
+    path = tmp_path / "still.mp4"
+    write_crossing_video(path, pan=False)
+    index = extract_frames(path, tmp_path / "out", sampling(mode="every_n", every_n=4, cut_threshold=0.3))
+    frames = [e["frame"] for e in index if e["frame"] < 60]  # the shot before the real cut
+    assert frames[0] == 0 and all(20 <= n < 28 for n in frames[1:]), frames

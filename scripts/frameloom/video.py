@@ -2,8 +2,12 @@
 
 OpenCV decodes (its wheels bundle FFmpeg: mp4, mkv, mov, webm), one pass per
 video. Every decoded frame is reduced to a small grey copy and an HSV
-histogram; a cut is where the histogram distance between consecutive frames
-exceeds ``cut_threshold``. Sampling picks frames by ``mode``:
+histogram. A cut is a change that persists: the histogram distance between
+consecutive frames exceeds ``cut_threshold`` and the frames of the next
+``PERSIST_SECONDS`` all stay that far from the frame before it; a car or a
+character crossing the camera changes the picture and then gives it back, so
+it is no cut (decisions wait that long: the pass holds that many frames).
+Sampling picks frames by ``mode``:
 
 - ``every_n``: frames 0, n, 2n ... of the video;
 - ``per_second``: the frame nearest to each 1/rate seconds;
@@ -11,7 +15,8 @@ exceeds ``cut_threshold``. Sampling picks frames by ``mode``:
 
 With ``sharpest_per_shot`` the sharpest frame of each shot is added to the
 first two modes. A pick within ``min_change`` (mean absolute grey difference,
-0..255) of the last written frame is skipped: a static run gives one frame.
+0..255) of a frame already written from the same shot is skipped: a static
+run gives one frame, and a shot gives no near-identical pair.
 Files are ``{video id}_t{seconds:010.3f}.png``, so a frame id keeps the video name
 and timestamp; ``frames.json`` beside them lists each with its frame number,
 time, shot and why it was picked.
@@ -25,6 +30,7 @@ import argparse
 import json
 import shutil
 import sys
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +42,9 @@ from .imageio import staged_folder, swap_in_folder, write_image, write_json
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".webm", ".avi")
 INDEX_FILE = "frames.json"
 PROBE_WIDTH = 160  # px: the grey copy cuts, sharpness ranks and static runs are measured on
+# A cut's new picture must last this long (capped at MAX_PERSIST_FRAMES frames): passing objects do not.
+PERSIST_SECONDS = 0.5
+MAX_PERSIST_FRAMES = 30
 
 
 class VideoDecodeError(ValueError):
@@ -84,29 +93,26 @@ class _Writer:
         self.folder, self.stem, self.fps, self.min_change = folder, stem, fps, min_change
         self.index: list[dict] = []
         self.shot_greys: list[np.ndarray] = []  # this shot's written frames, as probes
-        self.last_grey: np.ndarray | None = None
 
     def _static(self, grey: np.ndarray, against: list[np.ndarray]) -> bool:
         return any(np.abs(grey - other).mean() < self.min_change for other in against)
 
-    def write(self, frame: np.ndarray, probe: Probe, shot: int, why: str, against_shot: bool = False) -> None:
+    def write(self, frame: np.ndarray, probe: Probe, shot: int, why: str) -> None:
         grey = probe.grey.astype(np.int16)
-        against = self.shot_greys if against_shot else [self.last_grey] if self.last_grey is not None else []
-        if self._static(grey, against):
-            return  # nothing new since a frame already written
+        if self._static(grey, self.shot_greys):
+            return  # nothing new since a frame already written from this shot
         name = f"{self.stem}_t{probe.time:010.3f}.png"
         write_image(self.folder / name, frame)
         self.index.append({"file": name, "frame": probe.number, "time": round(probe.time, 3), "shot": shot,
                            "picked": why})
         self.shot_greys.append(grey)
-        self.last_grey = grey
 
 
 def extract_frames(video_path: str | Path, out_dir: str | Path, sampling: dict, stem: str | None = None) -> list[dict]:
     """Write the sampled frames of one video to ``out_dir`` (replaced whole, atomically) with frames.json;
     returns the index entries. ``sampling``: mode, every_n, per_second, cut_threshold,
     sharpest_per_shot, min_change; ``stem`` starts each file name (default: the video's).
-    Memory holds one full frame besides the current one (the sharpest of the shot so far)."""
+    Memory holds the frames of the persistence window and the sharpest of the shot so far."""
     video_path = Path(video_path)
     capture = cv2.VideoCapture(str(video_path))
     if not capture.isOpened():
@@ -115,31 +121,46 @@ def extract_frames(video_path: str | Path, out_dir: str | Path, sampling: dict, 
     if not 0 < fps < 1000:
         fps = 25.0  # a container without a rate: timestamps assume 25 fps
     want_best = sampling["mode"] == "per_shot" or sampling["sharpest_per_shot"]
+    lookahead = min(MAX_PERSIST_FRAMES, max(1, round(PERSIST_SECONDS * fps)))
+    threshold = sampling["cut_threshold"]
     staging = staged_folder(out_dir)
     try:
         writer = _Writer(staging, stem or video_path.stem, fps, sampling["min_change"])
-        shot, cuts, previous, best, best_frame, number = 0, [], None, None, None, -1
+        state = {"shot": 0, "previous": None, "best": None, "best_frame": None}
+        cuts: list[int] = []
 
         def close_shot() -> None:
+            best = state["best"]
             if want_best and best is not None and all(e["frame"] != best.number for e in writer.index):
-                writer.write(best_frame, best, shot, "sharpest of shot", against_shot=True)
+                writer.write(state["best_frame"], best, state["shot"], "sharpest of shot")
             writer.shot_greys.clear()
 
+        def settle(frame: np.ndarray, probe: Probe, ahead: list[Probe]) -> None:
+            """Place one frame, the frames after it known: a cut only where the change lasts."""
+            previous = state["previous"]
+            if previous is not None and cut_distance(previous, probe) > threshold \
+                    and all(cut_distance(previous, later) > threshold for later in ahead):
+                close_shot()
+                state["shot"], state["best"] = state["shot"] + 1, None
+                cuts.append(probe.number)
+            if state["best"] is None or probe.sharpness > state["best"].sharpness:
+                state["best"], state["best_frame"] = probe, frame
+            if _wanted(probe.number, fps, sampling):
+                writer.write(frame, probe, state["shot"], sampling["mode"])
+            state["previous"] = probe
+
+        pending: deque[tuple[np.ndarray, Probe]] = deque()
+        number = -1
         while True:
             ok, frame = capture.read()
             if not ok:
                 break
             number += 1
-            probe = _probe(frame, number, fps)
-            if previous is not None and cut_distance(previous, probe) > sampling["cut_threshold"]:
-                close_shot()
-                shot, best = shot + 1, None
-                cuts.append(number)
-            if best is None or probe.sharpness > best.sharpness:
-                best, best_frame = probe, frame
-            if _wanted(number, fps, sampling):
-                writer.write(frame, probe, shot, sampling["mode"])
-            previous = probe
+            pending.append((frame, _probe(frame, number, fps)))
+            if len(pending) > lookahead:
+                settle(*pending.popleft(), [probe for _, probe in pending])
+        while pending:
+            settle(*pending.popleft(), [probe for _, probe in pending])
         capture.release()
         if number < 0:
             raise VideoDecodeError(f"no frame could be decoded: {video_path.name}")
