@@ -44,4 +44,4 @@ onsuccess:
 
 
 onerror:
-    stopped(log)
+    stopped(log, OUT)

@@ -23,9 +23,9 @@ if FINDER["present"]:
             fingerprint=FINDER["fingerprint"],
             device=RUN.run["device"],
         log:
-            "logs/find_characters/{batch}.log",
+            f"{LOGS}/find_characters/{{batch}}.log",
         benchmark:
-            "logs/benchmarks/find_characters/{batch}.tsv"
+            f"{LOGS}/benchmarks/find_characters/{{batch}}.tsv"
         threads: MODEL_THREADS
         resources:
             gpu=int(RUN.uses_gpu),
@@ -56,7 +56,7 @@ rule analyze:
         # Which weights exist is part of the params: adding them reruns the analysis.
         face_weights=RUN.face_weights(),
     log:
-        "logs/analyze/{frame}.log",
+        f"{LOGS}/analyze/{{frame}}.log",
     run:
         stages.analyze(input.frame, wildcards.frame, params.source, output[0], params.models_dir,
                        params.face_weights, log[0], input.get("detections"))
@@ -77,7 +77,7 @@ checkpoint decide:
         # The overrides file's content: saving an override reruns this job only.
         overrides=RUN.overrides,
     log:
-        "logs/decide.log",
+        f"{LOGS}/decide.log",
     run:
         stages.decide(list(input), output.plan, output.decisions, params.decision, params.enabled,
                       params.overrides, log[0])
@@ -95,6 +95,6 @@ rule tune:
         enabled=RUN.enabled_strategies,
         source=str(RUN.resolve(RUN.run["decision_thresholds"])),
     log:
-        "logs/tune.log",
+        f"{LOGS}/tune.log",
     run:
         stages.tune(list(input), output[0], params.decision, params.enabled, params.source, log[0])

@@ -16,9 +16,9 @@ rule caption_batch:
         settings=CAPTION_SETTINGS,
         cache=layout.caption_cache_dir(OUT),
     log:
-        "logs/captions/{batch}.log",
+        f"{LOGS}/captions/{{batch}}.log",
     benchmark:
-        "logs/benchmarks/captions/{batch}.tsv"
+        f"{LOGS}/benchmarks/captions/{{batch}}.tsv"
     threads: 4
     resources:
         gpu=int(RUN.run["device"] != "cpu"),

@@ -39,6 +39,7 @@ except ConfigError as error:
     sys.exit(CONFIG_ERROR)
 
 OUT = RUN.output_dir
+LOGS = layout.logs_dir(OUT)
 # Model inference uses 4 cores per job (Snakemake caps it at --cores locally); the
 # classical fallback is single-threaded.
 MODEL_THREADS = 4 if any(r["present"] for r in RUN.model_requirements().values()) else 1

@@ -26,9 +26,9 @@ if EMBEDDER["present"]:
             fingerprint=EMBEDDER["fingerprint"],
             device=RUN.run["device"],
         log:
-            "logs/embed_cut_outs.log",
+            f"{LOGS}/embed_cut_outs.log",
         benchmark:
-            "logs/benchmarks/embed_cut_outs.tsv"
+            f"{LOGS}/benchmarks/embed_cut_outs.tsv"
         threads: MODEL_THREADS
         resources:
             gpu=int(RUN.uses_gpu),
@@ -54,7 +54,7 @@ rule select_dataset:
         cfg=RUN.run["curation"],
         references=RUN.references(),
     log:
-        "logs/select_dataset.log",
+        f"{LOGS}/select_dataset.log",
     run:
         stages.select_dataset(list(input.curated), params.cfg, params.references, output.selection,
                               output.augmented, log[0], input.get("embeddings"))

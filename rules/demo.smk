@@ -8,7 +8,7 @@ rule demo_frames:
     params:
         demo=RUN.run["demo"],
     log:
-        "logs/demo_frames.log",
+        f"{LOGS}/demo_frames.log",
     run:
         stages.render_demo(output.frames, output.truth, log=log[0], n=params.demo["frames"],
                            seed=params.demo["seed"], width=params.demo["width"], height=params.demo["height"])

@@ -14,9 +14,9 @@ checkpoint extract_video:
         scripts=SCRIPTS_DIR,
         sampling=json.dumps(RUN.run["video"], sort_keys=True),
     log:
-        "logs/extract_video/{video}.log",
+        f"{LOGS}/extract_video/{{video}}.log",
     benchmark:
-        "logs/benchmarks/extract_video/{video}.tsv"
+        f"{LOGS}/benchmarks/extract_video/{{video}}.tsv"
     conda:
         "../envs/video.yaml"
     shell:
@@ -44,7 +44,7 @@ checkpoint temporal_expansion:
         input_root=lambda wildcards: str(INPUT_ROOT),
         settings=EXPANSION,
     log:
-        "logs/temporal_expansion.log",
+        f"{LOGS}/temporal_expansion.log",
     run:
         stages.temporal_expansion(params.curated, params.frames, params.input_root, params.settings, output[0],
                                   log[0])

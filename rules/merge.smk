@@ -24,7 +24,7 @@ rule merge:
         },
         frame_files=lambda wildcards: {frame: frame_file(frame) for frame in _plan(*_plan_version())},
     log:
-        "logs/merge.log",
+        f"{LOGS}/merge.log",
     run:
         stages.merge(OUT, planned_metas(wildcards), input, output, params.settings, params.frame_files, log[0])
 
@@ -41,8 +41,8 @@ rule html_report:
         contact_sheet_frames=RUN.run["report"]["contact_sheet_frames"],
         enabled=RUN.enabled_strategies,
     log:
-        "logs/html_report.log",
+        f"{LOGS}/html_report.log",
     run:
         # Stage times come from the job logs under logs/ (read, not tracked as inputs).
-        stages.html_report(input[0], output, OUT, params.input_root, "logs", params.contact_sheet_frames,
+        stages.html_report(input[0], output, OUT, params.input_root, LOGS, params.contact_sheet_frames,
                            params.enabled, log[0])

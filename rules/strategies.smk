@@ -18,7 +18,7 @@ rule keep_full:
         settings=strategy_params("keep_full"),
         curation=CURATION,
     log:
-        "logs/keep_full/{frame}.log",
+        f"{LOGS}/keep_full/{{frame}}.log",
     run:
         stages.run_strategy(rule, input.frame, input.analysis, dict(output.items()), params.settings,
                             params.curation, log[0])
@@ -35,7 +35,7 @@ rule create_occlusion:
         settings=strategy_params("create_occlusion"),
         curation=CURATION,
     log:
-        "logs/create_occlusion/{frame}.log",
+        f"{LOGS}/create_occlusion/{{frame}}.log",
     run:
         stages.run_strategy(rule, input.frame, input.analysis, dict(output.items()), params.settings,
                             params.curation, log[0])
@@ -60,9 +60,9 @@ rule model_batch:
         step=lambda wildcards: model_step_json(wildcards.strategy),
         cache=CACHE_DIR,
     log:
-        "logs/{strategy}/batches/{batch}.log",
+        f"{LOGS}/{{strategy}}/batches/{{batch}}.log",
     benchmark:
-        "logs/benchmarks/{strategy}/{batch}.tsv"
+        f"{LOGS}/benchmarks/{{strategy}}/{{batch}}.tsv"
     threads: MODEL_THREADS
     resources:
         gpu=lambda wildcards: int(RUN.uses_gpu),
@@ -93,7 +93,7 @@ rule segment:
     params:
         curation=CURATION,
     log:
-        "logs/segment/{frame}.log",
+        f"{LOGS}/segment/{{frame}}.log",
     run:
         stages.export_model_frame(wildcards.frame, input.manifest, CACHE_DIR, input.frame, input.analysis,
                                   dict(output.items()), params.curation, log[0])
@@ -110,7 +110,7 @@ rule enhance_segment:
     params:
         curation=CURATION,
     log:
-        "logs/enhance_segment/{frame}.log",
+        f"{LOGS}/enhance_segment/{{frame}}.log",
     run:
         stages.export_model_frame(wildcards.frame, input.manifest, CACHE_DIR, input.frame, input.analysis,
                                   dict(output.items()), params.curation, log[0])

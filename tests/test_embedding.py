@@ -208,5 +208,5 @@ def test_the_workflow_embeds_the_cut_outs_before_the_identity_clusters(tiny_dino
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     embeddings = read_json(tmp_path / "results" / "curation" / "embeddings.json")
     selection = read_json(tmp_path / "results" / "curation" / "selection.json")
-    assert embeddings["embedder"] == EMBEDDER and (tmp_path / "logs" / "embed_cut_outs.log").is_file()
+    assert embeddings["embedder"] == EMBEDDER and (tmp_path / "results" / "logs" / "embed_cut_outs.log").is_file()
     assert selection["identity"]["descriptor"].startswith(f"{EMBEDDER} embedding")

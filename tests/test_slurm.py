@@ -72,7 +72,7 @@ def test_the_workflow_runs_on_slurm_like_locally(cluster, tmp_path):
     # Every job with an action went through sbatch: the only local one is the target `all`.
     assert re.findall(r"^localrule (\w+):", log, re.MULTILINE) == ["all"], log[-3000:]
     # The profile's retries reach the model step inside the SLURM job: a failing frame gets its retry.
-    batch_logs = sorted((on_slurm / "logs").glob("*/batches/*.log"))
+    batch_logs = sorted((on_slurm / "results" / "logs").glob("*/batches/*.log"))
     assert batch_logs and all("; attempt 1 of 2" in p.read_text() for p in batch_logs)
     submissions = SUBMITTED.findall(log)
     controller = (Path(cluster.root) / "slurmctld.log").read_text()

@@ -261,7 +261,7 @@ def test_changing_one_frame_reruns_only_its_chain(run_dir):
     changed = {path for path in after if path not in before or before[path][0] != after[path][0]}
     # The decide checkpoint writes every decision file in one job: the others are rewritten, byte-identical.
     aggregates = {path for path in changed if path.startswith(("training/", ".cache/", "curation/", "rejected/",
-                                                                "decisions/", "exports/"))
+                                                                "decisions/", "exports/", "logs/"))
                   or "/batches/" in path} | {"plan.tsv", "processing_report.json", "report.html", "review.html"}
     assert all(after[p][1] == before[p][1] for p in before if p.startswith("decisions/") and owner(p) != frame)
     assert f"analysis/{frame}.json" in changed and f"segment/images/{frame}_character.png" in changed
@@ -271,7 +271,7 @@ def test_changing_one_frame_reruns_only_its_chain(run_dir):
     for path in changed - aggregates:
         if owner(path) in batch_mates:
             assert after[path][1] == before[path][1], path
-    batch_log = (run_dir / "logs" / "segment" / "batches" / "0000.log").read_text()
+    batch_log = (run_dir / "results" / "logs" / "segment" / "batches" / "0000.log").read_text()
     assert f"computed 1, from cache {len(batch_mates)}" in batch_log
 
 
@@ -341,7 +341,7 @@ def test_segment_with_sam2_and_lama_loads_each_model_once_per_batch(tmp_path):
     write_config(tmp_path, models_dir=str(models), strict_models=True, device="cpu")
     snakemake(tmp_path)
 
-    log = (tmp_path / "logs" / "segment" / "batches" / "0000.log").read_text()
+    log = (tmp_path / "results" / "logs" / "segment" / "batches" / "0000.log").read_text()
     assert "frames: 3 (computed 3, from cache 0, failed 0)" in log
     assert "model loads: lama x1, sam2:sam2_hiera_tiny x1" in log
     report = json.loads((tmp_path / "results" / "processing_report.json").read_text())
@@ -382,7 +382,7 @@ def test_vlm_captions_in_the_workflow(tmp_path, tiny_qwen_vl):
     for manifest in manifests:
         records |= json.loads(manifest.read_text())["images"]
     for batch in range(3):
-        assert (tmp_path / "logs" / "captions" / f"{batch:04d}.log").read_text().count("loaded ") == 1
+        assert (tmp_path / "results" / "logs" / "captions" / f"{batch:04d}.log").read_text().count("loaded ") == 1
     report = json.loads((tmp_path / "results" / "processing_report.json").read_text())
     summary = report["summary"]["captions"]
     assert summary["captioner"] == f"qwen2_vl ({models / 'vlm' / 'tiny-qwen2-vl'})"

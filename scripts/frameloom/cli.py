@@ -12,9 +12,10 @@
 
 Scheduling is Snakemake's: the command builds its command line (--config
 keys named after the flags) and runs it in the current folder, which holds
-logs/ and .snakemake/. Exit codes: 0 every frame done; 1 some frames
-failed (the report says which) or a job failed; 2 a configuration or
-environment error, in one line naming what to fix.
+.snakemake/; each run's job logs are in its output folder's logs/. Exit
+codes: 0 every frame done or excluded on purpose; 1 some frames failed (the
+summary names the first) or a job failed; 2 a configuration or environment
+error, in one line naming what to fix.
 """
 
 from __future__ import annotations
@@ -179,7 +180,8 @@ def _run_workflow(args: argparse.Namespace, targets) -> tuple[int, Path, RunConf
 
 
 def _stopped(code: int) -> int:
-    print(f"frameloom: the workflow stopped (snakemake exit {code}); see logs/ and .snakemake/log/", file=sys.stderr)
+    print(f"frameloom: the workflow stopped (snakemake exit {code}); see the output folder's logs/ and "
+          ".snakemake/log/", file=sys.stderr)
     return FRAMES_FAILED
 
 

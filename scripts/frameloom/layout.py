@@ -13,6 +13,12 @@ from .config import STRATEGIES
 RUN_FLAGS_FILE = "frameloom-run.yaml"
 
 
+def logs_dir(out: str) -> str:
+    """Every job's log and benchmark of a run, under its output folder: runs into other
+    folders never mix, and the report's stage times are that run's only."""
+    return f"{out}/logs"
+
+
 def analysis(out: str) -> str:
     return f"{out}/analysis/{{frame}}.json"
 

@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from .config import STRATEGIES
+from .layout import logs_dir
 
 OK, FRAMES_FAILED, CONFIG_ERROR = 0, 1, 2
 # Set by `frameloom run` and `frameloom preview` for the Snakemake they start: they print their own
@@ -29,7 +30,7 @@ def mix_line(name: str, frames: int, share: float, target: float, binding: str) 
 
 def summary_lines(report: dict, out_dir: Path) -> list[str]:
     """The end-of-run table: strategies, successes, failures with the first reasons, backends, and
-    the time per stage from the job logs (logs/ of the current folder)."""
+    the time per stage from the job logs of that run (its output folder's logs/)."""
     from .merge import short_backend
     from .report_html import stage_times
 
@@ -52,7 +53,7 @@ def summary_lines(report: dict, out_dir: Path) -> list[str]:
     if summary.get("model_devices"):
         lines.append("devices: " + ", ".join(f"{name} on {where['device']} ({where['precision']})"
                                              for name, where in summary["model_devices"].items()))
-    times = stage_times(Path("logs"), report["results"])
+    times = stage_times(Path(logs_dir(str(out_dir))), report["results"])
     if times:
         lines.append("time per stage: " + ", ".join(
             f"{stage} {t['seconds']:.1f} s ({t['jobs']} jobs)"
@@ -101,8 +102,8 @@ def error_lines(log_text: str) -> list[str]:
     return shown
 
 
-def stopped(log_path: str | None) -> None:
+def stopped(log_path: str | None, out_dir: str) -> None:
     """The Snakefile's onerror: the errors of the run (also under `--quiet all`) and where its logs are."""
     text = Path(log_path).read_text(encoding="utf-8", errors="replace") if log_path and Path(log_path).is_file() else ""
     print("\n".join(["", "frameloom: the run stopped before its report:", *error_lines(text),
-                      f"Snakemake's log: {log_path}; each job's log: logs/"]), flush=True)
+                      f"Snakemake's log: {log_path}; each job's log: {logs_dir(out_dir)}/"]), flush=True)
