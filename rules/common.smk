@@ -90,7 +90,7 @@ onstart:
 wildcard_constraints:
     frame="[A-Za-z0-9][A-Za-z0-9._-]*",
     strategy="segment|enhance_segment",
-    batch="[0-9]+",
+    batch="[0-9a-f]+",
     # One path component: a video's extracted frames are files inside its folder, not other videos.
     video="[A-Za-z0-9][A-Za-z0-9._-]*",
 
@@ -150,15 +150,14 @@ def frame_ids():
     return _listed_frame_ids(frame_ids_version())
 
 
-# The character finder (Grounding DINO, when its weights are present): batches of
-# `character_finder.frames_per_job` frames, in frame order, each one job with one model load.
+# The character finder (Grounding DINO, when its weights are present): batches of about
+# `character_finder.frames_per_job` frames (layout.content_batches), each one job with one model load.
 FINDER = RUN.finder()
 
 
 @functools.lru_cache(maxsize=8)
 def _finder_batches(frames):
-    size = FINDER["settings"]["frames_per_job"]
-    batches = {f"{i // size:04d}": frames[i : i + size] for i in range(0, len(frames), size)}
+    batches = layout.content_batches(frames, FINDER["settings"]["frames_per_job"])
     return batches, {frame: batch for batch, members in batches.items() for frame in members}
 
 
@@ -233,9 +232,10 @@ def planned_metas(wildcards):
 
 @functools.lru_cache(maxsize=8)
 def _batches(plan_path, plan_mtime, strategies, size):
-    """{batch: [frames]} and {frame: batch}: the frames planned for ``strategies``, in order, ``size`` per batch."""
-    frames = sorted(f for f, s in _plan(plan_path, plan_mtime).items() if s in strategies)
-    batches = {f"{i // size:04d}": frames[i : i + size] for i in range(0, len(frames), size)}
+    """{batch: [frames]} and {frame: batch}: the frames planned for ``strategies``, in batches of
+    about ``size`` (layout.content_batches: a re-planned frame moves its own batch only)."""
+    frames = [f for f, s in _plan(plan_path, plan_mtime).items() if s in strategies]
+    batches = layout.content_batches(frames, size)
     return batches, {frame: batch for batch, members in batches.items() for frame in members}
 
 

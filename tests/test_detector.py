@@ -319,9 +319,9 @@ def test_the_workflow_runs_the_finder_before_the_analysis_and_the_analysis_takes
         capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     batches = sorted((tmp_path / "results" / "detections" / "batches").iterdir())
-    assert [b.name for b in batches] == ["0000", "0001"]
+    assert 1 <= len(batches) <= 3 and sum(len(list(b.glob("*.json"))) for b in batches) == 3  # about 2 a job
     logs = sorted((tmp_path / "results" / "logs" / "find_characters").glob("*.log"))
-    assert len(logs) == 2 and all("model loads: 1" in log.read_text() for log in logs)
+    assert len(logs) == len(batches) and all("model loads: 1" in log.read_text() for log in logs)
     analyses = sorted((tmp_path / "results" / "analysis").glob("*.json"))
     assert len(analyses) == 3
     for path in analyses:

@@ -255,3 +255,26 @@ def test_face_restorer_is_built_once_from_the_configured_model(tmp_path, monkeyp
     assert built == [(expected[0], str(weights), expected[1])]
     assert backends.loads == {model.lower(): 1}
     assert backends.devices == {model.lower(): {"device": "cpu", "precision": "float32", "cpu_because": None}}
+
+
+def test_batches_are_cut_by_the_frames_so_a_replanned_frame_moves_its_own_batch_only():
+    from frameloom.layout import content_batches
+
+    frames = [f"shot{i // 40:02d}_frame_{i:05d}" for i in range(2000)]
+    batches = content_batches(frames, 8)
+    assert [f for members in batches.values() for f in members] == sorted(frames)
+    sizes = [len(members) for members in batches.values()]
+    assert max(sizes) <= 32 and 6 <= sum(sizes) / len(sizes) <= 10
+    assert content_batches(reversed(frames), 8) == batches  # order of the input does not matter
+    members = {frame: batch for batch, group in batches.items() for frame in group}
+    touched = []
+    for removed in frames[::7]:
+        after = content_batches([f for f in frames if f != removed], 8)
+        # Batch ids that are new, gone or hold other frames (a renamed batch counts twice).
+        changed = {batch for batch, group in after.items() if batches.get(batch) != group}
+        changed |= {batch for batch in batches if batch not in after}
+        assert members[removed] in changed and len(changed) <= 5
+        touched.append(len(changed))
+    # Mostly its own batch alone; positional batches of 8 would move every later one (~140 here).
+    assert sum(n <= 3 for n in touched) >= 0.95 * len(touched) and sum(n == 1 for n in touched) >= 0.7 * len(touched)
+    assert list(content_batches(["a", "b", "c"], 1).values()) == [["a"], ["b"], ["c"]]

@@ -252,7 +252,9 @@ def test_changing_one_frame_reruns_only_its_chain(run_dir):
     snakemake(run_dir)
     after = snapshot(run_dir / "results")
     frame = target["frame_id"]
-    batch = json.loads((run_dir / "results" / "segment" / "batches" / "0000.json").read_text())["frames"]
+    manifest = next(p for p in (run_dir / "results" / "segment" / "batches").glob("*.json")
+                    if frame in json.loads(p.read_text())["frames"])
+    batch = json.loads(manifest.read_text())["frames"]
     batch_mates = [f for f in batch if f != frame]
 
     def owner(path):
@@ -271,7 +273,7 @@ def test_changing_one_frame_reruns_only_its_chain(run_dir):
     for path in changed - aggregates:
         if owner(path) in batch_mates:
             assert after[path][1] == before[path][1], path
-    batch_log = (run_dir / "results" / "logs" / "segment" / "batches" / "0000.log").read_text()
+    batch_log = (run_dir / "results" / "logs" / "segment" / "batches" / f"{manifest.stem}.log").read_text()
     assert f"computed 1, from cache {len(batch_mates)}" in batch_log
 
 
@@ -341,9 +343,9 @@ def test_segment_with_sam2_and_lama_loads_each_model_once_per_batch(tmp_path):
     write_config(tmp_path, models_dir=str(models), strict_models=True, device="cpu")
     snakemake(tmp_path)
 
-    log = (tmp_path / "results" / "logs" / "segment" / "batches" / "0000.log").read_text()
-    assert "frames: 3 (computed 3, from cache 0, failed 0)" in log
-    assert "model loads: lama x1, sam2:sam2_hiera_tiny x1" in log
+    logs = [p.read_text() for p in (tmp_path / "results" / "logs" / "segment" / "batches").glob("*.log")]
+    assert sum(int(re.search(r"frames: (\d+) \(computed \1, from cache 0, failed 0\)", log)[1]) for log in logs) == 3
+    assert all("model loads: lama x1, sam2:sam2_hiera_tiny x1" in log for log in logs)
     report = json.loads((tmp_path / "results" / "processing_report.json").read_text())
     assert [r["strategy"] for r in report["results"]] == ["segment"] * 3
     for result in report["results"]:
@@ -377,12 +379,13 @@ def test_vlm_captions_in_the_workflow(tmp_path, tiny_qwen_vl):
     snakemake(tmp_path)
 
     manifests = sorted((tmp_path / "results" / "captions" / "batches").glob("*.json"))
-    assert [m.name for m in manifests] == ["0000.json", "0001.json", "0002.json"]  # 5 frames, 2 per job
+    # 5 frames in batches of about 2 (at most 4): each a job with one model load.
+    assert 2 <= len(manifests) <= 5
     records = {}
     for manifest in manifests:
         records |= json.loads(manifest.read_text())["images"]
-    for batch in range(3):
-        assert (tmp_path / "results" / "logs" / "captions" / f"{batch:04d}.log").read_text().count("loaded ") == 1
+        log = tmp_path / "results" / "logs" / "captions" / f"{manifest.stem}.log"
+        assert log.read_text().count("loaded ") == 1
     report = json.loads((tmp_path / "results" / "processing_report.json").read_text())
     summary = report["summary"]["captions"]
     assert summary["captioner"] == f"qwen2_vl ({models / 'vlm' / 'tiny-qwen2-vl'})"

@@ -6,11 +6,46 @@ Patterns contain the ``{frame}`` wildcard. Each strategy also writes
 
 from __future__ import annotations
 
+import hashlib
+
 from .config import STRATEGIES
 
 # What `frameloom run` / `preview` were given, kept in the output folder so `merge OUT`
 # and `review OUT` configure themselves like that run.
 RUN_FLAGS_FILE = "frameloom-run.yaml"
+
+
+BATCH_ID_HEX = 12  # digits of a batch id (its first frame's hash)
+
+
+def _frame_hash(frame: str) -> int:
+    return int.from_bytes(hashlib.sha256(frame.encode()).digest()[:8], "big")
+
+
+def _cuts_before(frame: str, length: int, size: int) -> bool:
+    """Whether a batch of ``length`` frames ends before ``frame``: where the frame's hash says
+    so, one frame in ``size``; past twice ``size``, one in a quarter of it (still the frame's
+    own choice, so cuts after a change fall back in step); at four times ``size``, always."""
+    digest = _frame_hash(frame)
+    return (digest % size == 0 or (length >= 2 * size and digest % max(1, size // 4) == 0)
+            or length >= 4 * size)
+
+
+def content_batches(frames, size: int) -> dict[str, list[str]]:
+    """Frames (sorted) in batches of about ``size`` (at most four times it), cut where the
+    frames' own hashes say so (``_cuts_before``), not by position: adding, removing or
+    re-planning one frame changes its own batch and seldom a neighbour, so a model step
+    reruns that batch only. A batch is named by its first frame's hash."""
+    batches: dict[str, list[str]] = {}
+    current: list[str] = []
+    for frame in sorted(frames):
+        if current and _cuts_before(frame, len(current), size):
+            batches[f"{_frame_hash(current[0]):016x}"[:BATCH_ID_HEX]] = current
+            current = []
+        current.append(frame)
+    if current:
+        batches[f"{_frame_hash(current[0]):016x}"[:BATCH_ID_HEX]] = current
+    return batches
 
 
 def logs_dir(out: str) -> str:
