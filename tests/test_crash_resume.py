@@ -28,11 +28,13 @@ def project(root: Path, models: Path) -> Path:
 
 
 def tree(workdir: Path) -> dict[str, bytes]:
-    """Every result file's bytes, with the project's own path written as <workdir>."""
+    """Every result file's bytes, with the project's own path written as <workdir> (the job logs
+    under results/logs record times and attempts: a record of the run, not a result)."""
     out = workdir / "results"
     return {
         str(path.relative_to(out)): path.read_bytes().replace(str(workdir).encode(), b"<workdir>")
-        for path in sorted(out.rglob("*")) if path.is_file() and path.name not in TIMED
+        for path in sorted(out.rglob("*"))
+        if path.is_file() and path.name not in TIMED and path.relative_to(out).parts[0] != "logs"
     }
 
 
