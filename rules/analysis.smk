@@ -29,7 +29,7 @@ if FINDER["present"]:
         threads: MODEL_THREADS
         resources:
             gpu=int(RUN.uses_gpu),
-            mem_mb=lambda wildcards, attempt: RUN.job_memory_mb([FINDER["path"]]) * attempt,
+            mem_mb=lambda wildcards, attempt: JOB_MEMORY_MB["finder"] * attempt,
             runtime=lambda wildcards, attempt: 30 * attempt,
         conda:
             "../envs/detector.yaml"

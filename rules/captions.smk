@@ -22,7 +22,7 @@ rule caption_batch:
     threads: 4
     resources:
         gpu=int(RUN.run["device"] != "cpu"),
-        mem_mb=lambda wildcards, attempt: RUN.job_memory_mb([RUN.captioner()["path"]]) * attempt,
+        mem_mb=lambda wildcards, attempt: JOB_MEMORY_MB["captions"] * attempt,
         runtime=lambda wildcards, attempt: 60 * attempt,
     conda:
         "../envs/vlm.yaml"

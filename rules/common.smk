@@ -153,6 +153,12 @@ def frame_ids():
 # The character finder (Grounding DINO, when its weights are present): batches of about
 # `character_finder.frames_per_job` frames (layout.content_batches), each one job with one model load.
 FINDER = RUN.finder()
+# Memory requests from the weights each model job loads: measured once, not per job.
+JOB_MEMORY_MB = {
+    "finder": RUN.job_memory_mb([FINDER["path"]]),
+    "captions": RUN.job_memory_mb([RUN.captioner()["path"]]),
+    **{strategy: RUN.strategy_memory_mb(strategy) for strategy in ("segment", "enhance_segment")},
+}
 
 
 @functools.lru_cache(maxsize=8)
@@ -314,6 +320,7 @@ def curated_frames(wildcards):
 # The identity embedding (DINOv2, when its weights are present): one job embeds every
 # cut-out for the curation's identity clusters (frameloom.embed_step).
 EMBEDDER = RUN.identity_embedder()
+JOB_MEMORY_MB["embedding"] = RUN.job_memory_mb([EMBEDDER["path"]])
 
 
 def identity_embeddings(wildcards):

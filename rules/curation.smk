@@ -32,7 +32,7 @@ if EMBEDDER["present"]:
         threads: MODEL_THREADS
         resources:
             gpu=int(RUN.uses_gpu),
-            mem_mb=lambda wildcards, attempt: RUN.job_memory_mb([EMBEDDER["path"]]) * attempt,
+            mem_mb=lambda wildcards, attempt: JOB_MEMORY_MB["embedding"] * attempt,
             runtime=lambda wildcards, attempt: 30 * attempt,
         conda:
             "../envs/embedding.yaml"

@@ -66,7 +66,7 @@ rule model_batch:
     threads: MODEL_THREADS
     resources:
         gpu=lambda wildcards: int(RUN.uses_gpu),
-        mem_mb=lambda wildcards, attempt: RUN.strategy_memory_mb(wildcards.strategy) * attempt,
+        mem_mb=lambda wildcards, attempt: JOB_MEMORY_MB[wildcards.strategy] * attempt,
         runtime=lambda wildcards, attempt: 30 * attempt,
         # Not limits: the step fails a try on which some frame failed unless it is the last
         # (so Snakemake retries), and on the last reports that frame instead. Resources,

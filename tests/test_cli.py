@@ -188,3 +188,19 @@ def test_progress_lines_count_rate_and_eta(tmp_path):
     for jobid in range(6):
         cluster.feed(f"Finished jobid: {jobid} (Rule: model_batch)")
     assert lines[-1] == "frameloom: model_batch 6/6 (0.5/s)\n"
+
+
+def test_the_onerror_handler_shows_each_error_of_snakemakes_log(tmp_path, capsys):
+    """Under --quiet all Snakemake prints no error itself: frameloom.summary.stopped shows them."""
+    from frameloom.summary import stopped
+
+    log = tmp_path / "run.snakemake.log"
+    log.write_text("Building DAG of jobs...\nError in rule analyze:\n    jobid: 3\n    log: results/logs/analyze/a.log\n"
+                   "\nRuleException:\nCalledProcessError in file Snakefile, line 3\nShutting down\n"
+                   "Exiting because a job execution failed. Look above for error messages\n")
+    stopped(str(log), "results")
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[1] == "frameloom: the run stopped before its report:"
+    assert shown[2:5] == ["Error in rule analyze:", "    jobid: 3", "    log: results/logs/analyze/a.log"]
+    assert "Building DAG of jobs..." not in shown and "RuleException:" in shown
+    assert shown[-1] == f"Snakemake's log: {log}; each job's log: results/logs/"

@@ -40,15 +40,20 @@ def cut_out_ids(out_dir: str, plan: dict[str, str]) -> list[str]:
 
 
 def embed_images(paths: list[str], embedder) -> tuple[dict[str, list[float]], dict[str, str]]:
-    """({path: embedding}, {path: error}) for images read with their alpha."""
-    images, errors = {}, {}
-    for path in paths:
-        try:
-            images[path] = embedding_input(read_image(path, keep_alpha=True))
-        except (FrameDecodeError, OSError, ValueError) as error:
-            errors[path] = f"{type(error).__name__}: {(str(error).strip().splitlines() or ['unreadable'])[0]}"
-    vectors = embedder.embed(list(images.values())) if images else []
-    return {path: [round(float(v), DECIMALS) for v in vector] for path, vector in zip(images, vectors)}, errors
+    """({path: embedding}, {path: error}) for images read with their alpha, read and embedded
+    one ``embedder.batch_size`` at a time (a job never holds every cut-out)."""
+    embedded, errors = {}, {}
+    for start in range(0, len(paths), embedder.batch_size):
+        images = {}
+        for path in paths[start:start + embedder.batch_size]:
+            try:
+                images[path] = embedding_input(read_image(path, keep_alpha=True))
+            except (FrameDecodeError, OSError, ValueError) as error:
+                errors[path] = f"{type(error).__name__}: {(str(error).strip().splitlines() or ['unreadable'])[0]}"
+        if images:
+            for path, vector in zip(images, embedder.embed(list(images.values())), strict=True):
+                embedded[path] = [round(float(v), DECIMALS) for v in vector]
+    return embedded, errors
 
 
 def run_embeddings(plan_path: str, out_dir: str, output: str, model_dir: str, references: list[str], log_path: str,

@@ -100,7 +100,6 @@ class RealESRGANUpscaler:
         self.model_name = stem
         self.name = f"realesrgan:{stem}"
         self.device = resolve_device(device)
-        self.tile = tile
         self.outscale = float(outscale)
         self.half = self.device.startswith("cuda")
         self.precision = "float16" if self.half else "float32"  # upstream's half=True on GPUs
@@ -140,9 +139,14 @@ class RealESRGANUpscaler:
                     if smaller < MIN_TILE:
                         raise
                     # Frames of a film share a size: the smaller tile stays for the rest of the job.
-                    self.tile = self._upsampler.tile_size = smaller
+                    self._upsampler.tile_size = smaller
                     if torch.cuda.is_available():
                         torch.cuda.empty_cache()
+
+    @property
+    def tile(self) -> int:
+        """Tile side in input pixels (0: whole frame); halved for the rest of the job on out-of-memory."""
+        return self._upsampler.tile_size
 
     def __repr__(self) -> str:
         return f"RealESRGANUpscaler({self.name!r}, device={self.device!r}, tile={self.tile}, outscale={self.outscale})"
