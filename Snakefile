@@ -20,6 +20,7 @@ configfile: LOCAL_CONFIG if LOCAL_CONFIG.exists() else Path(workflow.basedir, LO
 
 
 include: "rules/common.smk"
+include: "rules/parameters.smk"
 include: "rules/gpu_cap.smk"
 include: "rules/demo.smk"
 include: "rules/input.smk"

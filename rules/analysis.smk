@@ -10,13 +10,13 @@ if FINDER["present"]:
 
     rule find_characters:
         input:
-            finder_batch_frames,
+            frames=finder_batch_frames,
+            params=f"{OUT}/params/finder/{{batch}}.json",
         output:
             directory(f"{OUT}/detections/batches/{{batch}}"),
         params:
             python=MODEL_PYTHON,
             scripts=SCRIPTS_DIR,
-            frames=finder_frames_json,
             model=FINDER["path"],
             prompts=" ".join(shlex.quote(p) for p in FINDER["settings"]["prompts"]),
             settings=FINDER["settings"],
@@ -35,7 +35,7 @@ if FINDER["present"]:
             "../envs/detector.yaml"
         shell:
             "PYTHONPATH={params.scripts:q} {params.python} -m frameloom.detect_step"
-            " --frames {params.frames:q} --out-dir {output:q} --model-dir {params.model:q}"
+            " --frames {input.params:q} --out-dir {output:q} --model-dir {params.model:q}"
             " --prompts {params.prompts} --device {params.device}"
             " --box-threshold {params.settings[box_threshold]}"
             " --text-threshold {params.settings[text_threshold]}"
@@ -65,12 +65,13 @@ rule analyze:
 # Every frame's decision file, and the plan (its strategy per frame) that the
 # later rules read to know which outputs to ask for. Strategy rules do not
 # depend on it, so a threshold change reruns only the frames whose strategy changes.
+# The decisions folder is updated in place (update()): only changed files are rewritten.
 checkpoint decide:
     input:
         all_analyses,
     output:
         plan=f"{OUT}/plan.tsv",
-        decisions=directory(layout.decisions_dir(OUT)),
+        decisions=update(directory(layout.decisions_dir(OUT))),
     params:
         decision=RUN.decision,
         enabled=RUN.enabled_strategies,

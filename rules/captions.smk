@@ -6,14 +6,13 @@
 
 rule caption_batch:
     input:
-        caption_batch_metas,
+        metas=caption_batch_metas,
+        params=f"{OUT}/params/captions/{{batch}}.json",
     output:
         f"{OUT}/captions/batches/{{batch}}.json",
     params:
         python=MODEL_PYTHON,
         scripts=SCRIPTS_DIR,
-        members=caption_members_json,
-        settings=CAPTION_SETTINGS,
         cache=layout.caption_cache_dir(OUT),
     log:
         f"{LOGS}/captions/{{batch}}.log",
@@ -28,5 +27,5 @@ rule caption_batch:
         "../envs/vlm.yaml"
     shell:
         "PYTHONPATH={params.scripts:q} {params.python} -m frameloom.caption_step"
-        " --members {params.members:q} --settings {params.settings:q} --cache-dir {params.cache:q}"
+        " --params {input.params:q} --cache-dir {params.cache:q}"
         " --manifest {output:q} --threads {threads} --log {log:q}"

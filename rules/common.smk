@@ -90,6 +90,7 @@ onstart:
 wildcard_constraints:
     frame="[A-Za-z0-9][A-Za-z0-9._-]*",
     strategy="segment|enhance_segment",
+    step="finder|captions|segment|enhance_segment",
     batch="[0-9a-f]+",
     # One path component: a video's extracted frames are files inside its folder, not other videos.
     video="[A-Za-z0-9][A-Za-z0-9._-]*",
@@ -171,9 +172,9 @@ def finder_batch_frames(wildcards):
     return [frame_file(frame) for frame in _finder_batches(frame_ids())[0][wildcards.batch]]
 
 
-def finder_frames_json(wildcards, input):
-    frames = _finder_batches(frame_ids())[0][wildcards.batch]
-    return json.dumps(dict(zip(frames, input, strict=True)))
+def finder_parameters(batch):
+    """The finder job's parameters file content: {frame: frame file}."""
+    return {frame: frame_file(frame) for frame in _finder_batches(frame_ids())[0][batch]}
 
 
 def finder_detections(wildcards):
@@ -268,17 +269,17 @@ def batch_inputs(wildcards):
     }
 
 
-def batch_members_json(wildcards, input):
-    frames = strategy_batches(wildcards.strategy)[0][wildcards.batch]
-    return json.dumps(
-        {f: [p, a] for f, p, a in zip(frames, input.frames, input.analyses, strict=True)}
-    )
-
-
-def model_step_json(strategy):
-    return json.dumps(
-        {"settings": RUN.strategy_settings("", strategy), "outputs": strategy_outputs(strategy)}
-    )
+def model_batch_parameters(strategy, batch):
+    """A model batch job's parameters file content: its members, the strategy's settings and outputs."""
+    members = {
+        frame: [frame_file(frame), layout.analysis(OUT).format(frame=frame)]
+        for frame in strategy_batches(strategy)[0][batch]
+    }
+    return {
+        "members": members,
+        "settings": RUN.strategy_settings("", strategy),
+        "outputs": strategy_outputs(strategy),
+    }
 
 
 def attempts(wildcards):
@@ -293,7 +294,6 @@ CURATION = {"cfg": RUN.run["curation"], "good_lighting": RUN.decision["threshold
 
 # The VLM caption step: frames of the strategies it captions, `captioning.frames_per_job` per job.
 CAPTION_STRATEGIES = RUN.vlm_caption_strategies
-CAPTION_SETTINGS = json.dumps(RUN.caption_settings())
 
 
 def caption_batches():
@@ -305,8 +305,21 @@ def caption_batch_metas(wildcards):
     return [metas[frame] for frame in caption_batches()[wildcards.batch]]
 
 
-def caption_members_json(wildcards, input):
-    return json.dumps(dict(zip(caption_batches()[wildcards.batch], input, strict=True)))
+def caption_parameters(batch):
+    """A caption job's parameters file content: {frame: meta file} and the caption settings."""
+    metas = planned_metas(None)
+    members = {frame: metas[frame] for frame in caption_batches()[batch]}
+    return {"members": members, "settings": RUN.caption_settings()}
+
+
+def job_parameters(wildcards):
+    """What a batched model job reads from its parameters file (rule job_parameters)."""
+    if wildcards.step == "finder":
+        return finder_parameters(wildcards.batch)
+    if wildcards.step == "captions":
+        return caption_parameters(wildcards.batch)
+    return model_batch_parameters(wildcards.step, wildcards.batch)
+
 
 
 def caption_manifests(wildcards):

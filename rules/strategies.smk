@@ -51,13 +51,12 @@ rule create_occlusion:
 rule model_batch:
     input:
         unpack(batch_inputs),
+        params=f"{OUT}/params/{{strategy}}/{{batch}}.json",
     output:
         f"{OUT}/{{strategy}}/batches/{{batch}}.json",
     params:
         python=MODEL_PYTHON,
         scripts=SCRIPTS_DIR,
-        members=batch_members_json,
-        step=lambda wildcards: model_step_json(wildcards.strategy),
         cache=CACHE_DIR,
     log:
         f"{LOGS}/{{strategy}}/batches/{{batch}}.log",
@@ -77,7 +76,7 @@ rule model_batch:
         "../envs/{strategy}.yaml"
     shell:
         "PYTHONPATH={params.scripts:q} {params.python} -m frameloom.model_step {wildcards.strategy}"
-        " --members {params.members:q} --step {params.step:q} --cache-dir {params.cache:q}"
+        " --params {input.params:q} --cache-dir {params.cache:q}"
         " --manifest {output:q} --threads {threads} --log {log:q}"
         " --attempt {resources.attempt} --attempts {resources.attempts}"
 

@@ -274,12 +274,12 @@ def test_detect_step_writes_one_file_per_frame_and_loads_the_model_once(tiny_gro
 
 
 @pytest.mark.slow
-def test_detect_step_takes_the_frames_as_json_text(detector, tmp_path):
+def test_detect_step_with_a_given_detector_names_a_missing_frame(detector, tmp_path):
     from frameloom import detect_step
 
     write_image(tmp_path / "a.png", frames(1)[0])
-    frames_text = json.dumps({"a": str(tmp_path / "a.png"), "gone": str(tmp_path / "missing.png")})
-    records = detect_step.run_detections(detect_step._frames_argument(frames_text), str(tmp_path / "out"), "unused",
+    frames_given = {"a": str(tmp_path / "a.png"), "gone": str(tmp_path / "missing.png")}
+    records = detect_step.run_detections(frames_given, str(tmp_path / "out"), "unused",
                                          ["person"], str(tmp_path / "log"), detector=detector)
     assert records["a"]["ok"] and records["a"]["prompts"] == ["person"]
     assert records["gone"]["ok"] is False and records["gone"]["error"].startswith("FileNotFoundError: ")

@@ -232,6 +232,12 @@ def test_the_run_config_reads_the_overrides_file(tmp_path):
 
     repo = Path(__file__).resolve().parents[1]
     assert load_run_config({}, tmp_path, workflow_dir=repo).overrides == {}
+    # By default each run keeps its overrides in its own output folder.
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "overrides.yaml").write_text("frames: {f2: {exclude: true}}\n")
+    run = load_run_config({"output_dir": "out/"}, tmp_path, workflow_dir=repo)
+    assert run.overrides_file == "out/overrides.yaml"
+    assert run.overrides == {"f2": {"exclude": True, "note": ""}}
     (tmp_path / "mine.yaml").write_text("frames: {f1: {strategy: segment}}\n")
     run = load_run_config({"overrides_file": "mine.yaml"}, tmp_path, workflow_dir=repo)
     assert run.overrides == {"f1": {"strategy": "segment", "exclude": False, "note": ""}}
@@ -259,7 +265,7 @@ def test_review_serves_the_run_it_is_pointed_at(tmp_path, monkeypatch):
         server = make_server("config/config.yaml", 0, repo, str(out))
         try:
             assert server.roots["out"] == out and server.frames == {"f1"}
-            expected = "cli_overrides.yaml" if flags else "config/overrides.yaml"
+            expected = "cli_overrides.yaml" if flags else f"{out}/overrides.yaml"
             assert server.overrides_source == expected
         finally:
             server.server_close()

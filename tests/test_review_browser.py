@@ -91,7 +91,7 @@ def test_override_one_frame_in_the_browser_and_rerun(served_project, browser):
     card.find_element(By.CSS_SELECTOR, ".note").send_keys("wants occluded variants")
     card.find_element(By.CSS_SELECTOR, ".save").click()
     WebDriverWait(browser, 20).until(lambda d: cards(d)[frame].find_element(By.CSS_SELECTOR, ".status").text == "saved")
-    assert yaml.safe_load((workdir / "config" / "overrides.yaml").read_text()) == {
+    assert yaml.safe_load((workdir / "results" / "overrides.yaml").read_text()) == {
         "frames": {frame: {"strategy": "create_occlusion", "note": "wants occluded variants"}}}
 
     # A reload reads the saved override back from the server.

@@ -85,7 +85,8 @@ def test_caption_step_cli_loads_the_model_once(tmp_path, tiny_qwen_vl, frames):
     settings = run.caption_settings()
     settings["model"] = {**settings["model"], "path": str(tiny_qwen_vl["qwen2_vl"]), "present": True}
     settings["captioning"] |= {"batch_size": 3, "max_new_tokens": 6}
-    argv = ["--members", json.dumps(members), "--settings", json.dumps(settings), "--cache-dir", str(tmp_path / "c"),
+    (tmp_path / "params.json").write_text(json.dumps({"members": members, "settings": settings}))
+    argv = ["--params", str(tmp_path / "params.json"), "--cache-dir", str(tmp_path / "c"),
             "--manifest", str(tmp_path / "m.json"), "--log", str(tmp_path / "log")]
     assert caption_step.main(argv) == 0
     records = json.loads((tmp_path / "m.json").read_text())["images"]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -234,6 +235,17 @@ def test_tune_target_proposes_thresholds_in_a_new_file(run_dir):
     snakemake(run_dir, "-n", "--config", f"decision_thresholds={tuned_path}")
 
 
+def test_model_jobs_log_a_one_line_command_that_names_their_parameters_file(run_dir):
+    """The frames and settings of a model job are in a file it reads, not inline JSON in the log."""
+    result = snakemake(run_dir, "-n", "--forcerun", "model_batch")
+    commands = [line for line in (result.stdout + result.stderr).splitlines() if "frameloom.model_step" in line]
+    assert commands
+    for command in commands:
+        assert "--params results/params/" in command and "{" not in command and len(command) < 400, command
+        params = json.loads((run_dir / command.split("--params ")[1].split()[0]).read_text())
+        assert set(params) == {"members", "settings", "outputs"} and params["members"]
+
+
 def test_nothing_to_do_on_an_unchanged_rerun(run_dir):
     result = snakemake(run_dir, "-n")
     assert "Nothing to be done" in result.stdout + result.stderr
@@ -261,11 +273,12 @@ def test_changing_one_frame_reruns_only_its_chain(run_dir):
         return next((f for f in [frame, *batch_mates] if f"/{f}" in f"/{path}" or Path(path).name.startswith(f)), None)
 
     changed = {path for path in after if path not in before or before[path][0] != after[path][0]}
-    # The decide checkpoint writes every decision file in one job: the others are rewritten, byte-identical.
+    # The decide checkpoint rewrites only decision files that changed: the others keep their mtime.
     aggregates = {path for path in changed if path.startswith(("training/", ".cache/", "curation/", "rejected/",
                                                                 "decisions/", "exports/", "logs/"))
                   or "/batches/" in path} | {"plan.tsv", "processing_report.json", "report.html", "review.html"}
-    assert all(after[p][1] == before[p][1] for p in before if p.startswith("decisions/") and owner(p) != frame)
+    assert all(after[p] == before[p] for p in before
+               if p.startswith("decisions/") and p.endswith(".json") and owner(p) != frame)
     assert f"analysis/{frame}.json" in changed and f"segment/images/{frame}_character.png" in changed
     assert {p for p in changed - aggregates if owner(p) != frame} == {
         p for p in changed - aggregates if owner(p) in batch_mates}, "only this frame and its batch-mates moved"
@@ -277,6 +290,11 @@ def test_changing_one_frame_reruns_only_its_chain(run_dir):
     assert f"computed 1, from cache {len(batch_mates)}" in batch_log
 
 
+def job_counts(stderr: str) -> dict[str, int]:
+    """{rule: jobs run} from Snakemake's log (checkpoint jobs included, which its first job table lacks)."""
+    return dict(Counter(re.findall(r"^(?:local)?(?:rule|checkpoint) (\w+):$", stderr, flags=re.MULTILINE)))
+
+
 def test_threshold_change_reruns_decisions_not_analysis(run_dir):
     before = snapshot(run_dir / "results")
     thresholds = yaml.safe_load((REPO / "config" / "decision_thresholds.yaml").read_text())
@@ -284,16 +302,33 @@ def test_threshold_change_reruns_decisions_not_analysis(run_dir):
     # need no colour correction, so changing it rightly recurates keep_full frames).
     thresholds["thresholds"]["simple_background"] = 0.02  # under some demo frames' complexity: they lose keep_full
     (run_dir / "config" / "decision_thresholds.yaml").write_text(yaml.safe_dump(thresholds))
-    snakemake(run_dir)
+    result = snakemake(run_dir)
     after = snapshot(run_dir / "results")
     analyses = [p for p in before if p.startswith("analysis/")]
     assert analyses and all(after[p] == before[p] for p in analyses)
-    decisions = [p for p in before if p.startswith("decisions/")]
-    assert all(after[p][0] != before[p][0] for p in decisions)
     old = {r["frame_id"]: r["strategy"] for r in json.loads(before["processing_report.json"][1])["results"]}
     new = {r["frame_id"]: r["strategy"] for r in json.loads(after["processing_report.json"][1])["results"]}
     unchanged = [frame for frame in old if old[frame] == new[frame] and new[frame]]
-    assert unchanged and any(old[f] != new[f] for f in old)
+    moved = sorted(frame for frame in old if old[frame] != new[frame])
+    assert unchanged and moved
+    # Only the decision files whose content changed are rewritten, those of the moved frames among them.
+    decisions = {p: p.removeprefix("decisions/").removesuffix(".json") for p in before
+                 if p.startswith("decisions/") and p.endswith(".json")}
+    rewritten = {frame for p, frame in decisions.items() if after[p][0] != before[p][0]}
+    assert rewritten == {frame for p, frame in decisions.items() if after[p][1] != before[p][1]}
+    assert set(moved) <= rewritten and set(unchanged) - rewritten
+    # Jobs: the decide step once, no analysis, and a strategy job only for a moved frame or a
+    # batch-mate of one in a model batch that re-formed (its export relinks the cached files).
+    counts = job_counts(result.stderr)
+    assert counts["decide"] == 1 and "analyze" not in counts
+    reformed = set()
+    for manifest in (run_dir / "results").glob("*/batches/*.json"):
+        path = str(manifest.relative_to(run_dir / "results"))
+        if path not in before or before[path][1] != after[path][1]:
+            reformed |= set(json.loads(manifest.read_text())["frames"])
+    planned = {frame for frame in moved if new[frame]}
+    strategy_jobs = sum(counts.get(name, 0) for name in ("keep_full", "create_occlusion", "segment", "enhance_segment"))
+    assert strategy_jobs == len(planned | reformed), (counts, moved, reformed)
     # Frames that kept their strategy keep their strategy outputs: untouched, or (model strategies,
     # whose batches re-form around the frames that moved) relinked from the cache, same bytes.
     for frame in unchanged:
@@ -302,7 +337,7 @@ def test_threshold_change_reruns_decisions_not_analysis(run_dir):
         if new[frame] in ("keep_full", "create_occlusion"):
             assert after[meta][0] == before[meta][0]
     # Frames that moved lose their old strategy's outputs.
-    for frame in set(old) - set(unchanged):
+    for frame in moved:
         if old[frame]:
             assert f"{old[frame]}/meta/{frame}.json" not in after
 
@@ -415,9 +450,10 @@ def test_vlm_captions_in_the_workflow(tmp_path, tiny_qwen_vl):
                                                        "template (rejected: repeated_phrase)"}
 
     assert "Nothing to be done" in (lambda r: r.stdout + r.stderr)(snakemake(tmp_path, "-n"))
-    # A new prompt reruns the caption jobs and the merge only.
+    # A new prompt reruns the caption jobs (their parameters files first) and the merge only.
     strategies["captioning"]["prompts"] = {"character": "Describe the character."}
     (tmp_path / "config" / "strategy_configs.yaml").write_text(yaml.safe_dump(strategies))
     dry = snakemake(tmp_path, "-n", "--quiet", "rules")
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", dry.stdout, re.MULTILINE))
-    assert {rule for rule in counts if rule != "total"} == {"caption_batch", "merge", "html_report", "all"}, dry.stdout
+    assert {rule for rule in counts if rule != "total"} == {"job_parameters", "caption_batch", "merge", "html_report",
+                                                            "all"}, dry.stdout

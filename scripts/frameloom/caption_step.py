@@ -10,9 +10,8 @@ hashes the image bytes, the template caption, the facts and the settings,
 the model files' fingerprint included), so re-batching after a plan change recomputes nothing; the job's
 manifest maps each image to its caption record for the merge.
 
-    python -m frameloom.caption_step --members '{"f": "results/keep_full/meta/f.json"}' \\
-        --settings '{...}' --cache-dir results/.cache/captions \\
-        --manifest results/captions/batches/0000.json --log L
+    python -m frameloom.caption_step --params results/params/captions/<batch>.json \\
+        --cache-dir results/.cache/captions --manifest results/captions/batches/<batch>.json --log L
 """
 
 from __future__ import annotations
@@ -146,13 +145,14 @@ def run_captions(members: dict[str, str], settings: dict, cache_dir: str, manife
 
 def main(argv: list[str] | None = None) -> int:
     parser = batch_step_parser("python -m frameloom.caption_step", __doc__)
-    parser.add_argument("--members", required=True, help="JSON: {frame: meta_path}")
-    parser.add_argument("--settings", required=True, help="JSON: RunConfig.caption_settings()")
+    parser.add_argument("--params", required=True,
+                        help='JSON file: {"members": {frame: meta_path}, "settings": RunConfig.caption_settings()}')
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
-    run_captions(json.loads(args.members), json.loads(args.settings), args.cache_dir, args.manifest, args.log)
+    params = read_json(args.params)
+    run_captions(params["members"], params["settings"], args.cache_dir, args.manifest, args.log)
     return 0
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +119,12 @@ class RunConfig:
     @property
     def output_dir(self) -> str:
         return self.run["output_dir"].rstrip("/")
+
+    @property
+    def overrides_file(self) -> str:
+        """The review page's overrides, as configured: by default in the run's output folder,
+        so each run keeps its own review decisions."""
+        return self.run["overrides_file"] or f"{self.output_dir}/overrides.yaml"
 
     @property
     def enabled_strategies(self) -> list[str]:
@@ -407,8 +413,8 @@ def load_run_config(config: dict, workdir: Path, source: str = "config/config.ya
         raise ConfigError(f"{strategy_source}: strategies: at least one strategy must be enabled")
     from .overrides import load_overrides
 
-    overrides = load_overrides(resolve(run["overrides_file"]), run["overrides_file"])
-    config = RunConfig(run=run, decision=decision, strategy=strategy, workdir=workdir, overrides=overrides)
+    config = RunConfig(run=run, decision=decision, strategy=strategy, workdir=workdir)
+    config = replace(config, overrides=load_overrides(config.resolve(config.overrides_file), config.overrides_file))
     if run["device"] == "cuda":
         # Asked for by name: a GPU that cannot be used stops the run here, in one line,
         # instead of in the first model job (torch is imported only in this case).

@@ -11,13 +11,12 @@ fails the job (its traceback is in the log), so Snakemake can retry it.
         --model-dir models/detection/grounding-dino-tiny --prompts person animal creature "cartoon character" \\
         --log L
 
-``--frames``: a JSON file ``{frame_id: frame_path}``, or that JSON itself.
+``--frames``: a JSON file ``{frame_id: frame_path}`` (the workflow's job_parameters rule writes it).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -86,7 +85,7 @@ def run_detections(frames: dict[str, str], out_dir: str, model_dir: str, prompts
 
 
 def _frames_argument(value: str) -> dict[str, str]:
-    frames = json.loads(value) if value.lstrip().startswith("{") else read_json(value)
+    frames = read_json(value)
     if not isinstance(frames, dict):
         raise argparse.ArgumentTypeError("expected a JSON object {frame_id: frame_path}")
     return {str(frame): str(path) for frame, path in frames.items()}
@@ -97,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m frameloom.detect_step", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", required=True, type=_frames_argument,
-                        help="JSON file (or JSON text) {frame_id: frame_path}")
+                        help="JSON file {frame_id: frame_path}")
     parser.add_argument("--out-dir", required=True, help="one <frame_id>.json per frame goes here")
     parser.add_argument("--model-dir", required=True, help="the Grounding DINO snapshot folder")
     parser.add_argument("--prompts", nargs="+", default=list(DEFAULT_PROMPTS), help="phrases to detect")

@@ -154,16 +154,27 @@ def swap_in_folder(staging: Path, final: str | os.PathLike) -> None:
         shutil.rmtree(aside)
 
 
-def write_json_folder(folder: str | os.PathLike, payloads: dict[str, Any]) -> None:
-    """``{name}.json`` per entry, all at once: built in a staged folder, then swapped in."""
-    staging = staged_folder(folder)
-    try:
-        for name, payload in payloads.items():
-            (staging / f"{name}.json").write_text(_json_text(payload), encoding="utf-8")
-        swap_in_folder(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+def update_json_folder(folder: str | os.PathLike, payloads: dict[str, Any]) -> tuple[int, int]:
+    """``{name}.json`` per entry, each written atomically and only when its bytes change; other
+    ``*.json`` files in the folder are removed. Unchanged files keep their mtime, so a rerun
+    that reads them redoes nothing. Returns (files written, files removed)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for name, payload in payloads.items():
+        path = folder / f"{name}.json"
+        text = _json_text(payload).encode("utf-8")
+        try:
+            unchanged = path.read_bytes() == text
+        except FileNotFoundError:
+            unchanged = False
+        if not unchanged:
+            _atomic_write_bytes(path, text)
+            written += 1
+    stale = [path for path in folder.glob("*.json") if path.stem not in payloads]
+    for path in stale:
+        path.unlink()
+    return written, len(stale)
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:

@@ -59,7 +59,7 @@ def analysis(out: str) -> str:
 
 
 def decisions_dir(out: str) -> str:
-    """Written as one folder by the decide checkpoint (one job decides every frame)."""
+    """Written by the decide checkpoint (one job decides every frame), only the files that change."""
     return f"{out}/decisions"
 
 

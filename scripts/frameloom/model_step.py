@@ -10,9 +10,12 @@ already cached is not recomputed, and its exported files are the same inodes,
 so changing one frame of a batch leaves its batch-mates' outputs byte- and
 mtime-identical.
 
-    python -m frameloom.model_step segment --members '{"f": ["f.png", "f.json"]}' \\
-        --step '{"settings": {...}, "outputs": {...}}' --cache-dir results/.cache \\
-        --manifest results/segment/batches/0000.json --log L
+    python -m frameloom.model_step segment --params results/params/segment/<batch>.json \\
+        --cache-dir results/.cache --manifest results/segment/batches/<batch>.json --log L
+
+``--params``: a JSON file {"members": {frame: [frame_path, analysis_path]},
+"settings": ..., "outputs": the strategy's output patterns}, written by the
+workflow's job_parameters rule (so the job's logged command stays one line).
 """
 
 from __future__ import annotations
@@ -199,20 +202,19 @@ def export_frame(frame: str, manifest_path: str, cache_dir: str, outputs: dict, 
 def main(argv: list[str] | None = None) -> int:
     parser = batch_step_parser("python -m frameloom.model_step", __doc__)
     parser.add_argument("strategy", choices=("segment", "enhance_segment"))
-    parser.add_argument("--members", required=True, help="JSON: {frame: [frame_path, analysis_path]}")
-    parser.add_argument("--step", required=True, help='JSON: {"settings": ..., "outputs": output patterns}')
+    parser.add_argument("--params", required=True, help="JSON file: members, settings, outputs (see above)")
     parser.add_argument("--attempt", type=int, default=1, help="Snakemake's attempt number of this job")
     parser.add_argument("--attempts", type=int, default=1, help="attempts Snakemake allows (retries + 1)")
     args = parser.parse_args(argv)
     import cv2
 
     cv2.setNumThreads(args.threads)
-    if any(model["present"] for model in json.loads(args.step)["settings"]["models"].values()):
+    params = read_json(args.params)
+    if any(model["present"] for model in params["settings"]["models"].values()):
         import torch
 
         torch.set_num_threads(args.threads)
-    step = json.loads(args.step)
-    run_batch(args.strategy, json.loads(args.members), step["settings"], step["outputs"],
+    run_batch(args.strategy, params["members"], params["settings"], params["outputs"],
               args.cache_dir, args.manifest, args.log, args.attempt, args.attempts)
     return 0
 

@@ -314,7 +314,7 @@ def make_server(configfile: str, port: int, workflow_dir: Path, output_dir: str 
     frames = {r["frame_id"] for r in read_json(report_path)["results"]}
     input_root = Path(demo_frames_dir(str(out_dir))) if run.is_demo else run.resolve(run.run["input_dir"])
     return ReviewServer(port, out_dir / "review.html", out_dir, input_root,
-                        run.resolve(run.run["overrides_file"]), run.run["overrides_file"], frames)
+                        run.resolve(run.overrides_file), run.overrides_file, frames)
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m frameloom.review") -> int:

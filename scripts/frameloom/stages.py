@@ -13,7 +13,7 @@ import time
 import traceback
 from pathlib import Path
 
-from .imageio import read_json, write_json, write_json_folder, write_text
+from .imageio import read_json, update_json_folder, write_json, write_text
 
 
 class OutputDiskError(OSError):
@@ -54,6 +54,14 @@ def batch_step_parser(prog: str, doc: str) -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch and OpenCV")
     parser.add_argument("--log", required=True)
     return parser
+
+
+def write_parameters(output: str, content: dict, log: str) -> None:
+    """A batched model job's parameters file (rule job_parameters)."""
+    with job_log(log, "job parameters") as lines:
+        write_json(output, content)
+        members = content.get("members", content)
+        lines.append(f"{output}: {len(members)} frames")
 
 
 def render_demo(frame_paths: list[str], truth_dir: str, n: int, seed: int, width: int, height: int, log: str) -> None:
@@ -101,7 +109,10 @@ def decide(analysis_paths: list[str], plan_path: str, decisions_dir: str, decisi
         decisions = decide_all(analyses, decision_cfg, enabled, overrides)
         for frame, decision in decisions.items():
             lines.append(f"{frame}: {plan_status(decision)} ({decision['reasoning']})")
-        write_json_folder(decisions_dir, decisions)
+        # Only the decisions that changed are rewritten: the others keep their bytes and mtime.
+        written, removed = update_json_folder(decisions_dir, decisions)
+        lines.append(f"decision files: {written} written, {removed} removed, "
+                     f"{len(decisions) - written} unchanged")
         unknown = sorted(set(overrides) - set(decisions))
         if unknown:
             lines.append(f"overrides for frames not in the input (ignored): {', '.join(unknown)}")

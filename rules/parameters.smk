@@ -1,0 +1,12 @@
+# A batched model job's frames and settings, as a file the job reads: its logged command
+# stays one readable line. A change of members or settings rewrites the file (params are a
+# rerun trigger) and so reruns that job only.
+rule job_parameters:
+    output:
+        f"{OUT}/params/{{step}}/{{batch}}.json",
+    params:
+        content=job_parameters,
+    log:
+        f"{LOGS}/params/{{step}}/{{batch}}.log",
+    run:
+        stages.write_parameters(output[0], params.content, log[0])
