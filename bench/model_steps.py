@@ -2,7 +2,7 @@
 
 Each adapter is built and run exactly as the model jobs do (one load per job,
 then frame after frame); "s / frame in a job" spreads the load over the
-default job size (``processing.batch_size`` frames), and the last line adds
+default job size (``processing.frames_per_job``: auto), and the last line adds
 the model time a frame costs in the default strategy mix into frames per
 hour for the whole pipeline on this device. Grounding DINO and DINOv2 run
 their real architectures (grounding-dino-tiny, dinov2-small) with random
@@ -57,10 +57,11 @@ def peak_mb(device: str) -> str:
     return f"{torch.cuda.max_memory_allocated() / 2**20:.0f}" if device.startswith("cuda") else "-"
 
 
-def frames_per_job() -> int:
-    from frameloom.config import load_run_config
+def frames_per_job(device: str) -> int:
+    """The default job size (processing.frames_per_job: auto) on this device."""
+    from frameloom.config import CPU_FRAMES_PER_JOB, GPU_FRAMES_PER_JOB
 
-    return load_run_config({}, REPO).strategy["processing"]["batch_size"]
+    return GPU_FRAMES_PER_JOB if device.startswith("cuda") else CPU_FRAMES_PER_JOB
 
 
 # Model seconds a frame costs in each strategy (the models its step runs), and the share of
@@ -153,7 +154,7 @@ def main() -> None:
     frames = [render_frame(FrameSpec(seed=seed, width=width, height=height, shot="close-up"))
               for seed in range(args.frames + 1)]
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{torch.get_num_threads()} threads"
-    job = frames_per_job()
+    job = frames_per_job(args.device)
     print(f"device {args.device} ({device_name}); {width}x{height} frames; median of {args.frames} after a warm-up; "
           f"jobs of {job} frames\n")
     print(f"{'model':38}{'precision':>18}{'load s':>8}{'s / frame':>11}{'frames / s':>11}{'in a job':>10}"

@@ -250,8 +250,12 @@ def _plan_batches(strategies, size):
     return _batches(*_plan_version(), tuple(strategies), size)
 
 
+# Frames per segment/enhance_segment job (processing.frames_per_job), resolved once per DAG.
+MODEL_FRAMES_PER_JOB = RUN.model_frames_per_job
+
+
 def strategy_batches(strategy):
-    return _plan_batches([strategy], RUN.strategy["processing"]["batch_size"])
+    return _plan_batches([strategy], MODEL_FRAMES_PER_JOB)
 
 
 def batch_manifest(strategy, frame):

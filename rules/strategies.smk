@@ -41,7 +41,7 @@ rule create_occlusion:
                             params.curation, log[0])
 
 
-# Model steps: batches of `processing.batch_size` frames per shell job, models
+# Model steps: batches of `processing.frames_per_job` frames per shell job, models
 # loaded once per job, results in a content-addressed cache (see
 # frameloom.model_step). Then a cheap per-frame export links them into place.
 # When one frame of a batch changes, its batch-mates come from the cache: their

@@ -226,3 +226,33 @@ def test_model_jobs_ask_for_memory_from_the_weights_they_load(tmp_path):
     assert run.strategy_memory_mb("enhance_segment") == JOB_BASE_MB + WEIGHT_MEMORY_FACTOR * 40
     assert run.job_memory_mb([str(models / "segmentation"), None, str(models / "missing")]) == \
         JOB_BASE_MB + WEIGHT_MEMORY_FACTOR * 30
+
+
+def test_frames_per_job_is_its_own_setting_apart_from_the_inference_batch(tmp_path, monkeypatch):
+    """processing.frames_per_job sizes the model jobs (auto: by where the models run);
+    processing.batch_size is the inference batch the model steps receive."""
+    from frameloom import config as config_module
+
+    strategy = yaml.safe_load((REPO / "config" / "strategy_configs.yaml").read_text())
+    run = load(tmp_path)
+    assert run.strategy["processing"]["frames_per_job"] == "auto"
+    assert not run.uses_gpu and run.model_frames_per_job == config_module.CPU_FRAMES_PER_JOB
+    assert run.strategy_settings("f", "segment")["batch_size"] == 8
+    strategy["processing"] |= {"frames_per_job": 40, "batch_size": 2}
+    run = load(tmp_path, strategy=strategy)
+    assert run.model_frames_per_job == 40 and run.strategy_settings("f", "enhance_segment")["batch_size"] == 2
+    # With weights present and a GPU asked for by name, auto gives the GPU's job size.
+    strategy["processing"]["frames_per_job"] = "auto"
+    run = load(tmp_path, strategy=strategy)
+    monkeypatch.setattr(type(run), "uses_gpu", property(lambda self: True))
+    expected = config_module.GPU_FRAMES_PER_JOB if torch_sees_a_gpu() else config_module.CPU_FRAMES_PER_JOB
+    assert run.model_frames_per_job == expected
+    monkeypatch.setitem(run.run, "device", "cuda")
+    assert run.model_frames_per_job == config_module.GPU_FRAMES_PER_JOB
+    strategy["processing"]["frames_per_job"] = 0
+    assert "frames_per_job" in error_of(tmp_path, strategy=strategy)
+
+
+def torch_sees_a_gpu() -> bool:
+    torch = pytest.importorskip("torch")
+    return torch.cuda.is_available()

@@ -93,7 +93,7 @@ def test_blend_is_feathered_without_seams(codeformer, close_up, monkeypatch):
     """A net that returns pure white shows the mask: 0 outside the box, ~1 in the centre, smooth between."""
     image, boxes = close_up
     flat = np.full_like(image, 40)
-    monkeypatch.setattr(codeformer, "_run_net", lambda crop: np.full_like(crop, 240))
+    monkeypatch.setattr(codeformer, "_run_nets", lambda crops: [np.full_like(crop, 240) for crop in crops])
     out, records = codeformer.restore(flat, boxes[:1])
     assert records[0]["applied"]  # max_drift=1.0 on this fixture
     x, y, w, h = boxes[0]
@@ -301,3 +301,34 @@ def test_a_face_with_landmarks_is_restored_aligned(codeformer):
     _, affine = align_face(image, LANDMARKS)
     _, mask = paste_face(image, np.zeros((512, 512, 3), np.uint8), affine)
     assert np.array_equal(out[mask == 0], image[mask == 0]) and not np.array_equal(out, image)
+
+
+def test_faces_are_restored_batch_size_at_a_time_and_out_of_memory_halves_the_batch(checkpoints, monkeypatch):
+    """processing.batch_size is the inference batch: three faces in one forward pass give the frame
+    one-at-a-time gives; a CUDA out-of-memory error halves the batch and the job goes on."""
+    image, truth = render_frame(FrameSpec(seed=3, width=480, height=240, shot="medium", n_characters=3))
+    boxes = [[int(v) for v in b] for b in truth["face_boxes"] if b is not None]
+    assert len(boxes) >= 2
+    one = CodeFormerRestorer(checkpoints["codeformer"], device="cpu", max_drift=1.0, batch_size=1)
+    batched = CodeFormerRestorer(checkpoints["codeformer"], device="cpu", max_drift=1.0, batch_size=8)
+    passes = []
+    forward = batched._forward
+    monkeypatch.setattr(batched, "_forward", lambda x: passes.append(len(x)) or forward(x))
+    out_one, records_one = one.restore(image, boxes)
+    out_batched, records_batched = batched.restore(image, boxes)
+    assert passes == [len(boxes)]
+    assert np.abs(out_one.astype(int) - out_batched.astype(int)).max() <= 1
+    assert [r["applied"] for r in records_one] == [r["applied"] for r in records_batched]
+
+    passes.clear()
+
+    def out_of_memory_above_one(x):
+        passes.append(len(x))
+        if len(x) > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return forward(x)
+
+    monkeypatch.setattr(batched, "_forward", out_of_memory_above_one)
+    out_retried, _ = batched.restore(image, boxes)
+    assert batched.batch_size == 1 and passes[-len(boxes):] == [1] * len(boxes)
+    assert np.abs(out_retried.astype(int) - out_one.astype(int)).max() <= 1

@@ -230,8 +230,8 @@ def test_enhance_batch_uses_real_esrgan_when_its_weights_are_present(tmp_path, r
 
 
 @pytest.mark.parametrize("model,expected", [
-    ("CodeFormer", ("codeformer", {"max_drift": 0.35, "fidelity": 0.7})),
-    ("GFPGAN", ("gfpgan", {"max_drift": 0.35})),
+    ("CodeFormer", ("codeformer", {"max_drift": 0.35, "batch_size": 3, "fidelity": 0.7})),
+    ("GFPGAN", ("gfpgan", {"max_drift": 0.35, "batch_size": 3})),
 ])
 def test_face_restorer_is_built_once_from_the_configured_model(tmp_path, monkeypatch, model, expected):
     pytest.importorskip("torch")
@@ -249,7 +249,7 @@ def test_face_restorer_is_built_once_from_the_configured_model(tmp_path, monkeyp
     weights.write_bytes(b"stand-in")
     requirement = {"face_enhance": {"name": model, "path": str(weights), "present": True}}
     enhance_cfg = {"identity_max_drift": 0.35, "face_enhance_fidelity": 0.7}
-    backends = Backends({"min_instance_size": 64}, requirement, "cpu", enhance_cfg=enhance_cfg)
+    backends = Backends({"min_instance_size": 64}, requirement, "cpu", enhance_cfg=enhance_cfg, batch_size=3)
     assert backends.face_restorer()[1] == model.lower()
     backends.face_restorer()
     assert built == [(expected[0], str(weights), expected[1])]

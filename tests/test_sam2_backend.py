@@ -384,3 +384,26 @@ def test_without_a_finder_box_the_automatic_masks_are_used(batch_run, monkeypatc
         result = segmenter.segment(image, hint)
         assert "sam2 kept 0 of 0" in result.notes and result.target_index is None
     assert len(generated) == 3
+
+
+def test_out_of_memory_halves_the_points_per_batch_and_tries_the_frame_again(tiny_checkpoint, monkeypatch):
+    segmenter = SAM2Segmenter(TINY, tiny_checkpoint, points_per_side=4, batch_points=8)
+    tries = []
+    generate = segmenter._generator.generate
+
+    def out_of_memory_above_two(image):
+        tries.append(segmenter._generator.points_per_batch)
+        if segmenter._generator.points_per_batch > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return generate(image)
+
+    monkeypatch.setattr(segmenter._generator, "generate", out_of_memory_above_two)
+    image, _ = render_frame(FrameSpec(seed=1, width=160, height=90))
+    segmenter.segment(image)
+    segmenter.segment(image)
+    assert tries == [8, 4, 2, 2], "halved until it fits, then kept for the rest of the job"
+    monkeypatch.setattr(segmenter._generator, "generate", lambda image: (_ for _ in ()).throw(
+        torch.OutOfMemoryError("CUDA out of memory (simulated)")))
+    segmenter._generator.points_per_batch = 1
+    with pytest.raises(torch.OutOfMemoryError):
+        segmenter.segment(image)

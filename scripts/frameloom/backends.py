@@ -77,8 +77,9 @@ class Backends:
     """The segmenter and inpainter of one job, each built on first use and then reused."""
 
     def __init__(self, segment_cfg: dict, requirements: dict[str, dict], device: str = "auto",
-                 references: dict | None = None, enhance_cfg: dict | None = None):
+                 references: dict | None = None, enhance_cfg: dict | None = None, batch_size: int = 8):
         self._cfg = segment_cfg
+        self._batch_size = batch_size  # processing.batch_size: images per forward pass
         self._enhance_cfg = enhance_cfg
         self._requirements = requirements
         self._device = device
@@ -146,7 +147,7 @@ class Backends:
         def restorer(req):
             from .face_restore import load_face_restorer
 
-            options = {"max_drift": self._enhance_cfg["identity_max_drift"]}
+            options = {"max_drift": self._enhance_cfg["identity_max_drift"], "batch_size": self._batch_size}
             if req["name"] == "CodeFormer":
                 options["fidelity"] = self._enhance_cfg["face_enhance_fidelity"]
             return load_face_restorer(req["name"].lower(), req["path"], device=self._device, **options)

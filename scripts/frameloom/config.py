@@ -101,6 +101,14 @@ def read_yaml(path: Path, source: str) -> Any:
         raise ConfigError(f"{source}: not valid YAML{where}") from None
 
 
+# processing.frames_per_job "auto". On a GPU a frame takes about a second of model time
+# (SAM2 automatic masks, LaMa) against several seconds to load SAM2-large, LaMa and
+# CodeFormer: 64 frames keep the load near a tenth of the job. On the CPU a frame takes
+# ~18 s (bench/model_steps.py), so 8 frames already dwarf the load and spread over the cores.
+GPU_FRAMES_PER_JOB = 64
+CPU_FRAMES_PER_JOB = 8
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything a run needs, validated and with defaults filled in."""
@@ -147,6 +155,7 @@ class RunConfig:
         if strategy in ("segment", "enhance_segment"):
             settings["models"] = self.model_requirements()
             settings["device"] = self.run["device"]
+            settings["batch_size"] = self.strategy["processing"]["batch_size"]
             settings["references"] = self.references()
         return settings
 
@@ -162,6 +171,22 @@ class RunConfig:
             "files": {str(p): hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in files},
             "threshold": self.run["character"]["reference_threshold"],
         }
+
+    @property
+    def model_frames_per_job(self) -> int:
+        """Frames per segment/enhance_segment job: ``processing.frames_per_job``, or for ``auto``
+        GPU_FRAMES_PER_JOB when the model steps will run on a GPU, else CPU_FRAMES_PER_JOB."""
+        wanted = self.strategy["processing"]["frames_per_job"]
+        if wanted != "auto":
+            return wanted
+        if not self.uses_gpu:
+            return CPU_FRAMES_PER_JOB
+        if self.run["device"] == "auto":
+            # Asked where the workflow starts: set device to cuda on a cluster whose login node has no GPU.
+            import torch
+
+            return GPU_FRAMES_PER_JOB if torch.cuda.is_available() else CPU_FRAMES_PER_JOB
+        return GPU_FRAMES_PER_JOB
 
     @property
     def uses_gpu(self) -> bool:

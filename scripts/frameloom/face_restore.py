@@ -28,6 +28,8 @@ the classical pipeline never needs it.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -44,6 +46,7 @@ MASK_ELLIPSE_SCALE = 0.92
 MASK_FEATHER_FRACTION = 0.08
 DEFAULT_MAX_DRIFT = 0.35
 DEFAULT_FIDELITY = 0.7
+DEFAULT_BATCH_SIZE = 8  # faces per forward pass (processing.batch_size)
 DRIFT_SIZE = 64  # identity_drift compares both crops at this size
 # Mean colour difference (Lab units) at which the colour similarity is 1/e.
 DRIFT_COLOUR_SCALE = 30.0
@@ -184,10 +187,21 @@ def paste_face(image_bgr: np.ndarray, face_512: np.ndarray, affine: np.ndarray) 
     return np.clip(pasted + 0.5, 0, 255).astype(np.uint8), mask
 
 
+@dataclass(frozen=True)
+class _FaceCrop:
+    """One face of a frame: the network's input (None when it is skipped, ``record`` says why),
+    and ``paste(frame, restored) -> (frame, record)`` to put the network's answer back."""
+
+    crop: np.ndarray | None
+    record: dict | None
+    paste: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, dict]] | None = None
+
+
 class _FaceRestorer:
     name = "base"
 
-    def __init__(self, weights_path, device: str = "auto", max_drift: float = DEFAULT_MAX_DRIFT):
+    def __init__(self, weights_path, device: str = "auto", max_drift: float = DEFAULT_MAX_DRIFT,
+                 batch_size: int = DEFAULT_BATCH_SIZE):
         import torch
 
         _patch_torchvision()
@@ -195,6 +209,9 @@ class _FaceRestorer:
         self.device = resolve_device(device)
         self.precision = "float32"
         self.max_drift = float(max_drift)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.batch_size = batch_size  # faces per forward pass
         model = self._build()
         _load_params(model, self.weights_path, self.name)
         model.eval()
@@ -208,22 +225,36 @@ class _FaceRestorer:
     def _forward(self, x):  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def _run_net(self, crop_bgr: np.ndarray) -> np.ndarray:
-        """One square BGR crop (any size) -> restored BGR crop of the same size."""
+    def _run_nets(self, crops_bgr: list[np.ndarray]) -> list[np.ndarray]:
+        """Square BGR crops (any sizes) -> restored crops of the same sizes, ``batch_size`` per
+        forward pass; out of GPU memory, the batch is halved for the rest of the job."""
         import torch
 
-        side = crop_bgr.shape[0]
-        interp = cv2.INTER_AREA if side > NET_SIZE else cv2.INTER_CUBIC
-        net_in = cv2.resize(crop_bgr, (NET_SIZE, NET_SIZE), interpolation=interp)
-        rgb = cv2.cvtColor(net_in, cv2.COLOR_BGR2RGB).astype(np.float32) / 127.5 - 1.0
-        x = torch.from_numpy(rgb.transpose(2, 0, 1).copy()).unsqueeze(0).to(self.device)
-        with torch.inference_mode():
-            out = self._forward(x)
-        out = out.squeeze(0).clamp(-1.0, 1.0).float().cpu().numpy().transpose(1, 2, 0)
-        out_rgb = np.clip((out + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
-        out_bgr = cv2.cvtColor(out_rgb, cv2.COLOR_RGB2BGR)
-        interp = cv2.INTER_AREA if side < NET_SIZE else cv2.INTER_CUBIC
-        return cv2.resize(out_bgr, (side, side), interpolation=interp)
+        inputs = []
+        for crop in crops_bgr:
+            interp = cv2.INTER_AREA if crop.shape[0] > NET_SIZE else cv2.INTER_CUBIC
+            net_in = cv2.resize(crop, (NET_SIZE, NET_SIZE), interpolation=interp)
+            inputs.append(cv2.cvtColor(net_in, cv2.COLOR_BGR2RGB).astype(np.float32).transpose(2, 0, 1) / 127.5 - 1.0)
+        outputs = []
+        while len(outputs) < len(inputs):
+            chunk = np.ascontiguousarray(np.stack(inputs[len(outputs):len(outputs) + self.batch_size]))
+            try:
+                with torch.inference_mode():
+                    out = self._forward(torch.from_numpy(chunk).to(self.device))
+            except torch.OutOfMemoryError:
+                if self.batch_size == 1:
+                    raise
+                self.batch_size //= 2
+                torch.cuda.empty_cache()
+                continue
+            outputs += list(out.clamp(-1.0, 1.0).float().cpu().numpy().transpose(0, 2, 3, 1))
+        restored = []
+        for crop, out in zip(crops_bgr, outputs, strict=True):
+            out_bgr = cv2.cvtColor(np.clip((out + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
+            side = crop.shape[0]
+            interp = cv2.INTER_AREA if side < NET_SIZE else cv2.INTER_CUBIC
+            restored.append(cv2.resize(out_bgr, (side, side), interpolation=interp))
+        return restored
 
     def restore(self, image_bgr: np.ndarray, face_boxes: list[list[int]],
                 landmarks: list | None = None) -> tuple[np.ndarray, list[dict]]:
@@ -231,71 +262,84 @@ class _FaceRestorer:
 
         ``landmarks``: per box its five points (x, y) or None; a face with them is
         aligned to the FFHQ template, one without is restored as a square crop.
-        Faces are restored in the given order, each on the result of the
-        previous one. ``drift`` is None when the network did not run.
+        As upstream (facexlib's FaceRestoreHelper), every face is cut from the input
+        frame, the crops are restored ``batch_size`` at a time, and the faces are
+        pasted back in the given order. ``drift`` is None when the network did not run.
         """
         if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
             raise ValueError(f"expected a uint8 BGR image (H, W, 3), got {image_bgr.dtype} {image_bgr.shape}")
-        height, width = image_bgr.shape[:2]
-        result = image_bgr.copy()
-        records = []
-        for raw_box, points in zip(face_boxes, landmarks or [None] * len(face_boxes), strict=True):
-            box = [int(round(v)) for v in raw_box]
-            if points is not None and min(box[2], box[3]) >= MIN_FACE_SIDE:
-                result, record = self._restore_aligned(result, box, points)
-                records.append(record)
+        faces = [self._face_crop(image_bgr, [int(round(v)) for v in raw_box], points)
+                 for raw_box, points in zip(face_boxes, landmarks or [None] * len(face_boxes), strict=True)]
+        restored = iter(self._run_nets([face.crop for face in faces if face.crop is not None]))
+        result, records = image_bgr.copy(), []
+        for face in faces:
+            if face.crop is None:
+                records.append(face.record)
                 continue
-            x0, y0 = max(box[0], 0), max(box[1], 0)
-            x1, y1 = min(box[0] + box[2], width), min(box[1] + box[3], height)
-            if x1 - x0 < MIN_FACE_SIDE or y1 - y0 < MIN_FACE_SIDE:
-                records.append({"box": box, "applied": False, "drift": None, "alignment": None,
-                                "reason": f"face box too small or outside the frame (< {MIN_FACE_SIDE} px)"})
-                continue
-            bw, bh = x1 - x0, y1 - y0
-            side = int(round(max(bw, bh) * (1 + 2 * CROP_MARGIN)))
-            cx0 = int(round(x0 + bw / 2.0 - side / 2.0))
-            cy0 = int(round(y0 + bh / 2.0 - side / 2.0))
-            # In-frame part of the square crop; the rest is padded by reflection.
-            rx0, ry0 = max(cx0, 0), max(cy0, 0)
-            rx1, ry1 = min(cx0 + side, width), min(cy0 + side, height)
-            region = result[ry0:ry1, rx0:rx1]
-            crop = cv2.copyMakeBorder(
-                region, ry0 - cy0, cy0 + side - ry1, rx0 - cx0, cx0 + side - rx1, cv2.BORDER_REFLECT_101
-            )
-            restored_crop = self._run_net(crop)
-            restored_region = restored_crop[ry0 - cy0 : ry1 - cy0, rx0 - cx0 : rx1 - cx0]
-
-            box_in_region = (x0 - rx0, y0 - ry0, bw, bh)
-            bxs = slice(box_in_region[0], box_in_region[0] + bw)
-            bys = slice(box_in_region[1], box_in_region[1] + bh)
-            drift = round(identity_drift(region[bys, bxs], restored_region[bys, bxs]), 4)
-            if drift > self.max_drift:
-                records.append({"box": box, "applied": False, "drift": drift, "alignment": SQUARE_CROP,
-                                "reason": f"identity drift {drift:.2f} > {self.max_drift:.2f}: kept original"})
-                continue
-            mask = _blend_mask(region.shape[0], region.shape[1], box_in_region)[..., None]
-            blended = region.astype(np.float32) * (1.0 - mask) + restored_region.astype(np.float32) * mask
-            result[ry0:ry1, rx0:rx1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
-            records.append({"box": box, "applied": True, "drift": drift, "alignment": SQUARE_CROP,
-                            "reason": f"restored by {self.name} (identity drift {drift:.2f} <= {self.max_drift:.2f})"})
+            result, record = face.paste(result, next(restored))
+            records.append(record)
         return result, records
 
-    def _restore_aligned(self, image: np.ndarray, box: list[int], points) -> tuple[np.ndarray, dict]:
+    def _face_crop(self, image: np.ndarray, box: list[int], points) -> _FaceCrop:
+        """What the network gets for one face, and how its answer goes back into the frame."""
+        if points is not None and min(box[2], box[3]) >= MIN_FACE_SIDE:
+            return self._aligned_crop(image, box, points)
+        height, width = image.shape[:2]
+        x0, y0 = max(box[0], 0), max(box[1], 0)
+        x1, y1 = min(box[0] + box[2], width), min(box[1] + box[3], height)
+        if x1 - x0 < MIN_FACE_SIDE or y1 - y0 < MIN_FACE_SIDE:
+            return _FaceCrop(None, {"box": box, "applied": False, "drift": None, "alignment": None,
+                                    "reason": f"face box too small or outside the frame (< {MIN_FACE_SIDE} px)"})
+        bw, bh = x1 - x0, y1 - y0
+        side = int(round(max(bw, bh) * (1 + 2 * CROP_MARGIN)))
+        cx0 = int(round(x0 + bw / 2.0 - side / 2.0))
+        cy0 = int(round(y0 + bh / 2.0 - side / 2.0))
+        # In-frame part of the square crop; the rest is padded by reflection.
+        rx0, ry0 = max(cx0, 0), max(cy0, 0)
+        rx1, ry1 = min(cx0 + side, width), min(cy0 + side, height)
+        region = image[ry0:ry1, rx0:rx1]
+        crop = cv2.copyMakeBorder(
+            region, ry0 - cy0, cy0 + side - ry1, rx0 - cx0, cx0 + side - rx1, cv2.BORDER_REFLECT_101
+        )
+        box_in_region = (x0 - rx0, y0 - ry0, bw, bh)
+        bxs = slice(box_in_region[0], box_in_region[0] + bw)
+        bys = slice(box_in_region[1], box_in_region[1] + bh)
+
+        def paste(result: np.ndarray, restored_crop: np.ndarray) -> tuple[np.ndarray, dict]:
+            restored_region = restored_crop[ry0 - cy0 : ry1 - cy0, rx0 - cx0 : rx1 - cx0]
+            drift = round(identity_drift(region[bys, bxs], restored_region[bys, bxs]), 4)
+            if drift > self.max_drift:
+                return result, {"box": box, "applied": False, "drift": drift, "alignment": SQUARE_CROP,
+                                "reason": f"identity drift {drift:.2f} > {self.max_drift:.2f}: kept original"}
+            mask = _blend_mask(region.shape[0], region.shape[1], box_in_region)[..., None]
+            under = result[ry0:ry1, rx0:rx1].astype(np.float32)
+            blended = under * (1.0 - mask) + restored_region.astype(np.float32) * mask
+            result = result.copy()
+            result[ry0:ry1, rx0:rx1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+            return result, {"box": box, "applied": True, "drift": drift, "alignment": SQUARE_CROP,
+                            "reason": f"restored by {self.name} (identity drift {drift:.2f} <= {self.max_drift:.2f})"}
+
+        return _FaceCrop(crop, None, paste)
+
+    def _aligned_crop(self, image: np.ndarray, box: list[int], points) -> _FaceCrop:
         try:
             aligned, affine = align_face(image, points)
         except ValueError as error:
-            return image, {"box": box, "applied": False, "drift": None, "alignment": FFHQ_ALIGNMENT,
-                           "reason": str(error)}
-        restored = self._run_net(aligned)
-        x, y, w, h = ALIGNED_FACE_BOX
-        drift = round(identity_drift(aligned[y:y + h, x:x + w], restored[y:y + h, x:x + w]), 4)
-        if drift > self.max_drift:
-            return image, {"box": box, "applied": False, "drift": drift, "alignment": FFHQ_ALIGNMENT,
-                           "reason": f"identity drift {drift:.2f} > {self.max_drift:.2f}: kept original"}
-        pasted, _ = paste_face(image, restored, affine)
-        return pasted, {"box": box, "applied": True, "drift": drift, "alignment": FFHQ_ALIGNMENT,
-                        "reason": f"restored by {self.name}, aligned to the FFHQ template "
-                                  f"(identity drift {drift:.2f} <= {self.max_drift:.2f})"}
+            return _FaceCrop(None, {"box": box, "applied": False, "drift": None, "alignment": FFHQ_ALIGNMENT,
+                                    "reason": str(error)})
+
+        def paste(result: np.ndarray, restored: np.ndarray) -> tuple[np.ndarray, dict]:
+            x, y, w, h = ALIGNED_FACE_BOX
+            drift = round(identity_drift(aligned[y:y + h, x:x + w], restored[y:y + h, x:x + w]), 4)
+            if drift > self.max_drift:
+                return result, {"box": box, "applied": False, "drift": drift, "alignment": FFHQ_ALIGNMENT,
+                                "reason": f"identity drift {drift:.2f} > {self.max_drift:.2f}: kept original"}
+            pasted, _ = paste_face(result, restored, affine)
+            return pasted, {"box": box, "applied": True, "drift": drift, "alignment": FFHQ_ALIGNMENT,
+                            "reason": f"restored by {self.name}, aligned to the FFHQ template "
+                                      f"(identity drift {drift:.2f} <= {self.max_drift:.2f})"}
+
+        return _FaceCrop(aligned, None, paste)
 
 
 class CodeFormerRestorer(_FaceRestorer):
@@ -304,11 +348,11 @@ class CodeFormerRestorer(_FaceRestorer):
     name = "codeformer"
 
     def __init__(self, weights_path, device: str = "auto", fidelity: float = DEFAULT_FIDELITY,
-                 max_drift: float = DEFAULT_MAX_DRIFT):
+                 max_drift: float = DEFAULT_MAX_DRIFT, batch_size: int = DEFAULT_BATCH_SIZE):
         if not 0.0 <= fidelity <= 1.0:
             raise ValueError(f"fidelity must be in 0..1, got {fidelity}")
         self.fidelity = float(fidelity)
-        super().__init__(weights_path, device=device, max_drift=max_drift)
+        super().__init__(weights_path, device=device, max_drift=max_drift, batch_size=batch_size)
 
     def _build(self):
         from codeformer.basicsr.archs.codeformer_arch import CodeFormer

@@ -121,8 +121,7 @@ class SAM2Segmenter:
         box = finder_box(hint or {}, width, height)
         if box is not None:
             return self._segment_box(image_bgr, working, scale, box)
-        with torch.inference_mode(), self._autocast():
-            records = self._generator.generate(cv2.cvtColor(working, cv2.COLOR_BGR2RGB))
+        records = self._generate(cv2.cvtColor(working, cv2.COLOR_BGR2RGB))
 
         face_boxes = [_scale_box(box, scale) for box, _ in faces_from_hint(hint or {}, width, height)]
         kept, dropped = filter_instances(
@@ -175,6 +174,19 @@ class SAM2Segmenter:
             backend=self.name,
             notes=f"{label}: sam2 mask, predicted IoU {score:.2f}, {mask.mean():.0%} of the frame",
         )
+
+    def _generate(self, rgb: np.ndarray) -> list[dict]:
+        """The automatic masks; out of GPU memory, the prompt points per batch are halved for the
+        rest of the job and the frame is tried again."""
+        while True:
+            try:
+                with torch.inference_mode(), self._autocast():
+                    return self._generator.generate(rgb)
+            except torch.OutOfMemoryError:
+                if self._generator.points_per_batch == 1:
+                    raise
+                self._generator.points_per_batch //= 2
+                torch.cuda.empty_cache()
 
     def _autocast(self):
         # SAM2 is meant to run under bfloat16 autocast on GPUs; most CPUs have no fast bfloat16 matmul.

@@ -88,7 +88,8 @@ def _scaled_hint(analysis: dict, scale: float) -> dict:
 def backends_for(settings: dict) -> Backends:
     segment_cfg = settings["segment"] if "segment" in settings else settings["strategy"]
     enhance_cfg = settings["strategy"] if "segment" in settings else None
-    return Backends(segment_cfg, settings["models"], settings["device"], settings.get("references"), enhance_cfg)
+    return Backends(segment_cfg, settings["models"], settings["device"], settings.get("references"), enhance_cfg,
+                    settings["batch_size"])
 
 
 def segment_target(image: np.ndarray, hint: dict, backends: Backends) -> tuple[Segmentation, str, str | None]:
