@@ -31,6 +31,8 @@ from frameloom.config import load_run_config  # noqa: E402
 from frameloom.demo import write_demo_set  # noqa: E402
 from frameloom.discovery import discover_frames  # noqa: E402
 from frameloom.imageio import read_json  # noqa: E402
+from frameloom.model_step import run_frame_steps  # noqa: E402
+from frameloom.strategies import EXPORTERS  # noqa: E402
 
 
 def children_cpu() -> float:
@@ -94,10 +96,17 @@ def loop_stages(workdir: Path, config: dict) -> None:
             continue
         outputs = layout.frame_outputs(layout.strategy_outputs(out, strategy, run.strategy_cfg(strategy)), frame)
         curated.append(layout.curated(out, strategy).format(frame=frame))
-        stages.run_strategy(strategy, str(path), layout.analysis(out).format(frame=frame),
-                            {**outputs, "curated": curated[-1]}, run.strategy_settings(frame, strategy), curation,
-                            str(logs / strategy / f"{frame}.log"))
+        analysis, settings = layout.analysis(out).format(frame=frame), run.strategy_settings(frame, strategy)
+        log = str(logs / strategy / f"{frame}.log")
         metas[frame] = outputs["meta"]
+        if strategy not in EXPORTERS:
+            stages.run_strategy(strategy, str(path), analysis, {**outputs, "curated": curated[-1]}, settings,
+                                curation, log)
+            continue
+        manifests = run_frame_steps(strategy, frame, str(path), analysis, run, layout.cache_dir(out), f"{out}/steps")
+        stages.export_model_frame(strategy, frame, str(path), analysis, {**outputs, "curated": curated[-1]},
+                                  SimpleNamespace(manifests=manifests, cache=layout.cache_dir(out), settings=settings,
+                                                  curation=curation), log)
     selection = f"{out}/curation/selection.json"
     stages.select_dataset(curated, run.run["curation"], run.references(), selection, f"{out}/curation/augmented",
                           str(logs / "select_dataset.log"))

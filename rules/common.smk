@@ -18,7 +18,7 @@ cv2.setNumThreads(1)
 
 from frameloom import layout, stages
 from frameloom.analysis import ANALYSIS_VERSION
-from frameloom.config import ConfigError, load_run_config
+from frameloom.config import MODEL_STEPS, ConfigError, load_run_config
 from frameloom.discovery import discover_frames, discover_videos, relative_files
 from frameloom.imageio import read_json
 from frameloom.video import INDEX_FILE as VIDEO_INDEX
@@ -89,8 +89,7 @@ onstart:
 
 wildcard_constraints:
     frame="[A-Za-z0-9][A-Za-z0-9._-]*",
-    strategy="segment|enhance_segment",
-    step="finder|captions|segment|enhance_segment",
+    step="|".join(["finder", "captions", *MODEL_STEPS]),
     batch="[0-9a-f]+",
     # One path component: a video's extracted frames are files inside its folder, not other videos.
     video="[A-Za-z0-9][A-Za-z0-9._-]*",
@@ -158,7 +157,7 @@ FINDER = RUN.finder()
 JOB_MEMORY_MB = {
     "finder": RUN.job_memory_mb([FINDER["path"]]),
     "captions": RUN.job_memory_mb([RUN.captioner()["path"]]),
-    **{strategy: RUN.strategy_memory_mb(strategy) for strategy in ("segment", "enhance_segment")},
+    **{step: RUN.step_memory_mb(step) for step in MODEL_STEPS},
 }
 
 
@@ -250,45 +249,73 @@ def _plan_batches(strategies, size):
     return _batches(*_plan_version(), tuple(strategies), size)
 
 
-# Frames per segment/enhance_segment job (processing.frames_per_job), resolved once per DAG.
+# Frames per model step job (processing.frames_per_job), resolved once per DAG.
 MODEL_FRAMES_PER_JOB = RUN.model_frames_per_job
+# {strategy: {step: the step it continues}}: the model steps a frame of each model strategy goes through.
+FRAME_STEPS = {strategy: RUN.frame_steps(strategy) for strategy in ("segment", "enhance_segment")}
 
 
-def strategy_batches(strategy):
-    return _plan_batches([strategy], MODEL_FRAMES_PER_JOB)
+def step_batches(step):
+    """{batch: [frames]} and {frame: batch} of a model step: the frames of every strategy that uses it."""
+    strategies = [strategy for strategy, steps in FRAME_STEPS.items() if step in steps]
+    return _plan_batches(strategies, MODEL_FRAMES_PER_JOB)
 
 
-def batch_manifest(strategy, frame):
-    batch = strategy_batches(strategy)[1].get(frame)
+def step_manifest(step, frame):
+    batch = step_batches(step)[1].get(frame)
     if batch is None:
-        raise ValueError(f"frame {frame} is not planned for {strategy}")
-    return f"{OUT}/{strategy}/batches/{batch}.json"
+        raise ValueError(f"frame {frame} is not planned for the {step} step")
+    return f"{OUT}/steps/{step}/{batch}.json"
 
 
-def batch_inputs(wildcards):
-    frames = strategy_batches(wildcards.strategy)[0][wildcards.batch]
-    return {
-        "frames": [frame_file(frame) for frame in frames],
-        "analyses": [layout.analysis(OUT).format(frame=frame) for frame in frames],
-    }
+def frame_step_manifests(strategy):
+    """The export rule's inputs: {step: manifest of the frame's batch} for every step the frame goes through."""
+    return lambda wildcards: {step: step_manifest(step, wildcards.frame) for step in FRAME_STEPS[strategy]}
 
 
-def model_batch_parameters(strategy, batch):
-    """A model batch job's parameters file content: its members, the strategy's settings and outputs."""
+def _step_source(step, frame):
+    """The manifest of the step whose entry ``step`` continues for ``frame``, or None."""
+    strategy = _plan(*_plan_version())[frame]
+    source = FRAME_STEPS[strategy][step]
+    return step_manifest(source, frame) if source else None
+
+
+def step_inputs(step):
+    """A model step job's inputs: its frames, their analyses and the manifests its entries continue."""
+
+    def inputs(wildcards):
+        frames = step_batches(step)[0][wildcards.batch]
+        sources = {_step_source(step, frame) for frame in frames} - {None}
+        return {
+            "frames": [frame_file(frame) for frame in frames],
+            "analyses": [layout.analysis(OUT).format(frame=frame) for frame in frames],
+            "sources": sorted(sources),
+        }
+
+    return inputs
+
+
+def step_parameters(step, batch):
+    """A model step job's parameters file content: its members and the step's settings."""
     members = {
-        frame: [frame_file(frame), layout.analysis(OUT).format(frame=frame)]
-        for frame in strategy_batches(strategy)[0][batch]
+        frame: {
+            "frame": frame_file(frame),
+            "analysis": layout.analysis(OUT).format(frame=frame),
+            "source": _step_source(step, frame),
+        }
+        for frame in step_batches(step)[0][batch]
     }
-    return {
-        "members": members,
-        "settings": RUN.strategy_settings("", strategy),
-        "outputs": strategy_outputs(strategy),
-    }
+    return {"members": members, "settings": RUN.step_settings(step)}
+
+
+def by_attempt(base):
+    """A resource that grows with the retry attempt."""
+    return lambda wildcards, attempt: base * attempt
 
 
 def attempts(wildcards):
     """How many tries a job gets: --retries + 1; known once jobs are built. A job on a cluster node
-    runs with --retries 0, so the slurm profile sets it (set-resources model_batch: attempts)."""
+    runs with --retries 0, so the slurm profile sets it (set-resources for each model step: attempts)."""
     return workflow.execution_settings.retries + 1
 
 
@@ -316,13 +343,24 @@ def caption_parameters(batch):
     return {"members": members, "settings": RUN.caption_settings()}
 
 
+def job_parameters_inputs(wildcards):
+    """The files a parameters file names: the finder's frames, the caption batch's metas, a model
+    step batch's frames and analyses. (Found through the plan, which a cluster node can then read.)"""
+    if wildcards.step == "finder":
+        return finder_batch_frames(wildcards)
+    if wildcards.step == "captions":
+        return caption_batch_metas(wildcards)
+    inputs = step_inputs(wildcards.step)(wildcards)
+    return inputs["frames"] + inputs["analyses"]
+
+
 def job_parameters(wildcards):
     """What a batched model job reads from its parameters file (rule job_parameters)."""
     if wildcards.step == "finder":
         return finder_parameters(wildcards.batch)
     if wildcards.step == "captions":
         return caption_parameters(wildcards.batch)
-    return model_batch_parameters(wildcards.step, wildcards.batch)
+    return step_parameters(wildcards.step, wildcards.batch)
 
 
 

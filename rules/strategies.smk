@@ -41,75 +41,89 @@ rule create_occlusion:
                             params.curation, log[0])
 
 
-# Model steps: batches of `processing.frames_per_job` frames per shell job, models
-# loaded once per job, results in a content-addressed cache (see
-# frameloom.model_step). Then a cheap per-frame export links them into place.
-# When one frame of a batch changes, its batch-mates come from the cache: their
-# exports relink the same files (same bytes; Snakemake refreshes their mtime).
+# Model steps (frameloom.model_step, config.MODEL_STEPS): one rule and one conda env per
+# model (upscale: Real-ESRGAN, restore_faces: CodeFormer/GFPGAN, masks: SAM2, inpaint:
+# LaMa), each a shell job over about `processing.frames_per_job` frames with its model
+# loaded once. Each frame's result is a content-addressed cache entry, so a changed frame
+# or a changed model setting recomputes that step (and the steps after it) for the frames
+# it touches, nothing else. A frame of segment goes through masks then inpaint; of
+# enhance_segment through upscale, restore_faces, then masks (RunConfig.frame_steps).
+for step, (_, _, _, env) in MODEL_STEPS.items():
+
+    rule:
+        name:
+            step
+        input:
+            unpack(step_inputs(step)),
+            params=f"{OUT}/params/{step}/{{batch}}.json",
+        output:
+            f"{OUT}/steps/{step}/{{batch}}.json",
+        params:
+            # The shell command is built when the job runs, after this loop: it reads the step from here.
+            step=step,
+            python=MODEL_PYTHON,
+            scripts=SCRIPTS_DIR,
+            cache=CACHE_DIR,
+        log:
+            f"{LOGS}/{step}/{{batch}}.log",
+        benchmark:
+            f"{LOGS}/benchmarks/{step}/{{batch}}.tsv"
+        threads: MODEL_THREADS
+        resources:
+            gpu=int(RUN.uses_gpu),
+            mem_mb=by_attempt(JOB_MEMORY_MB[step]),
+            runtime=by_attempt(30),
+            # Not limits: the step fails a try on which some frame failed unless it is the last
+            # (so Snakemake retries), and on the last reports that frame instead. Resources,
+            # unlike params, are no rerun trigger.
+            attempt=lambda wildcards, attempt: attempt,
+            attempts=attempts,
+        conda:
+            f"../envs/{env}.yaml"
+        shell:
+            "PYTHONPATH={params.scripts:q} {params.python} -m frameloom.model_step {params.step}"
+            " --params {input.params:q} --cache-dir {params.cache:q} --manifest {output:q}"
+            " --threads {threads} --log {log:q} --attempt {resources.attempt} --attempts {resources.attempts}"
 
 
-rule model_batch:
-    input:
-        unpack(batch_inputs),
-        params=f"{OUT}/params/{{strategy}}/{{batch}}.json",
-    output:
-        f"{OUT}/{{strategy}}/batches/{{batch}}.json",
-    params:
-        python=MODEL_PYTHON,
-        scripts=SCRIPTS_DIR,
-        cache=CACHE_DIR,
-    log:
-        f"{LOGS}/{{strategy}}/batches/{{batch}}.log",
-    benchmark:
-        f"{LOGS}/benchmarks/{{strategy}}/{{batch}}.tsv"
-    threads: MODEL_THREADS
-    resources:
-        gpu=lambda wildcards: int(RUN.uses_gpu),
-        mem_mb=lambda wildcards, attempt: JOB_MEMORY_MB[wildcards.strategy] * attempt,
-        runtime=lambda wildcards, attempt: 30 * attempt,
-        # Not limits: the step fails a try on which some frame failed unless it is the last
-        # (so Snakemake retries), and on the last reports that frame instead. Resources,
-        # unlike params, are no rerun trigger.
-        attempt=lambda wildcards, attempt: attempt,
-        attempts=attempts,
-    conda:
-        "../envs/{strategy}.yaml"
-    shell:
-        "PYTHONPATH={params.scripts:q} {params.python} -m frameloom.model_step {wildcards.strategy}"
-        " --params {input.params:q} --cache-dir {params.cache:q}"
-        " --manifest {output:q} --threads {threads} --log {log:q}"
-        " --attempt {resources.attempt} --attempts {resources.attempts}"
+# Per frame: the strategy's outputs assembled from its model steps' cache entries, then curated.
 
 
 rule segment:
     input:
-        manifest=lambda wildcards: batch_manifest("segment", wildcards.frame),
+        unpack(frame_step_manifests("segment")),
         frame=frame_path,
         analysis=layout.analysis(OUT),
     output:
         **strategy_outputs("segment"),
         curated=directory(layout.curated(OUT, "segment")),
     params:
+        manifests=frame_step_manifests("segment"),
+        settings=strategy_params("segment"),
         curation=CURATION,
+        cache=CACHE_DIR,
     log:
         f"{LOGS}/segment/{{frame}}.log",
     run:
-        stages.export_model_frame(wildcards.frame, input.manifest, CACHE_DIR, input.frame, input.analysis,
-                                  dict(output.items()), params.curation, log[0])
+        stages.export_model_frame(rule, wildcards.frame, input.frame, input.analysis, dict(output.items()), params,
+                                  log[0])
 
 
 rule enhance_segment:
     input:
-        manifest=lambda wildcards: batch_manifest("enhance_segment", wildcards.frame),
+        unpack(frame_step_manifests("enhance_segment")),
         frame=frame_path,
         analysis=layout.analysis(OUT),
     output:
         **strategy_outputs("enhance_segment"),
         curated=directory(layout.curated(OUT, "enhance_segment")),
     params:
+        manifests=frame_step_manifests("enhance_segment"),
+        settings=strategy_params("enhance_segment"),
         curation=CURATION,
+        cache=CACHE_DIR,
     log:
         f"{LOGS}/enhance_segment/{{frame}}.log",
     run:
-        stages.export_model_frame(wildcards.frame, input.manifest, CACHE_DIR, input.frame, input.analysis,
-                                  dict(output.items()), params.curation, log[0])
+        stages.export_model_frame(rule, wildcards.frame, input.frame, input.analysis, dict(output.items()), params,
+                                  log[0])

@@ -10,13 +10,13 @@ import pytest
 
 from frameloom import caption_step, captions
 from frameloom.analysis import analyze_file
-from frameloom.backends import Backends
 from frameloom.config import load_run_config
 from frameloom.decision import decide_all
 from frameloom.demo import write_demo_set
 from frameloom.imageio import write_image, write_json
 from frameloom.layout import frame_outputs, strategy_outputs
-from frameloom.strategies import execute
+from frameloom.model_step import frame_entries, run_frame_steps
+from frameloom.strategies import EXPORTERS, execute, export
 
 REPO = Path(__file__).resolve().parents[1]
 TRIGGER, PREFIX = "luca", "a 3d animated character, pixar style"
@@ -112,8 +112,6 @@ def demo_captions(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
     run = load_run_config({"models_dir": str(root / "no-models")}, REPO)
     frames = write_demo_set(root / "frames", 24, seed=7, width=640, height=360)
-    backends = Backends(run.strategy_cfg("segment"), run.model_requirements(), "cpu",
-                        enhance_cfg=run.strategy_cfg("enhance_segment"))
     analyses = {}
     for frame_path in frames:
         frame = Path(frame_path).stem
@@ -128,8 +126,16 @@ def demo_captions(tmp_path_factory):
         if strategy is None:  # excluded by the frame gate: no outputs, no captions
             continue
         outputs = frame_outputs(strategy_outputs(str(root / "out"), strategy, run.strategy_cfg(strategy)), frame)
-        meta = execute(strategy, str(frame_path), str(analyses[frame]), outputs,
-                       run.strategy_settings(frame, strategy), backends)
+        settings = run.strategy_settings(frame, strategy)
+        if strategy not in EXPORTERS:
+            meta = execute(strategy, str(frame_path), str(analyses[frame]), outputs, settings)
+            texts += [Path(e["caption"]).read_text().strip() for e in meta["outputs"] if e["train"] and e["caption"]]
+            continue
+        manifests = run_frame_steps(strategy, frame, str(frame_path), str(analyses[frame]), run, str(root / "cache"),
+                                    str(root / "steps"))
+        entries, error = frame_entries(frame, manifests, str(root / "cache"))
+        assert error is None, error
+        meta = export(strategy, str(frame_path), str(analyses[frame]), outputs, settings, entries)
         texts += [Path(e["caption"]).read_text().strip() for e in meta["outputs"] if e["train"] and e["caption"]]
     return texts
 

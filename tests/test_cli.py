@@ -173,21 +173,22 @@ def test_progress_lines_count_rate_and_eta(tmp_path):
     (tmp_path / "plan.tsv").write_text("a\tkeep_full\nb\tkeep_full\nc\tfailed\n")
     progress.feed("Finished jobid: 11 (Rule: decide)")
     progress.feed("Finished jobid: 12 (Rule: keep_full)")
-    progress.feed("Finished jobid: 13 (Rule: all)")
+    progress.feed("Finished jobid: 13 (Rule: job_parameters)")  # bookkeeping, not a stage
+    progress.feed("Finished jobid: 14 (Rule: all)")
     assert lines[-2:] == ["frameloom: decide 1/1\n", "frameloom: keep_full 1/2\n"]
 
     # A SLURM group job: six jobs submitted at 20 s end together at 32 s, 0.5 frames/s.
     cluster = Progress(tmp_path / "plan.tsv", write=lines.append, clock=lambda: now[0], every=2.0)
-    for line in ["Job stats:", "job        count", "-------  -------", "model_batch    6", "total          6", ""]:
+    for line in ["Job stats:", "job        count", "-------  -------", "masks    6", "total          6", ""]:
         cluster.feed(line)
     now[0] = 20.0
     cluster.feed("[Sun Nov 22 00:23:32 2026] Group job perframe (jobs in lexicogr. order):")
     for _ in range(6):
-        cluster.feed("    rule model_batch:")
+        cluster.feed("    rule masks:")
     now[0] = 32.0
     for jobid in range(6):
-        cluster.feed(f"Finished jobid: {jobid} (Rule: model_batch)")
-    assert lines[-1] == "frameloom: model_batch 6/6 (0.5/s)\n"
+        cluster.feed(f"Finished jobid: {jobid} (Rule: masks)")
+    assert lines[-1] == "frameloom: masks 6/6 (0.5/s)\n"
 
 
 def test_the_onerror_handler_shows_each_error_of_snakemakes_log(tmp_path, capsys):

@@ -214,16 +214,17 @@ def test_model_jobs_ask_for_memory_from_the_weights_they_load(tmp_path):
 
     models = tmp_path / "models"
     run = load(tmp_path, models_dir=str(models))
-    assert run.strategy_memory_mb("segment") == JOB_BASE_MB  # no weights: the classical fallbacks
+    assert run.step_memory_mb("masks") == JOB_BASE_MB  # no weights: the classical fallbacks
     (models / "segmentation").mkdir(parents=True)
     with open(models / "segmentation" / "sam2_hiera_large.pt", "wb") as handle:
         handle.truncate(30 * 2**20)
     (models / "inpainting").mkdir()
     with open(models / "inpainting" / "big-lama.pt", "wb") as handle:
         handle.truncate(10 * 2**20)
-    assert run.strategy_memory_mb("segment") == JOB_BASE_MB + WEIGHT_MEMORY_FACTOR * 40
-    # enhance_segment segments too (apply_segmentation), and has no upscaler or restorer here.
-    assert run.strategy_memory_mb("enhance_segment") == JOB_BASE_MB + WEIGHT_MEMORY_FACTOR * 40
+    # Each step's job asks for its own model only.
+    assert run.step_memory_mb("masks") == JOB_BASE_MB + WEIGHT_MEMORY_FACTOR * 30
+    assert run.step_memory_mb("inpaint") == JOB_BASE_MB + WEIGHT_MEMORY_FACTOR * 10
+    assert run.step_memory_mb("upscale") == run.step_memory_mb("restore_faces") == JOB_BASE_MB  # no weights here
     assert run.job_memory_mb([str(models / "segmentation"), None, str(models / "missing")]) == \
         JOB_BASE_MB + WEIGHT_MEMORY_FACTOR * 30
 
@@ -237,10 +238,10 @@ def test_frames_per_job_is_its_own_setting_apart_from_the_inference_batch(tmp_pa
     run = load(tmp_path)
     assert run.strategy["processing"]["frames_per_job"] == "auto"
     assert not run.uses_gpu and run.model_frames_per_job == config_module.CPU_FRAMES_PER_JOB
-    assert run.strategy_settings("f", "segment")["batch_size"] == 8
+    assert run.step_settings("restore_faces")["batch_size"] == 8 and "batch_size" not in run.step_settings("masks")
     strategy["processing"] |= {"frames_per_job": 40, "batch_size": 2}
     run = load(tmp_path, strategy=strategy)
-    assert run.model_frames_per_job == 40 and run.strategy_settings("f", "enhance_segment")["batch_size"] == 2
+    assert run.model_frames_per_job == 40 and run.step_settings("restore_faces")["batch_size"] == 2
     # With weights present and a GPU asked for by name, auto gives the GPU's job size.
     strategy["processing"]["frames_per_job"] = "auto"
     run = load(tmp_path, strategy=strategy)
@@ -256,3 +257,18 @@ def test_frames_per_job_is_its_own_setting_apart_from_the_inference_batch(tmp_pa
 def torch_sees_a_gpu() -> bool:
     torch = pytest.importorskip("torch")
     return torch.cuda.is_available()
+
+
+def test_face_restoration_after_upscaling_or_a_named_error(tmp_path):
+    """Each model is its own step, upscale before restore_faces: an order that needs the other way stops."""
+    strategy = yaml.safe_load((REPO / "config" / "strategy_configs.yaml").read_text())
+    strategy["strategies"]["enhance_segment"]["enhancement_steps"] = ["face_enhance", "upscale"]
+    assert error_of(tmp_path, strategy=strategy).endswith(
+        "strategies.enhance_segment.enhancement_steps: upscale must come before face_enhance "
+        "(each runs as its own model step, in that order)")
+    strategy["strategies"]["enhance_segment"]["enhancement_steps"] = ["denoise", "face_enhance", "sharpen"]
+    run = load(tmp_path, strategy=strategy)
+    assert list(run.frame_steps("enhance_segment")) == ["upscale", "restore_faces", "masks"]
+    strategy["strategies"]["segment"] |= {"save_background": False, "save_composite": False}
+    assert run.frame_steps("segment") == {"masks": None, "inpaint": "masks"}
+    assert load(tmp_path, strategy=strategy).frame_steps("segment") == {"masks": None}

@@ -269,12 +269,12 @@ def test_finder_box_is_the_hints_box_clipped_to_the_image():
 
 
 def test_enhance_segments_hint_scales_the_box_once():
-    """strategies._scaled_hint puts the analysis boxes on the upscaled image's grid; finder_box takes it as is."""
-    from frameloom.strategies import _scaled_hint
+    """strategies.scaled_hint puts the analysis boxes on the upscaled image's grid; finder_box takes it as is."""
+    from frameloom.strategies import scaled_hint
 
     analysis = {**FINDER_HINT, "foreground_box": [10, 10, 30, 20], "width": 100, "height": 50, "faces": [],
                 "instances": []}
-    assert finder_box(_scaled_hint(analysis, 4.0), 400, 200) == (40, 40, 120, 80)
+    assert finder_box(scaled_hint(analysis, 4.0), 400, 200) == (40, 40, 120, 80)
 
 
 def padded(box, size: tuple[int, int], slack: int = 0) -> np.ndarray:
@@ -331,9 +331,9 @@ def test_box_prompted_mask_at_frame_resolution_without_leaks(spied_predictor, mo
     target, other = truth["masks"][0], truth["masks"][1]
     box = truth["boxes"][0]
     # enhance_segment's hint for its 2x upscale of a half-size frame: boxes already on the image's grid.
-    from frameloom.strategies import _scaled_hint
+    from frameloom.strategies import scaled_hint
 
-    analysis = _scaled_hint({**FINDER_HINT, "foreground_box": [v / 2 for v in box], "width": 640, "height": 360},
+    analysis = scaled_hint({**FINDER_HINT, "foreground_box": [v / 2 for v in box], "width": 640, "height": 360},
                             2.0)
 
     leaky = target | other | square((720, 1280), 0, 0, 1280, 50)  # SAM2 ran into the other one and the sky

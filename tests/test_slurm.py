@@ -19,6 +19,7 @@ import yaml
 
 from slurm_cluster import SlurmCluster, unavailable_reason
 
+from frameloom.config import MODEL_STEPS
 from frameloom.demo import write_demo_set
 from frameloom.merge import read_plan
 from frameloom.summary import current_report, exit_code
@@ -71,10 +72,11 @@ def test_the_workflow_runs_on_slurm_like_locally(cluster, tmp_path):
     log = run.stdout + run.stderr
     # The one exit-code rule: 1 when the report has failed frames (a tiny demo frame can).
     assert run.returncode == exit_code(current_report(on_slurm / "results")), run.stdout[-3000:] + log[-2000:]
-    # Every job with an action went through sbatch: the only local one is the target `all`.
-    assert re.findall(r"^localrule (\w+):", log, re.MULTILINE) == ["all"], log[-3000:]
-    # The profile's retries reach the model step inside the SLURM job: a failing frame gets its retry.
-    batch_logs = sorted((on_slurm / "results" / "logs").glob("*/batches/*.log"))
+    # Every job with an action went through sbatch, but the target `all` and the model jobs'
+    # parameters files (a few lines of JSON from the plan, written where the workflow runs).
+    assert set(re.findall(r"^localrule (\w+):", log, re.MULTILINE)) == {"all", "job_parameters"}, log[-3000:]
+    # The profile's retries reach the model steps inside the SLURM job: a failing frame gets its retry.
+    batch_logs = sorted(p for step in MODEL_STEPS for p in (on_slurm / "results" / "logs" / step).glob("*.log"))
     assert batch_logs and all("; attempt 1 of 2" in p.read_text() for p in batch_logs)
     submissions = SUBMITTED.findall(log)
     controller = (Path(cluster.root) / "slurmctld.log").read_text()

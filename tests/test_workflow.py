@@ -210,7 +210,7 @@ def test_html_report_shows_the_dataset_before_and_after(run_dir, tmp_path):
     for strategy in STRATEGIES:
         assert f"<h3>{strategy} (" in page
     times = page.split("id='stage-times'")[1].split("</table>")[0]
-    for stage in ("analyze", "decide", "keep_full", "segment/batches", "select_dataset", "merge"):
+    for stage in ("analyze", "decide", "keep_full", "masks", "inpaint", "select_dataset", "merge"):
         assert f"<tr><td>{stage}</td>" in times, stage
     assert "id='failures'>Failures (1)" in page and "zz broken.png" in page
     assert (run_dir / "results" / "review.html").read_text().count('"id": "') == 13
@@ -237,13 +237,13 @@ def test_tune_target_proposes_thresholds_in_a_new_file(run_dir):
 
 def test_model_jobs_log_a_one_line_command_that_names_their_parameters_file(run_dir):
     """The frames and settings of a model job are in a file it reads, not inline JSON in the log."""
-    result = snakemake(run_dir, "-n", "--forcerun", "model_batch")
+    result = snakemake(run_dir, "-n", "--forcerun", "masks", "inpaint")
     commands = [line for line in (result.stdout + result.stderr).splitlines() if "frameloom.model_step" in line]
     assert commands
     for command in commands:
         assert "--params results/params/" in command and "{" not in command and len(command) < 400, command
         params = json.loads((run_dir / command.split("--params ")[1].split()[0]).read_text())
-        assert set(params) == {"members", "settings", "outputs"} and params["members"]
+        assert set(params) == {"members", "settings"} and params["members"]
 
 
 def test_nothing_to_do_on_an_unchanged_rerun(run_dir):
@@ -264,10 +264,11 @@ def test_changing_one_frame_reruns_only_its_chain(run_dir):
     snakemake(run_dir)
     after = snapshot(run_dir / "results")
     frame = target["frame_id"]
-    manifest = next(p for p in (run_dir / "results" / "segment" / "batches").glob("*.json")
-                    if frame in json.loads(p.read_text())["frames"])
-    batch = json.loads(manifest.read_text())["frames"]
-    batch_mates = [f for f in batch if f != frame]
+    # The frame's batches of each step it goes through: its batch-mates there rerun their exports.
+    manifests = [p for p in (run_dir / "results" / "steps").glob("*/*.json")
+                 if frame in json.loads(p.read_text())["frames"]]
+    assert {p.parent.name for p in manifests} == {"masks", "inpaint"}
+    batch_mates = sorted({f for p in manifests for f in json.loads(p.read_text())["frames"]} - {frame})
 
     def owner(path):
         return next((f for f in [frame, *batch_mates] if f"/{f}" in f"/{path}" or Path(path).name.startswith(f)), None)
@@ -275,8 +276,8 @@ def test_changing_one_frame_reruns_only_its_chain(run_dir):
     changed = {path for path in after if path not in before or before[path][0] != after[path][0]}
     # The decide checkpoint rewrites only decision files that changed: the others keep their mtime.
     aggregates = {path for path in changed if path.startswith(("training/", ".cache/", "curation/", "rejected/",
-                                                                "decisions/", "exports/", "logs/"))
-                  or "/batches/" in path} | {"plan.tsv", "processing_report.json", "report.html", "review.html"}
+                                                                "decisions/", "exports/", "logs/", "steps/", "params/"))
+                  } | {"plan.tsv", "processing_report.json", "report.html", "review.html"}
     assert all(after[p] == before[p] for p in before
                if p.startswith("decisions/") and p.endswith(".json") and owner(p) != frame)
     assert f"analysis/{frame}.json" in changed and f"segment/images/{frame}_character.png" in changed
@@ -286,8 +287,10 @@ def test_changing_one_frame_reruns_only_its_chain(run_dir):
     for path in changed - aggregates:
         if owner(path) in batch_mates:
             assert after[path][1] == before[path][1], path
-    batch_log = (run_dir / "results" / "logs" / "segment" / "batches" / f"{manifest.stem}.log").read_text()
-    assert f"computed 1, from cache {len(batch_mates)}" in batch_log
+    for manifest in manifests:
+        log = (run_dir / "results" / "logs" / manifest.parent.name / f"{manifest.stem}.log").read_text()
+        mates = len(json.loads(manifest.read_text())["frames"]) - 1
+        assert f"computed 1, from cache {mates}" in log, manifest
 
 
 def job_counts(stderr: str) -> dict[str, int]:
@@ -322,7 +325,7 @@ def test_threshold_change_reruns_decisions_not_analysis(run_dir):
     counts = job_counts(result.stderr)
     assert counts["decide"] == 1 and "analyze" not in counts
     reformed = set()
-    for manifest in (run_dir / "results").glob("*/batches/*.json"):
+    for manifest in (run_dir / "results").glob("steps/*/*.json"):
         path = str(manifest.relative_to(run_dir / "results"))
         if path not in before or before[path][1] != after[path][1]:
             reformed |= set(json.loads(manifest.read_text())["frames"])
@@ -378,9 +381,12 @@ def test_segment_with_sam2_and_lama_loads_each_model_once_per_batch(tmp_path):
     write_config(tmp_path, models_dir=str(models), strict_models=True, device="cpu")
     snakemake(tmp_path)
 
-    logs = [p.read_text() for p in (tmp_path / "results" / "logs" / "segment" / "batches").glob("*.log")]
-    assert sum(int(re.search(r"frames: (\d+) \(computed \1, from cache 0, failed 0\)", log)[1]) for log in logs) == 3
-    assert all("model loads: lama x1, sam2:sam2_hiera_tiny x1" in log for log in logs)
+    # Each model in its own step: every job loads its one model once, whatever its batch holds.
+    for step, model in (("masks", "sam2:sam2_hiera_tiny"), ("inpaint", "lama")):
+        logs = [p.read_text() for p in (tmp_path / "results" / "logs" / step).glob("*.log")]
+        assert sum(int(re.search(r"frames: (\d+) \(computed \1, from cache 0, failed 0\)", log)[1])
+                   for log in logs) == 3
+        assert all(f"model loads: {model} x1" in log for log in logs), step
     report = json.loads((tmp_path / "results" / "processing_report.json").read_text())
     assert [r["strategy"] for r in report["results"]] == ["segment"] * 3
     for result in report["results"]:

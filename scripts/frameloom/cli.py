@@ -113,6 +113,8 @@ class Progress:
     together, as a SLURM group job's do, give a true rate."""
 
     STATS_ROW = re.compile(r"^(\w+)\s+(\d+)$")
+    # The target rule and the model jobs' parameters files: bookkeeping, not stages a person follows.
+    NOT_STAGES = ("all", "job_parameters")
     STARTED = re.compile(r"^\s*(?:local)?rule (\w+):$")
     FINISHED = re.compile(r"^Finished jobid: \d+ \(Rule: (\w+)\)")
 
@@ -138,7 +140,7 @@ class Progress:
         if started:
             self.started.setdefault(started[1], self.clock())
         finished = self.FINISHED.match(line)
-        if finished and finished[1] != "all":  # the target rule, not a stage
+        if finished and finished[1] not in self.NOT_STAGES:
             self._finished(finished[1])
 
     def _finished(self, rule: str) -> None:

@@ -101,6 +101,19 @@ def read_yaml(path: Path, source: str) -> Any:
         raise ConfigError(f"{source}: not valid YAML{where}") from None
 
 
+# The batched model steps (frameloom.model_step), each one rule and one conda env: the
+# strategy block it reads, the keys of it that change its results (and so rerun it and
+# only what follows), the model requirement it loads (backends.model_requirements) and
+# its env file under envs/.
+MODEL_STEPS = {
+    "upscale": ("enhance_segment", ("enhancement_steps", "upscale_model", "upscale_factor", "upscale_below",
+                                    "upscale_tile", "deblur_below"), "upscale", "realesrgan"),
+    "restore_faces": ("enhance_segment", ("enhancement_steps", "face_enhance_model", "face_enhance_fidelity",
+                                          "identity_max_drift", "deblur_below"), "face_enhance", "face_restore"),
+    "masks": ("segment", ("segmentation_model", "min_instance_size", "points_per_side"), "segmentation", "sam2"),
+    "inpaint": ("segment", ("inpainting_model", "inpainting_fallback", "mask_dilation"), "inpainting", "lama"),
+}
+
 # processing.frames_per_job "auto". On a GPU a frame takes about a second of model time
 # (SAM2 automatic masks, LaMa) against several seconds to load SAM2-large, LaMa and
 # CodeFormer: 64 frames keep the load near a tenth of the job. On the CPU a frame takes
@@ -152,10 +165,29 @@ class RunConfig:
         }
         if strategy == "enhance_segment":
             settings["segment"] = self.strategy_cfg("segment")
-        if strategy in ("segment", "enhance_segment"):
-            settings["models"] = self.model_requirements()
-            settings["device"] = self.run["device"]
+        return settings
+
+    def frame_steps(self, strategy: str) -> dict[str, str | None]:
+        """The model steps a frame of ``strategy`` goes through, in order: {step: the step whose
+        entry it continues, or None when it starts from the frame}."""
+        if strategy == "segment":
+            cfg = self.strategy_cfg("segment")
+            # The inpainted background is only for the background and composite outputs.
+            return {"masks": None, **({"inpaint": "masks"} if cfg["save_background"] or cfg["save_composite"] else {})}
+        cfg = self.strategy_cfg("enhance_segment")
+        return {"upscale": None, "restore_faces": "upscale", **({"masks": "restore_faces"} if cfg["apply_segmentation"] else {})}
+
+    def step_settings(self, step: str) -> dict:
+        """What a model step reads (MODEL_STEPS): its keys of the strategy block, its model,
+        the device, and the inference batch or the reference images where it uses them."""
+        strategy, keys, requirement, _ = MODEL_STEPS[step]
+        cfg = self.strategy_cfg(strategy)
+        model = self.model_requirements().get(requirement)
+        settings = {"cfg": {key: cfg[key] for key in keys}, "models": {requirement: model} if model else {},
+                    "device": self.run["device"]}
+        if step == "restore_faces":
             settings["batch_size"] = self.strategy["processing"]["batch_size"]
+        if step == "masks":
             settings["references"] = self.references()
         return settings
 
@@ -211,14 +243,10 @@ class RunConfig:
             weights += sum(p.stat().st_size for p in files)
         return JOB_BASE_MB + round(WEIGHT_MEMORY_FACTOR * weights / 2**20)
 
-    def strategy_memory_mb(self, strategy: str) -> int:
-        """``job_memory_mb`` of a model strategy's batch job: the models its step loads."""
-        cfg = self.strategy_cfg(strategy)
-        requirements = self.model_requirements()
-        steps = ("segmentation", "inpainting") if strategy == "segment" else (
-            "upscale", "face_enhance", *(("segmentation", "inpainting") if cfg.get("apply_segmentation") else ()))
-        return self.job_memory_mb([requirements[step]["path"] for step in steps
-                                   if step in requirements and requirements[step]["present"]])
+    def step_memory_mb(self, step: str) -> int:
+        """``job_memory_mb`` of a model step's batch job: the model it loads, when present."""
+        model = self.model_requirements().get(MODEL_STEPS[step][2])
+        return self.job_memory_mb([model["path"] if model and model["present"] else None])
 
     def _snapshot(self, key: str, group: str, required: tuple[str, ...]) -> dict:
         """{path, present, why, stamp} of the multi-file model at ``model_paths[key]``.
@@ -436,6 +464,10 @@ def load_run_config(config: dict, workdir: Path, source: str = "config/config.ya
     )
     if not any(strategy["strategies"][name]["enabled"] for name in STRATEGIES):
         raise ConfigError(f"{strategy_source}: strategies: at least one strategy must be enabled")
+    steps = strategy["strategies"]["enhance_segment"]["enhancement_steps"]
+    if "face_enhance" in steps and "upscale" in steps[steps.index("face_enhance"):]:
+        raise ConfigError(f"{strategy_source}: strategies.enhance_segment.enhancement_steps: upscale must come "
+                          "before face_enhance (each runs as its own model step, in that order)")
     from .overrides import load_overrides
 
     config = RunConfig(run=run, decision=decision, strategy=strategy, workdir=workdir)

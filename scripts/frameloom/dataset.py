@@ -15,6 +15,7 @@ removed is listed with why, and the merge links it under ``rejected/``.
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import cv2
@@ -26,7 +27,7 @@ from .curation import (OPAQUE_ABOVE, measure_quality, normalize_colour, quality_
                        uniform_background)
 from .dedup import choose_representatives, near_duplicate_groups, phash, ssim_thumbnail
 from .faces import box_overlap
-from .imageio import read_image, read_json, write_image, write_json
+from .imageio import read_image, read_json, staged_folder, swap_in_folder, write_image, write_json
 from .segmentation import mask_bounding_box
 
 CUT_OUT_ROLES = ("character", "enhanced_character")
@@ -231,16 +232,30 @@ def _frame_mask(meta: dict, shape: tuple[int, ...]) -> np.ndarray | None:
 
 def curate_frame(meta_path: str, analysis_path: str, frame_path: str, out_dir: str, cfg: dict,
                  good_lighting: float) -> dict:
-    """Curate every training image of one frame into ``out_dir`` (images + curated.json)."""
+    """Curate every training image of one frame into ``out_dir`` (images + curated.json), built in a
+    staged folder and swapped in: a job killed half-way leaves no folder that looks complete."""
     meta, analysis = read_json(meta_path), read_json(analysis_path)
     frame = read_image(frame_path)
+    staging = staged_folder(out_dir)
+    try:
+        result = _curate_into(staging, out_dir, meta, analysis, frame, cfg, good_lighting)
+        swap_in_folder(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return result
+
+
+def _curate_into(staging: Path, out_dir: str, meta: dict, analysis: dict, frame, cfg: dict,
+                 good_lighting: float) -> dict:
     records = []
     for entry in meta["outputs"]:
         if not entry["train"]:
             continue
         image, record = curate_image(entry, meta, analysis, frame, cfg, good_lighting)
-        record["curated"] = str(Path(out_dir, f"{meta['strategy']}__{Path(entry['image']).stem}.png"))
-        write_image(record["curated"], image)
+        name = f"{meta['strategy']}__{Path(entry['image']).stem}.png"
+        record["curated"] = str(Path(out_dir, name))  # where it will be once the folder is swapped in
+        write_image(staging / name, image)
         records.append(record)
     cut_out = next((r for r in records if r["role"] in CUT_OUT_ROLES), None)
     for record in records:
@@ -248,7 +263,7 @@ def curate_frame(meta_path: str, analysis_path: str, frame_path: str, out_dir: s
             record["verification"] = _verify_plate(cut_out and cut_out["verification"],
                                                    _frame_mask(meta, frame.shape), analysis, _mask_backend(meta))
     result = {"frame": meta["frame"], "strategy": meta["strategy"], "images": records}
-    write_json(Path(out_dir, CURATED_RECORD), result)
+    write_json(staging / CURATED_RECORD, result)
     return result
 
 

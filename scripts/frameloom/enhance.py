@@ -46,39 +46,60 @@ class EnhanceStep:
     reason: str
 
 
-def enhance(image_bgr: np.ndarray, analysis: dict | None, cfg: dict, models=None) -> tuple[np.ndarray, list[EnhanceStep]]:
-    """Run ``cfg['enhancement_steps']`` in order (``cfg`` is the enhance_segment block).
+@dataclass
+class EnhanceState:
+    """Where a frame's enhancement stands between the model steps that share it: the
+    frame's width (for the analysis' boxes) and the grid its pixels were sampled on."""
 
-    ``models`` (a job's ``Backends``) provides ``upscaler()`` and ``face_restorer()``,
-    each ``(model or None, name)``; without it every step is classical.
-    """
-    analysis = analysis or {}
-    image = image_bgr
-    scale = 1.0  # of the current image relative to the frame, for the analysis' boxes
+    frame_width: int
     # Interpolation makes noise spatially smooth, so after an upscale the noise
     # is measured on every n-th pixel, the grid the source was sampled on.
-    source_grid = 1
+    source_grid: int = 1
+
+
+def split_at_face_restoration(names: list[str]) -> tuple[list[str], list[str]]:
+    """The enhancement steps the upscale model step runs (those before face_enhance) and
+    those the face-restoration step runs (face_enhance and after): one model each."""
+    cut = names.index("face_enhance") if "face_enhance" in names else len(names)
+    return list(names[:cut]), list(names[cut:])
+
+
+def run_steps(image: np.ndarray, analysis: dict, cfg: dict, names: list[str], models,
+              state: EnhanceState) -> tuple[np.ndarray, list[EnhanceStep]]:
+    """Run the enhancement steps ``names`` in order on ``image`` (already enhanced as far as
+    ``state`` says; updated in place). ``models`` (a job's ``Backends``) provides
+    ``upscaler()`` and ``face_restorer()``, each ``(model or None, name)``; without it
+    every step is classical."""
     steps = []
-    for step in cfg["enhancement_steps"]:
+    for step in names:
+        scale = image.shape[1] / state.frame_width
         if step == "upscale":
             upscaler = models.upscaler() if models else (None, "lanczos")
-            image, record = _upscale(image, analysis, cfg, upscaler)
+            upscaled, record = _upscale(image, analysis, cfg, upscaler)
             if record.applied:
-                scale = image.shape[1] / image_bgr.shape[1]
-                source_grid *= max(1, round(scale))
+                state.source_grid *= max(1, round(upscaled.shape[1] / image.shape[1]))
+            image = upscaled
         elif step == "denoise":
-            image, record = _denoise(image, _noise_on_grid(image, source_grid), analysis)
+            image, record = _denoise(image, _noise_on_grid(image, state.source_grid), analysis)
         elif step == "deblur":
             image, record = _deblur(image, _subject_box(analysis, scale), float(cfg["deblur_below"]))
         elif step == "face_enhance":
             restorer = models.face_restorer() if models else (None, "none: no face-restoration model")
             image, record = _restore_faces(image, analysis, scale, restorer)
         elif step == "sharpen":
-            image, record = _sharpen(image, _noise_on_grid(image, source_grid))
+            image, record = _sharpen(image, _noise_on_grid(image, state.source_grid))
         else:
             raise ValueError(f"unknown enhancement step {step!r}")
         steps.append(record)
-    return _identity_guard(image_bgr, image, analysis, float(cfg["identity_max_drift"]), steps)
+    return image, steps
+
+
+def enhance(image_bgr: np.ndarray, analysis: dict | None, cfg: dict, models=None) -> tuple[np.ndarray, list[EnhanceStep]]:
+    """Run ``cfg['enhancement_steps']`` in order (``cfg`` is the enhance_segment block), then the identity guard."""
+    analysis = analysis or {}
+    image, steps = run_steps(image_bgr, analysis, cfg, cfg["enhancement_steps"], models,
+                             EnhanceState(image_bgr.shape[1]))
+    return identity_guard(image_bgr, image, analysis, float(cfg["identity_max_drift"]), steps)
 
 
 def _scaled(box, scale: float) -> list[int] | None:
@@ -160,9 +181,10 @@ def character_drift(before: np.ndarray, after: np.ndarray) -> float:
     return round(min(1.0, 0.6 * structure + 0.4 * colour), 4)
 
 
-def _identity_guard(original: np.ndarray, enhanced: np.ndarray, analysis: dict, max_drift: float,
+def identity_guard(original: np.ndarray, enhanced: np.ndarray, analysis: dict, max_drift: float,
                     steps: list[EnhanceStep]) -> tuple[np.ndarray, list[EnhanceStep]]:
-    """Keep the unenhanced frame when the character no longer looks like itself."""
+    """Keep the unenhanced frame when the character no longer looks like itself (``steps``: every
+    enhancement step the frame went through, in order)."""
     if not any(step.applied for step in steps):
         return enhanced, steps
     box = analysis.get("foreground_box") or [0, 0, original.shape[1], original.shape[0]]

@@ -135,18 +135,18 @@ def prune_stale_outputs(out_dir: str, plan: dict[str, str]) -> list[str]:
     return removed
 
 
-def prune_cache(cache_dir: str) -> list[str]:
-    """Drop model-step cache entries no output links to any more.
+def prune_cache(cache_dir: str, metas: list[dict]) -> list[str]:
+    """Drop model-step cache entries no current output was made from: each export's meta names
+    the entries it used and those they continue (frameloom.model_step)."""
+    from .config import MODEL_STEPS
 
-    Exports hard-link each entry's meta.json into the output tree, so an entry
-    whose meta has no second link serves no current output (where the
-    filesystem could not link, entries are only a speed-up and are dropped too).
-    """
+    used = {name for meta in metas for name in meta.get("cache", [])}
     removed = []
-    for meta in sorted(Path(cache_dir).glob("*/*/meta.json")):
-        if meta.stat().st_nlink == 1:
-            shutil.rmtree(meta.parent)
-            removed.append(str(meta.parent))
+    for step in MODEL_STEPS:
+        for entry in sorted(Path(cache_dir, step).glob("*")):
+            if entry.is_dir() and not entry.name.startswith(".") and f"{step}/{entry.name}" not in used:
+                shutil.rmtree(entry)
+                removed.append(str(entry))
     return removed
 
 

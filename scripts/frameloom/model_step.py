@@ -1,21 +1,30 @@
-"""Batched model steps: one job serves a batch of frames with models loaded once.
+"""Batched model steps: one job runs one model over a batch of frames, loaded once.
 
-Snakemake outputs are fixed patterns, so a batch job cannot declare its
-frames' files. Instead it fills a content-addressed cache,
-``<cache>/<key>/``, where the key hashes the frame's bytes, its analysis and
-the step's settings (model files and the frame id included), and writes a
-manifest ``{frame: key}``. A cheap per-frame export job then hard-links the
-cached files, meta included, into the seed's output tree. A frame whose key is
-already cached is not recomputed, and its exported files are the same inodes,
-so changing one frame of a batch leaves its batch-mates' outputs byte- and
-mtime-identical.
+Each step (config.MODEL_STEPS) is its own rule and conda env, and leaves per frame
+a content-addressed cache entry ``<cache>/<step>/<key>/`` (built in a temp dir and
+renamed, so never half there):
 
-    python -m frameloom.model_step segment --params results/params/segment/<batch>.json \\
-        --cache-dir results/.cache --manifest results/segment/batches/<batch>.json --log L
+    upscale        the enhancement steps before face_enhance (Real-ESRGAN)   image.png
+    restore_faces  face_enhance and the steps after it, then the identity
+                   guard against the frame (CodeFormer / GFPGAN)            image.png
+    masks          the target character's soft alpha (SAM2, then the
+                   reference matcher), on the frame or the enhanced image   alpha.npy
+    inpaint        the background without the target (LaMa)                 background.png
 
-``--params``: a JSON file {"members": {frame: [frame_path, analysis_path]},
-"settings": ..., "outputs": the strategy's output patterns}, written by the
-workflow's job_parameters rule (so the job's logged command stays one line).
+plus ``record.json`` (what ran, on which device, why). The key hashes the step,
+its input (the frame's bytes, or the key of the entry it continues), the
+analysis, the step's settings and its model file: changing one model's settings
+recomputes that step and the steps after it, nothing before. A frame whose key
+is cached is not recomputed. The job writes a manifest ``{frame: key}`` (and
+the frames that failed, with why); the per-frame export job of the strategy
+(frameloom.strategies.export_*) assembles the outputs from the entries.
+
+    python -m frameloom.model_step masks --params results/params/masks/<batch>.json \\
+        --cache-dir results/.cache --manifest results/steps/masks/<batch>.json --log L
+
+``--params``: a JSON file {"members": {frame: {"frame": path, "analysis": path,
+"source": the manifest of the step it continues, or null}}, "settings":
+RunConfig.step_settings(step)}, written by the workflow's job_parameters rule.
 """
 
 from __future__ import annotations
@@ -29,46 +38,39 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from .imageio import read_json, write_json
-from .layout import frame_outputs
+import numpy as np
+
+from .config import MODEL_STEPS
+from .imageio import read_image, read_json, write_image, write_json
 from .stages import batch_step_parser, job_log
 
-KEY_VERSION = "3"  # bump when executor output changes for the same inputs
+KEY_VERSION = "4"  # bump when a step's output changes for the same inputs
+RECORD = "record.json"
+IMAGE = "image.png"
+ALPHA = "alpha.npy"
+BACKGROUND = "background.png"
 
 
-def cache_key(strategy: str, frame_path: str, analysis_path: str, settings: dict) -> str:
-    digest = hashlib.sha256(f"{KEY_VERSION}:{strategy}".encode())
-    for path in (frame_path, analysis_path):
-        digest.update(Path(path).read_bytes())
-    # The frame id is part of it: the cached meta records the frame's final paths.
+def cache_key(step: str, member: dict, source_key: str | None, settings: dict) -> str:
+    digest = hashlib.sha256(f"{KEY_VERSION}:{step}".encode())
+    # A continued entry's key already hashes the frame (and everything before it).
+    digest.update(source_key.encode() if source_key else Path(member["frame"]).read_bytes())
+    digest.update(Path(member["analysis"]).read_bytes())
     digest.update(json.dumps(settings, sort_keys=True).encode())
-    for model in settings.get("models", {}).values():
+    for model in settings["models"].values():
         if model["present"]:
             stat = os.stat(model["path"])
             digest.update(f"{model['path']}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:32]
 
 
-def _pairs(outputs: dict) -> list[tuple[str, str]]:
-    """(name in the cache entry, output path) for every named output, lists unrolled."""
-    pairs = []
-    for name, target in outputs.items():
-        if isinstance(target, list):
-            pairs += [(f"{name}{i}{Path(t).suffix}", t) for i, t in enumerate(target)]
-        else:
-            pairs.append((f"{name}{Path(target).suffix}", target))
-    return pairs
+def entry_dir(cache_dir: str, step: str, key: str) -> Path:
+    return Path(cache_dir, step, key)
 
 
-def _in_entry(entry: Path, outputs: dict) -> dict:
-    """The same named outputs, placed inside a cache entry."""
-    placed = {}
-    for name, target in outputs.items():
-        if isinstance(target, list):
-            placed[name] = [str(entry / f"{name}{i}{Path(t).suffix}") for i, t in enumerate(target)]
-        else:
-            placed[name] = str(entry / f"{name}{Path(target).suffix}")
-    return placed
+def entry_name(entry: Path) -> str:
+    """``step/key``: how metas and records name a cache entry."""
+    return f"{entry.parent.name}/{entry.name}"
 
 
 class BatchFrameFailures(RuntimeError):
@@ -76,26 +78,88 @@ class BatchFrameFailures(RuntimeError):
     (the frames that succeeded are cached and not recomputed)."""
 
 
-def _compute(strategy: str, frame: str, frame_path: str, analysis_path: str, frame_settings: dict,
-             strategy_outputs: dict, backends, entry: Path) -> None:
-    """One frame's outputs into its cache entry, built in a sibling temp dir and renamed (no half entry)."""
-    from .strategies import execute
+def step_backends(settings: dict):
+    """The job's Backends for one step: only that step's model can load."""
+    from .backends import Backends
 
+    return Backends(settings["cfg"], settings["models"], settings["device"], settings.get("references"),
+                    settings["cfg"], settings.get("batch_size", 1))
+
+
+def _enhance_state(record: dict, frame_width: int):
+    from .enhance import EnhanceState
+
+    return EnhanceState(frame_width, record.get("source_grid", 1))
+
+
+def _upscale(member: dict, analysis: dict, source: Path | None, settings: dict, backends, out: Path) -> dict:
+    from .enhance import EnhanceState, run_steps, split_at_face_restoration
+
+    cfg = settings["cfg"]
+    frame = read_image(member["frame"])
+    state = EnhanceState(frame.shape[1])
+    image, steps = run_steps(frame, analysis, cfg, split_at_face_restoration(cfg["enhancement_steps"])[0],
+                             backends, state)
+    write_image(out / IMAGE, image)
+    return {"steps": [vars(step) for step in steps], "source_grid": state.source_grid}
+
+
+def _restore_faces(member: dict, analysis: dict, source: Path, settings: dict, backends, out: Path) -> dict:
+    from .enhance import EnhanceStep, identity_guard, run_steps, split_at_face_restoration
+
+    cfg = settings["cfg"]
+    frame = read_image(member["frame"])
+    before = read_json(source / RECORD)
+    image, steps = run_steps(read_image(source / IMAGE), analysis, cfg,
+                             split_at_face_restoration(cfg["enhancement_steps"])[1], backends,
+                             _enhance_state(before, frame.shape[1]))
+    earlier = [EnhanceStep(**step) for step in before["steps"]]
+    image, steps = identity_guard(frame, image, analysis, float(cfg["identity_max_drift"]), earlier + steps)
+    write_image(out / IMAGE, image)
+    return {"steps": [vars(step) for step in steps], "enhanced_size": [image.shape[1], image.shape[0]]}
+
+
+def _masks(member: dict, analysis: dict, source: Path | None, settings: dict, backends, out: Path) -> dict:
+    from .strategies import scaled_hint, segment_target
+
+    frame = read_image(member["frame"])
+    image = frame if source is None else read_image(source / IMAGE)
+    hint = analysis if source is None else scaled_hint(analysis, image.shape[1] / frame.shape[1])
+    seg, backend, error = segment_target(image, hint, backends)
+    found = error is None
+    alpha = seg.target_alpha if found else np.zeros(image.shape[:2], np.float32)
+    np.save(out / ALPHA, alpha.astype(np.float32))
+    return {"backend": backend, "error": error, "instances_found": len(seg.instance_masks),
+            "target_index": seg.target_index, "target_score": round(float(seg.target_score), 4),
+            "notes": seg.notes}
+
+
+def _inpaint(member: dict, analysis: dict, source: Path, settings: dict, backends, out: Path) -> dict:
+    frame = read_image(member["frame"])
+    masks = read_json(source / RECORD)
+    inpainter, backend = backends.inpainter()
+    if masks["error"] is None:
+        alpha = np.load(source / ALPHA)
+        background = inpainter.inpaint(frame, alpha > 0.05, dilation=settings["cfg"]["mask_dilation"])
+    else:
+        background = frame  # no target: nothing to remove (the export trains on neither)
+    write_image(out / BACKGROUND, background)
+    return {"backend": backend}
+
+
+COMPUTE = {"upscale": _upscale, "restore_faces": _restore_faces, "masks": _masks, "inpaint": _inpaint}
+
+
+def _compute(step: str, member: dict, source: Path | None, settings: dict, backends, entry: Path) -> None:
+    """One frame's entry, built in a sibling temp dir and renamed (no half entry)."""
     entry.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}."))
     try:
-        final = frame_outputs(strategy_outputs, frame)
-        staged = _in_entry(staging, final)
-        execute(strategy, frame_path, analysis_path, staged, frame_settings, backends)
-        # The meta names the frame's real output paths, so it can be linked as is.
-        real = {str(staging / name): target for name, target in _pairs(final)}
-        meta = read_json(staged["meta"])
-        meta["devices"] = dict(backends.devices)  # where this frame's models ran
-        meta["outputs"] = [
-            {**e, "image": real[e["image"]], "caption": e["caption"] and real[e["caption"]]}
-            for e in meta["outputs"]
-        ]
-        write_json(staged["meta"], meta)
+        record = COMPUTE[step](member, read_json(member["analysis"]), source, settings, backends, staging)
+        # Where this frame's model ran, and the entries it continues (kept while this one is).
+        record |= {"step": step, "devices": dict(backends.devices),
+                   "chain": [*read_json(source / RECORD)["chain"], entry_name(source)] if source else []}
+        write_json(staging / RECORD, record)
         shutil.rmtree(entry, ignore_errors=True)
         os.replace(staging, entry)
     except BaseException:
@@ -103,37 +167,44 @@ def _compute(strategy: str, frame: str, frame_path: str, analysis_path: str, fra
         raise
 
 
-def run_batch(strategy: str, members: dict[str, list[str]], settings: dict, strategy_outputs: dict,
-              cache_dir: str, manifest_path: str, log_path: str, attempt: int = 1, attempts: int = 1) -> dict:
+def _source(step: str, member: dict, cache_dir: str, frame: str) -> tuple[Path | None, str | None]:
+    """The entry this step continues for ``frame`` and its key, or (None, None) when it starts from the
+    frame. Raises with the upstream error when that step failed for the frame."""
+    if not member["source"]:
+        return None, None
+    manifest = read_json(member["source"])
+    if frame in manifest["failed"]:
+        raise RuntimeError(f"{manifest['step']} failed: {manifest['failed'][frame]}")
+    key = manifest["frames"][frame]
+    return entry_dir(cache_dir, manifest["step"], key), key
+
+
+def run_batch(step: str, members: dict[str, dict], settings: dict, cache_dir: str, manifest_path: str,
+              log_path: str, attempt: int = 1, attempts: int = 1) -> dict:
     """Compute every member frame missing from the cache; write the manifest.
 
-    ``members``: {frame: [frame_path, analysis_path]}; ``strategy_outputs``: the
-    strategy's output patterns (layout.strategy_outputs) giving names and suffixes.
-    A frame that raises (a model error, out of memory) does not stop its
-    batch-mates. Before the last of ``attempts`` the job then fails, so
-    Snakemake retries it; on the last, the manifest records the frame's error
-    and its export reports it.
+    A frame that raises (a model error, out of memory, a failed earlier step)
+    does not stop its batch-mates. Before the last of ``attempts`` the job then
+    fails, so Snakemake retries it; on the last, the manifest records the
+    frame's error and its export reports it.
     """
-    from .strategies import backends_for
-
-    with job_log(log_path, f"{strategy} batch") as lines:
-        backends = backends_for(settings)
+    with job_log(log_path, f"{step} batch") as lines:
+        backends = step_backends(settings)
         manifest, failed, computed, cached = {}, {}, 0, 0
-        for frame, (frame_path, analysis_path) in sorted(members.items()):
-            frame_settings = {**settings, "frame": frame}
-            key = cache_key(strategy, frame_path, analysis_path, frame_settings)
-            entry = Path(cache_dir, strategy, key)
-            if (entry / "meta.json").is_file():
-                cached += 1
-            else:
-                try:
-                    _compute(strategy, frame, frame_path, analysis_path, frame_settings, strategy_outputs,
-                             backends, entry)
-                except Exception as error:  # noqa: BLE001 (any failure of one frame stays that frame's)
-                    failed[frame] = f"{type(error).__name__}: " + (str(error).strip().splitlines() or ["no message"])[0]
-                    lines.append(f"{frame} failed on attempt {attempt} of {attempts}:\n{traceback.format_exc()}")
-                    continue
-                computed += 1
+        for frame, member in sorted(members.items()):
+            try:
+                source, source_key = _source(step, member, cache_dir, frame)
+                key = cache_key(step, member, source_key, settings)
+                entry = entry_dir(cache_dir, step, key)
+                if (entry / RECORD).is_file():
+                    cached += 1
+                else:
+                    _compute(step, member, source, settings, backends, entry)
+                    computed += 1
+            except Exception as error:  # noqa: BLE001 (any failure of one frame stays that frame's)
+                failed[frame] = f"{type(error).__name__}: " + (str(error).strip().splitlines() or ["no message"])[0]
+                lines.append(f"{frame} failed on attempt {attempt} of {attempts}:\n{traceback.format_exc()}")
+                continue
             manifest[frame] = key
         lines.append(f"frames: {len(members)} (computed {computed}, from cache {cached}, failed {len(failed)}); "
                      f"attempt {attempt} of {attempts}")
@@ -144,65 +215,71 @@ def run_batch(strategy: str, members: dict[str, list[str]], settings: dict, stra
                          + (f": the GPU is not usable, {where['cpu_because']}" if where["cpu_because"] else ""))
         if failed and attempt < attempts:
             raise BatchFrameFailures(f"{len(failed)} frame(s) failed, retrying: {', '.join(sorted(failed))}")
-        write_json(manifest_path, {"strategy": strategy, "frames": manifest, "failed": failed})
+        write_json(manifest_path, {"step": step, "frames": manifest, "failed": failed})
     return manifest
 
 
-def _link(src: Path, dst: str) -> None:
-    Path(dst).parent.mkdir(parents=True, exist_ok=True)
-    tmp = f"{dst}.{os.getpid()}.tmp"
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+def run_frame_steps(strategy: str, frame: str, frame_path: str, analysis_path: str, run, cache_dir: str,
+                    work_dir: str) -> dict[str, str]:
+    """One frame through its strategy's model steps in this process, each a one-frame batch
+    (benchmarks and tests; the workflow runs the steps as batched jobs). ``run``: the RunConfig.
+    Returns {step: manifest} for the export; manifests and logs go under ``work_dir``."""
+    manifests = {}
+    for step, source in run.frame_steps(strategy).items():
+        manifests[step] = str(Path(work_dir, step, f"{frame}.json"))
+        member = {"frame": frame_path, "analysis": analysis_path, "source": source and manifests[source]}
+        run_batch(step, {frame: member}, run.step_settings(step), cache_dir, manifests[step],
+                  str(Path(work_dir, step, f"{frame}.log")))
+    return manifests
 
 
-def _write_placeholders(frame: str, strategy: str, frame_path: str, outputs: dict, error: str) -> None:
+def frame_entries(frame: str, manifests: dict[str, str], cache_dir: str) -> tuple[dict[str, Path], str | None]:
+    """{step: entry} of one frame from its batches' manifests, or the first step's error."""
+    entries = {}
+    for step, path in manifests.items():
+        manifest = read_json(path)
+        if frame in manifest["failed"]:
+            return {}, f"{step}: {manifest['failed'][frame]}"
+        entries[step] = entry_dir(cache_dir, step, manifest["frames"][frame])
+    return entries, None
+
+
+def entries_used(entries: dict[str, Path]) -> list[str]:
+    """``step/key`` of a frame's entries and of every entry they continue: what its meta keeps alive."""
+    used = set()
+    for entry in entries.values():
+        used |= {entry_name(entry), *read_json(entry / RECORD)["chain"]}
+    return sorted(used)
+
+
+def write_placeholders(frame: str, strategy: str, frame_path: str, outputs: dict, error: str) -> None:
     """A failed frame's declared outputs: its input frame in each image slot, empty captions, and a meta
     that marks them as placeholders (never trained on) and names the error."""
-    import numpy as np
-
-    from .imageio import FrameDecodeError, read_image, write_image, write_text
+    from .imageio import FrameDecodeError, write_text
 
     try:
         image = read_image(frame_path)
     except (FrameDecodeError, OSError):
         image = np.full((1, 1, 3), 128, np.uint8)  # the frame itself is what broke
     entries = []
-    for name, target in _pairs({k: v for k, v in outputs.items() if k != "meta"}):
+    for name, target in outputs.items():
+        if name == "meta":
+            continue
         if target.endswith(".txt"):
             write_text(target, "")
             continue
         write_image(target, image)
-        role = Path(name).stem
-        entries.append({"image": target, "caption": None, "role": role,
-                        "subject": "background" if role == "background" else "character",
+        entries.append({"image": target, "caption": None, "role": name,
+                        "subject": "background" if name == "background" else "character",
                         "backend": "placeholder (model step failed)", "train": False, "facts": []})
     write_json(outputs["meta"], {"frame": frame, "strategy": strategy, "error": f"ModelStepError: {error}",
                                  "outputs": entries})
 
 
-def export_frame(frame: str, manifest_path: str, cache_dir: str, outputs: dict, frame_path: str) -> str:
-    """Link one frame's cached files, meta included, to its output paths (same inodes where possible);
-    a frame that failed in its batch gets placeholders and its error instead.
-
-    Returns a line for the job log."""
-    manifest = read_json(manifest_path)
-    if frame in manifest.get("failed", {}):
-        _write_placeholders(frame, manifest["strategy"], frame_path, outputs, manifest["failed"][frame])
-        return f"{frame}: failed in its batch: {manifest['failed'][frame]}"
-    entry = Path(cache_dir, manifest["strategy"], manifest["frames"][frame])
-    pairs = _pairs(outputs)
-    for name, target in pairs:
-        _link(entry / name, target)
-    return f"{frame}: {len(pairs)} files from cache entry {entry.name}"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = batch_step_parser("python -m frameloom.model_step", __doc__)
-    parser.add_argument("strategy", choices=("segment", "enhance_segment"))
-    parser.add_argument("--params", required=True, help="JSON file: members, settings, outputs (see above)")
+    parser.add_argument("step", choices=sorted(MODEL_STEPS))
+    parser.add_argument("--params", required=True, help="JSON file: members, settings (see above)")
     parser.add_argument("--attempt", type=int, default=1, help="Snakemake's attempt number of this job")
     parser.add_argument("--attempts", type=int, default=1, help="attempts Snakemake allows (retries + 1)")
     args = parser.parse_args(argv)
@@ -214,8 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    run_batch(args.strategy, params["members"], params["settings"], params["outputs"],
-              args.cache_dir, args.manifest, args.log, args.attempt, args.attempts)
+    run_batch(args.step, params["members"], params["settings"], args.cache_dir, args.manifest, args.log,
+              args.attempt, args.attempts)
     return 0
 
 

@@ -200,7 +200,7 @@ def finder_box(hint: dict, width: int, height: int) -> Box | None:
     image; None when the analysis has none (the finder did not run, or found nothing).
 
     The hint's boxes are in the image's pixels: the analysis itself for a frame, or
-    strategies._scaled_hint's copy for enhance_segment's upscale of it."""
+    strategies.scaled_hint's copy for enhance_segment's upscale of it."""
     if hint.get("finder") != FINDER or hint.get("foreground_box") is None:
         return None
     x, y, w, h = (float(v) for v in hint["foreground_box"])

@@ -185,16 +185,26 @@ def run_strategy(strategy: str, frame_path: str, analysis_path: str, outputs: di
         _curate(outputs["meta"], analysis_path, frame_path, curated_dir, curation, lines)
 
 
-def export_model_frame(frame: str, manifest_path: str, cache_dir: str, frame_path: str, analysis_path: str,
-                       outputs: dict, curation: dict, log: str) -> None:
-    """A model strategy's outputs linked from its batch's cache entry, then curated, like ``run_strategy``."""
-    from .model_step import export_frame
+def export_model_frame(strategy: str, frame: str, frame_path: str, analysis_path: str, outputs: dict, params,
+                       log: str) -> None:
+    """A model strategy's outputs assembled from the frame's model-step cache entries, then curated,
+    like ``run_strategy``; a frame a step failed for gets placeholders and that error. ``params``:
+    .manifests ({step: its batch's manifest}), .cache (the cache folder), .settings, .curation."""
+    from .model_step import frame_entries, write_placeholders
+    from .strategies import export
 
     outputs = dict(outputs)
     curated_dir = outputs.pop("curated")
-    with job_log(log, "export") as lines:
-        lines.append(export_frame(frame, manifest_path, cache_dir, outputs, frame_path))
-        _curate(outputs["meta"], analysis_path, frame_path, curated_dir, curation, lines)
+    with job_log(log, strategy) as lines:
+        entries, error = frame_entries(frame, params.manifests, params.cache)
+        if error:
+            write_placeholders(frame, strategy, frame_path, outputs, error)
+            lines.append(f"{frame}: a model step failed: {error}")
+        else:
+            meta = export(strategy, frame_path, analysis_path, outputs, params.settings, entries)
+            lines.append(f"{frame}: {len(meta['outputs'])} outputs from {', '.join(meta['cache'])}, "
+                         f"error={meta['error']}")
+        _curate(outputs["meta"], analysis_path, frame_path, curated_dir, params.curation, lines)
 
 
 def select_dataset(curated_dirs: list[str], cfg: dict, references: dict, selection_path: str,
@@ -231,7 +241,7 @@ def merge(out_dir: str, metas: dict[str, str], inputs, outputs, settings: dict, 
         planned = read_plan(inputs.plan)
         removed = prune_stale_outputs(out_dir, planned)
         lines.append(f"pruned {len(removed)} stale outputs of earlier decisions")
-        dropped = prune_cache(layout.cache_dir(out_dir))
+        dropped = prune_cache(layout.cache_dir(out_dir), [read_json(path) for path in metas.values()])
         lines.append(f"dropped {len(dropped)} unused model-step cache entries")
         vlm_captions = read_caption_manifests(list(inputs.captions))
         dropped = prune_caption_cache(layout.caption_cache_dir(out_dir), vlm_captions)

@@ -1,10 +1,11 @@
-"""The four strategy executors: read a frame and its analysis, write the seed's outputs.
+"""The four strategies' outputs: read a frame and its analysis, write the seed's outputs.
 
-Each executor takes the rule's named outputs and one ``settings`` dict (the
-rule's params, kept JSON-serialisable so a model step in another environment
-can receive the same values), writes every file atomically, and finishes with
-the meta file that lists each output, whether it goes into the training
-folder, and which backend made it.
+keep_full and create_occlusion compute theirs here (``execute``); segment and
+enhance_segment assemble theirs from the frame's model-step cache entries
+(``export``, frameloom.model_step). Each takes the rule's named outputs and one
+``settings`` dict (the rule's params), writes every file atomically, and
+finishes with the meta file that lists each output, whether it goes into the
+training folder, and which backend made it.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from . import captions
-from .backends import Backends
-from .enhance import enhance
 from .imageio import copy_file, read_image, read_json, write_image, write_json, write_text
 from .occlusion import make_occlusion_variants
 from .segmentation import Segmentation, soft_alpha
@@ -62,18 +61,13 @@ def cutout(image: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, list[int]]
     return bgra, [int(x0), int(y0), int(x1 - x0), int(y1 - y0)]
 
 
-def _segmentation_record(seg: Segmentation, crop_box: list[int] | None) -> dict:
-    return {
-        "backend": seg.backend,
-        "instances_found": len(seg.instance_masks),
-        "target_index": seg.target_index,
-        "target_score": round(float(seg.target_score), 4),
-        "notes": seg.notes,
-        "crop_box": crop_box,
-    }
+def _segmentation_record(masks: dict, crop_box: list[int] | None) -> dict:
+    """The meta's segmentation record, from the masks step's record (frameloom.model_step)."""
+    keys = ("instances_found", "target_index", "target_score", "notes")
+    return {"backend": masks["backend"], **{key: masks[key] for key in keys}, "crop_box": crop_box}
 
 
-def _scaled_hint(analysis: dict, scale: float) -> dict:
+def scaled_hint(analysis: dict, scale: float) -> dict:
     """The analysis boxes in the coordinates of an upscaled image."""
     def scale_box(box):
         return [int(round(v * scale)) for v in box] if box else box
@@ -85,14 +79,7 @@ def _scaled_hint(analysis: dict, scale: float) -> dict:
     return hint
 
 
-def backends_for(settings: dict) -> Backends:
-    segment_cfg = settings["segment"] if "segment" in settings else settings["strategy"]
-    enhance_cfg = settings["strategy"] if "segment" in settings else None
-    return Backends(segment_cfg, settings["models"], settings["device"], settings.get("references"), enhance_cfg,
-                    settings["batch_size"])
-
-
-def segment_target(image: np.ndarray, hint: dict, backends: Backends) -> tuple[Segmentation, str, str | None]:
+def segment_target(image: np.ndarray, hint: dict, backends) -> tuple[Segmentation, str, str | None]:
     """Segment, then pick the target: against the reference images when given, else the
     segmenter's own pick. Returns the segmentation, the backend name and an error (no target)."""
     segmenter, backend = backends.segmenter()
@@ -109,7 +96,7 @@ def segment_target(image: np.ndarray, hint: dict, backends: Backends) -> tuple[S
     return seg, backend, None
 
 
-def run_keep_full(frame_path: str, analysis: dict, outputs: dict, settings: dict, backends=None) -> dict:
+def run_keep_full(frame_path: str, analysis: dict, outputs: dict, settings: dict) -> dict:
     cfg = settings["strategy"]
     image = read_image(frame_path)
     if Path(frame_path).suffix.lower() == ".png":
@@ -121,48 +108,60 @@ def run_keep_full(frame_path: str, analysis: dict, outputs: dict, settings: dict
     return {"outputs": [_entry(outputs["image"], caption_path, "full", "original", cfg["generate_caption"])]}
 
 
-def run_segment(frame_path: str, analysis: dict, outputs: dict, settings: dict, backends: Backends) -> dict:
+def _entry_devices(entries: dict) -> dict:
+    from .model_step import RECORD
+
+    devices = {}
+    for entry in entries.values():
+        devices |= read_json(entry / RECORD)["devices"]
+    return devices
+
+
+def export_segment(frame_path: str, analysis: dict, outputs: dict, settings: dict, entries: dict) -> dict:
+    """The segment outputs from the frame's ``masks`` and ``inpaint`` cache entries (frameloom.model_step)."""
+    from .model_step import ALPHA, BACKGROUND, RECORD
+
     cfg = settings["strategy"]
     image = read_image(frame_path)
-    seg, seg_backend, error = segment_target(image, analysis, backends)
-    inpainter, inpaint_backend = backends.inpainter()
-    found = error is None
-    entries = []
+    masks = read_json(entries["masks"] / RECORD)
+    found = masks["error"] is None
+    alpha = np.load(entries["masks"] / ALPHA)
+    entries_out = []
     crop_box = None
-    alpha = seg.target_alpha if found else np.zeros(image.shape[:2], np.float32)
-    background = inpainter.inpaint(image, alpha > 0.05, dilation=cfg["mask_dilation"]) if found else image
-
+    # No inpaint entry when neither the background nor the composite is saved.
+    if "inpaint" in entries:
+        background = read_image(entries["inpaint"] / BACKGROUND)
+        inpaint_backend = read_json(entries["inpaint"] / RECORD)["backend"]
     if "character" in outputs:
         character, crop_box = cutout(image, alpha)
         write_image(outputs["character"], character)
         facts = captions.split_tags(cfg["character_caption_suffix"])
         caption = outputs.get("character_caption")
         _write_caption(caption, captions.CHARACTER, settings, analysis, facts, character, with_background=False)
-        entries.append(_entry(outputs["character"], caption, "character", seg_backend, found, captions.CHARACTER, facts))
+        entries_out.append(_entry(outputs["character"], caption, "character", masks["backend"], found,
+                                  captions.CHARACTER, facts))
     if "background" in outputs:
         write_image(outputs["background"], background)
-        others = max(0, len(seg.instance_masks) - 1) if found else 0
+        others = max(0, masks["instances_found"] - 1) if found else 0
         facts = captions.background_facts(cfg["background_caption_suffix"], others)
         caption = outputs.get("background_caption")
         _write_caption(caption, captions.BACKGROUND, settings, analysis, facts, background)
-        entries.append(_entry(outputs["background"], caption, "background", inpaint_backend, found,
-                              captions.BACKGROUND, facts))
+        entries_out.append(_entry(outputs["background"], caption, "background", inpaint_backend, found,
+                                  captions.BACKGROUND, facts))
     if "composite" in outputs:
         # The cut-out laid back over the inpainted plate: a review image, not training data.
         a = alpha[..., None]
         composite = np.clip(image * a + background * (1 - a) + 0.5, 0, 255).astype(np.uint8)
         write_image(outputs["composite"], composite)
-        entries.append(_entry(outputs["composite"], None, "composite", seg_backend, False))
+        entries_out.append(_entry(outputs["composite"], None, "composite", masks["backend"], False))
     if "mask" in outputs:
         write_image(outputs["mask"], np.clip(alpha * 255 + 0.5, 0, 255).astype(np.uint8))
-        entries.append(_entry(outputs["mask"], None, "mask", seg_backend, False))
-    meta = {"outputs": entries, "segmentation": _segmentation_record(seg, crop_box)}
-    if error:
-        meta["error"] = error
-    return meta
+        entries_out.append(_entry(outputs["mask"], None, "mask", masks["backend"], False))
+    return {"outputs": entries_out, "segmentation": _segmentation_record(masks, crop_box),
+            "devices": _entry_devices(entries), "error": masks["error"]}
 
 
-def run_create_occlusion(frame_path: str, analysis: dict, outputs: dict, settings: dict, backends=None) -> dict:
+def run_create_occlusion(frame_path: str, analysis: dict, outputs: dict, settings: dict) -> dict:
     cfg = settings["strategy"]
     image = read_image(frame_path)
     variants = make_occlusion_variants(image, cfg, frame_seed(settings["frame"]), analysis.get("foreground_box"))
@@ -176,29 +175,32 @@ def run_create_occlusion(frame_path: str, analysis: dict, outputs: dict, setting
     return {"outputs": entries}
 
 
-def run_enhance_segment(frame_path: str, analysis: dict, outputs: dict, settings: dict, backends: Backends) -> dict:
+def export_enhance_segment(frame_path: str, analysis: dict, outputs: dict, settings: dict, entries: dict) -> dict:
+    """The enhance_segment output from the frame's ``restore_faces`` entry (the enhanced frame, every
+    enhancement step's record) and, with apply_segmentation, its ``masks`` entry."""
+    from .model_step import ALPHA, IMAGE, RECORD
+
     cfg = settings["strategy"]
-    image = read_image(frame_path)
-    enhanced, steps = enhance(image, analysis, cfg, backends)
+    restored = read_json(entries["restore_faces"] / RECORD)
+    enhanced = read_image(entries["restore_faces"] / IMAGE)
+    steps = restored["steps"]
     # The enhanced frame's size: crop boxes below are in its coordinates.
-    meta = {"steps": [vars(step) for step in steps], "enhanced_size": [enhanced.shape[1], enhanced.shape[0]]}
-    enhance_backend = "+".join(step.backend for step in steps if step.applied) or "none"
-    if cfg["apply_segmentation"]:
-        seg, seg_backend, error = segment_target(
-            enhanced, _scaled_hint(analysis, enhanced.shape[1] / image.shape[1]), backends)
-        found = error is None
-        alpha = seg.target_alpha if found else np.zeros(enhanced.shape[:2], np.float32)
-        result, crop_box = cutout(enhanced, alpha)
-        meta["segmentation"] = _segmentation_record(seg, crop_box)
-        backend = f"{enhance_backend} -> {seg_backend}"
-        if error:
-            meta["error"] = error
+    meta = {"steps": steps, "enhanced_size": restored["enhanced_size"], "devices": _entry_devices(entries),
+            "error": None}
+    enhance_backend = "+".join(step["backend"] for step in steps if step["applied"]) or "none"
+    if "masks" in entries:
+        masks = read_json(entries["masks"] / RECORD)
+        found = masks["error"] is None
+        result, crop_box = cutout(enhanced, np.load(entries["masks"] / ALPHA))
+        meta["segmentation"] = _segmentation_record(masks, crop_box)
+        meta["error"] = masks["error"]
+        backend = f"{enhance_backend} -> {masks['backend']}"
         with_background = False
         isolated = captions.split_tags(settings["segment"]["character_caption_suffix"])
     else:
         result, found, backend, with_background, isolated = enhanced, True, enhance_backend, True, []
     # "enhanced" only when a step actually changed the frame.
-    facts = isolated + (captions.split_tags(cfg["caption_suffix"]) if any(step.applied for step in steps) else [])
+    facts = isolated + (captions.split_tags(cfg["caption_suffix"]) if any(step["applied"] for step in steps) else [])
     write_image(outputs["image"], result)
     _write_caption(outputs["caption"], captions.CHARACTER, settings, analysis, facts, result,
                    with_background=with_background)
@@ -207,28 +209,26 @@ def run_enhance_segment(frame_path: str, analysis: dict, outputs: dict, settings
     return meta
 
 
-EXECUTORS = {
-    "keep_full": run_keep_full,
-    "segment": run_segment,
-    "create_occlusion": run_create_occlusion,
-    "enhance_segment": run_enhance_segment,
-}
+EXECUTORS = {"keep_full": run_keep_full, "create_occlusion": run_create_occlusion}
+EXPORTERS = {"segment": export_segment, "enhance_segment": export_enhance_segment}
 
 
-MODEL_STRATEGIES = ("segment", "enhance_segment")
-
-
-def execute(strategy: str, frame_path: str, analysis_path: str, outputs: dict, settings: dict,
-            backends: Backends | None = None) -> dict:
-    """Run one strategy on one frame and write its meta file last (it marks the job complete).
-
-    Model strategies take the job's ``backends``, so a batch builds its models once.
-    """
-    analysis = read_json(analysis_path)
-    if backends is None and strategy in MODEL_STRATEGIES:
-        backends = backends_for(settings)
+def execute(strategy: str, frame_path: str, analysis_path: str, outputs: dict, settings: dict) -> dict:
+    """Run keep_full or create_occlusion on one frame and write its meta file last (it marks the job complete)."""
     meta = {"frame": settings["frame"], "strategy": strategy, "error": None}
-    meta |= EXECUTORS[strategy](frame_path, analysis, outputs, settings, backends)
+    meta |= EXECUTORS[strategy](frame_path, read_json(analysis_path), outputs, settings)
     write_json(outputs["meta"], meta)
     return meta
 
+
+def export(strategy: str, frame_path: str, analysis_path: str, outputs: dict, settings: dict,
+           entries: dict) -> dict:
+    """Assemble a model strategy's outputs from the frame's model-step cache entries (``{step: entry}``)
+    and write its meta file last; the meta names the entries it used (the merge keeps those)."""
+    from .model_step import entries_used
+
+    meta = {"frame": settings["frame"], "strategy": strategy}
+    meta |= EXPORTERS[strategy](frame_path, read_json(analysis_path), outputs, settings, entries)
+    meta["cache"] = entries_used(entries)
+    write_json(outputs["meta"], meta)
+    return meta

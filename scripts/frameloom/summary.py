@@ -102,8 +102,11 @@ def error_lines(log_text: str) -> list[str]:
     return shown
 
 
-def stopped(log_path: str | None, out_dir: str) -> None:
-    """The Snakefile's onerror: the errors of the run (also under `--quiet all`) and where its logs are."""
-    text = Path(log_path).read_text(encoding="utf-8", errors="replace") if log_path and Path(log_path).is_file() else ""
+def stopped(log: str | list[str] | None, out_dir: str) -> None:
+    """The Snakefile's onerror: the errors of the run (also under `--quiet all`) and where its logs are.
+    ``log``: Snakemake's log file, or (as Snakemake 9 passes it) a list of them."""
+    paths = [log] if isinstance(log, str) else list(log or [])
+    log_path = next((path for path in paths if Path(path).is_file()), None)
+    text = Path(log_path).read_text(encoding="utf-8", errors="replace") if log_path else ""
     print("\n".join(["", "frameloom: the run stopped before its report:", *error_lines(text),
                       f"Snakemake's log: {log_path}; each job's log: {logs_dir(out_dir)}/"]), flush=True)

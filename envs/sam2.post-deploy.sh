@@ -3,5 +3,3 @@
 set -euo pipefail
 # sam2 is an sdist: build without CUDA kernels and against the env's torch.
 SAM2_BUILD_CUDA=0 pip install --no-build-isolation sam2==1.1.0
-# simple-lama-inpainting pins numpy<2 and pillow<10; its code works on the pinned ones.
-pip install --no-deps simple-lama-inpainting==0.1.2
