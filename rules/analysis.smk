@@ -22,6 +22,7 @@ if FINDER["present"]:
             settings=FINDER["settings"],
             fingerprint=FINDER["fingerprint"],
             device=RUN.run["device"],
+            cache=layout.finder_cache_dir(OUT),
         log:
             f"{LOGS}/find_characters/{{batch}}.log",
         benchmark:
@@ -39,7 +40,8 @@ if FINDER["present"]:
             " --prompts {params.prompts} --device {params.device}"
             " --box-threshold {params.settings[box_threshold]}"
             " --text-threshold {params.settings[text_threshold]}"
-            " --batch-size {params.settings[batch_size]} --threads {threads} --log {log:q}"
+            " --batch-size {params.settings[batch_size]} --cache-dir {params.cache:q}"
+            " --threads {threads} --log {log:q}"
 
 
 rule analyze:

@@ -268,7 +268,7 @@ def test_detect_step_writes_one_file_per_frame_and_loads_the_model_once(tiny_gro
         assert [d["box"] for d in record["detections"]] == [d["box"] for d in expected[index]]
     text = log.read_text()
     assert "device: cpu, dtype: float32" in text
-    assert "frames: 4 (detected 3, failed 1)" in text
+    assert "frames: 4 (detected 3, failed 1, from cache 0)" in text
     assert "model loads: 1" in text
     assert "detection: " in text and "detect batch: " in text  # the seconds
 
@@ -329,3 +329,36 @@ def test_the_workflow_runs_the_finder_before_the_analysis_and_the_analysis_takes
         found = read_json(next(b / path.name for b in batches if (b / path.name).exists()))
         assert record["finder"] == "grounding_dino" == found["finder"]
         assert record["instance_count"] == len(found["detections"])
+
+
+@pytest.mark.slow
+def test_detections_are_cached_by_content_so_a_reformed_batch_detects_only_its_new_frames(tiny_grounding_dino,
+                                                                                            tmp_path, monkeypatch):
+    """A frame the finder saw before (same bytes, model files and settings) is not detected again;
+    a job whose frames are all cached loads no model."""
+    import transformers
+
+    from frameloom import detect_step
+
+    paths = {}
+    for index, image in enumerate(frames(3)):
+        paths[f"f{index}"] = str(tmp_path / "frames" / f"f{index}.png")
+        write_image(paths[f"f{index}"], image)
+    loads = []
+    real = transformers.AutoModelForZeroShotObjectDetection.from_pretrained
+    monkeypatch.setattr(transformers.AutoModelForZeroShotObjectDetection, "from_pretrained",
+                        lambda *args, **kwargs: loads.append(args) or real(*args, **kwargs))
+
+    def detect(names, log, prompts=PROMPTS):
+        return detect_step.run_detections({name: paths[name] for name in names}, str(tmp_path / log),
+                                          str(tiny_grounding_dino), prompts, str(tmp_path / f"{log}.log"),
+                                          device="cpu", cache_dir=str(tmp_path / "cache"))
+
+    first = detect(["f0", "f1"], "first")
+    again = detect(["f0", "f1"], "again")
+    assert len(loads) == 1 and "model loads: 0" in (tmp_path / "again.log").read_text()
+    assert again == first
+    detect(["f0", "f1", "f2"], "reformed")
+    assert "from cache 2" in (tmp_path / "reformed.log").read_text() and len(loads) == 2
+    detect(["f0"], "other_prompts", prompts=["person"])
+    assert "from cache 0" in (tmp_path / "other_prompts.log").read_text()

@@ -17,6 +17,7 @@ fails the job (its traceback is in the log), so Snakemake can retry it.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,8 @@ from .detector import DEFAULT_PROMPTS, FINDER, CharacterDetector, model_label, t
 from .devices import cpu_because
 from .imageio import FrameDecodeError, read_image, read_json, write_json
 from .stages import job_log
+
+CACHE_VERSION = "1"  # bump when a detection record changes for the same inputs
 
 
 def frame_record(frame: str, detector, prompts: list[str], detections: list[dict]) -> dict:
@@ -39,26 +42,58 @@ def failed_record(frame: str, model_dir: str, error: Exception) -> dict:
             "error": f"{type(error).__name__}: {message}"}
 
 
+def cache_key(frame_path: str, model_dir: str, prompts: list[str], box_threshold: float,
+              text_threshold: float) -> str:
+    """A frame's detections are a function of its bytes, the model's files and the settings."""
+    digest = hashlib.sha256(f"{CACHE_VERSION}:{text_prompt(prompts)}:{box_threshold}:{text_threshold}".encode())
+    model = Path(model_dir)
+    for path in sorted(model.rglob("*")) if model.is_dir() else []:
+        if path.is_file():
+            stat = path.stat()
+            digest.update(f"{path.relative_to(model)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    digest.update(Path(frame_path).read_bytes())
+    return digest.hexdigest()[:32]
+
+
 def run_detections(frames: dict[str, str], out_dir: str, model_dir: str, prompts: list[str], log_path: str,
                    device: str = "auto", box_threshold: float = 0.3, text_threshold: float = 0.25,
-                   batch_size: int = 4, detector=None) -> dict[str, dict]:
+                   batch_size: int = 4, detector=None, cache_dir: str | None = None) -> dict[str, dict]:
     """Detect the characters of every frame ``{frame_id: path}``; one JSON per frame in ``out_dir``.
 
-    ``detector`` (tests) replaces the one built from ``model_dir``; either way the
-    model is loaded at most once. Returns the records written, by frame."""
+    With ``cache_dir``, a frame whose bytes, model and settings were detected before
+    (``<cache_dir>/<key>.json``) is not detected again, so a re-formed batch recomputes
+    only its new frames. ``detector`` (tests) replaces the one built from ``model_dir``;
+    either way the model is loaded at most once, and only when a frame needs it.
+    Returns the records written, by frame."""
     with job_log(log_path, "detect batch") as lines:
         loads = 0
-        if detector is None:
-            detector = CharacterDetector(model_dir, device, box_threshold, text_threshold, batch_size)
-            loads = 1
-        lines.append(f"loaded {detector.model_name} from {model_dir} on {detector.device} ({detector.dtype})")
-        if (why := cpu_because(device, detector.device)) is not None:
-            lines.append(f"the GPU is not usable, so the CPU: {why}")
         lines.append(f"prompt: {text_prompt(prompts)!r}")
         records: dict[str, dict] = {}
-        pending = sorted(frames.items())
+        keys: dict[str, str] = {}
+        pending = []
+        for frame, path in sorted(frames.items()):
+            try:
+                keys[frame] = cache_key(path, model_dir, prompts, box_threshold, text_threshold) if cache_dir else ""
+            except OSError as error:
+                records[frame] = failed_record(frame, model_dir, error)
+                lines.append(f"{frame}: {records[frame]['error']}")
+                write_json(Path(out_dir, f"{frame}.json"), records[frame])
+                continue
+            cached = Path(cache_dir, f"{keys[frame]}.json") if cache_dir else None
+            if cached is not None and cached.is_file():
+                records[frame] = {**read_json(cached), "frame": frame}
+                write_json(Path(out_dir, f"{frame}.json"), records[frame])
+            else:
+                pending.append((frame, path))
+        from_cache = len(records)
         seconds = 0.0
         while pending:
+            if detector is None:
+                detector = CharacterDetector(model_dir, device, box_threshold, text_threshold, batch_size)
+                loads = 1
+                lines.append(f"loaded {detector.model_name} from {model_dir} on {detector.device} ({detector.dtype})")
+                if (why := cpu_because(device, detector.device)) is not None:
+                    lines.append(f"the GPU is not usable, so the CPU: {why}")
             # A batch is read just before it runs: a 10,000-frame job never holds them all.
             chunk, pending = pending[:detector.batch_size], pending[detector.batch_size:]
             images = {}
@@ -73,11 +108,15 @@ def run_detections(frames: dict[str, str], out_dir: str, model_dir: str, prompts
             seconds += time.perf_counter() - started
             for frame, detections in zip(images, found, strict=True):
                 records[frame] = frame_record(frame, detector, prompts, detections)
+                if cache_dir:
+                    write_json(Path(cache_dir, f"{keys[frame]}.json"), records[frame])
             for frame, _ in chunk:
                 write_json(Path(out_dir, f"{frame}.json"), records[frame])
         failed = sum(1 for record in records.values() if not record["ok"])
-        lines.append(f"device: {detector.device}, dtype: {detector.dtype}, batch size: {detector.batch_size}")
-        lines.append(f"frames: {len(frames)} (detected {len(frames) - failed}, failed {failed}); "
+        if detector is not None:
+            lines.append(f"device: {detector.device}, dtype: {detector.dtype}, batch size: {detector.batch_size}")
+        lines.append(f"frames: {len(frames)} (detected {len(frames) - failed}, failed {failed}, "
+                     f"from cache {from_cache}); "
                      f"detections: {sum(len(r.get('detections', [])) for r in records.values())}")
         lines.append(f"detection: {seconds:.3f} s")
         lines.append(f"model loads: {loads}")
@@ -92,7 +131,7 @@ def _frames_argument(value: str) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Not stages.batch_step_parser: this step writes per-frame files, it has no cache or manifest.
+    # Not stages.batch_step_parser: this step writes per-frame files, it has no manifest.
     parser = argparse.ArgumentParser(prog="python -m frameloom.detect_step", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", required=True, type=_frames_argument,
@@ -105,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--text-threshold", type=float, default=0.25)
     parser.add_argument("--batch-size", type=int, default=4, help="frames per forward pass")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch and OpenCV")
+    parser.add_argument("--cache-dir", help="content-addressed detections: frames found here are not detected again")
     parser.add_argument("--log", required=True)
     args = parser.parse_args(argv)
     import cv2
@@ -113,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     cv2.setNumThreads(args.threads)
     torch.set_num_threads(args.threads)
     run_detections(args.frames, args.out_dir, args.model_dir, args.prompts, args.log, args.device,
-                   args.box_threshold, args.text_threshold, args.batch_size)
+                   args.box_threshold, args.text_threshold, args.batch_size, cache_dir=args.cache_dir)
     return 0
 
 

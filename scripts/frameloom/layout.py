@@ -120,6 +120,11 @@ def cache_dir(out: str) -> str:
     return f"{out}/.cache"
 
 
+def finder_cache_dir(out: str) -> str:
+    """Content-addressed character-finder detections (frameloom.detect_step)."""
+    return f"{cache_dir(out)}/finder"
+
+
 def caption_cache_dir(out: str) -> str:
     """Content-addressed VLM captions (frameloom.caption_step)."""
     return f"{cache_dir(out)}/captions"
