@@ -255,10 +255,14 @@ MODEL_FRAMES_PER_JOB = RUN.model_frames_per_job
 FRAME_STEPS = {strategy: RUN.frame_steps(strategy) for strategy in ("segment", "enhance_segment")}
 
 
+def _step_strategies(step):
+    """The model strategies whose frames go through ``step``."""
+    return tuple(strategy for strategy, steps in FRAME_STEPS.items() if step in steps)
+
+
 def step_batches(step):
     """{batch: [frames]} and {frame: batch} of a model step: the frames of every strategy that uses it."""
-    strategies = [strategy for strategy, steps in FRAME_STEPS.items() if step in steps]
-    return _plan_batches(strategies, MODEL_FRAMES_PER_JOB)
+    return _plan_batches(_step_strategies(step), MODEL_FRAMES_PER_JOB)
 
 
 def step_manifest(step, frame):
@@ -273,11 +277,20 @@ def frame_step_manifests(strategy):
     return lambda wildcards: {step: step_manifest(step, wildcards.frame) for step in FRAME_STEPS[strategy]}
 
 
-def _step_source(step, frame):
-    """The manifest of the step whose entry ``step`` continues for ``frame``, or None."""
-    strategy = _plan(*_plan_version())[frame]
-    source = FRAME_STEPS[strategy][step]
-    return step_manifest(source, frame) if source else None
+@functools.lru_cache(maxsize=16)
+def _step_sources(plan_path, plan_mtime, step):
+    """{frame: the manifest of the step whose entry it continues, or None} for every frame of ``step``,
+    worked out once per version of the plan (input functions ask for it once per job)."""
+    plan = _plan(plan_path, plan_mtime)
+    sources = {}
+    for frame in _batches(plan_path, plan_mtime, _step_strategies(step), MODEL_FRAMES_PER_JOB)[1]:
+        source = FRAME_STEPS[plan[frame]][step]
+        if source is None:
+            sources[frame] = None
+            continue
+        batch = _batches(plan_path, plan_mtime, _step_strategies(source), MODEL_FRAMES_PER_JOB)[1][frame]
+        sources[frame] = f"{OUT}/steps/{source}/{batch}.json"
+    return sources
 
 
 def step_inputs(step):
@@ -285,11 +298,11 @@ def step_inputs(step):
 
     def inputs(wildcards):
         frames = step_batches(step)[0][wildcards.batch]
-        sources = {_step_source(step, frame) for frame in frames} - {None}
+        sources = _step_sources(*_plan_version(), step)
         return {
             "frames": [frame_file(frame) for frame in frames],
             "analyses": [layout.analysis(OUT).format(frame=frame) for frame in frames],
-            "sources": sorted(sources),
+            "sources": sorted({sources[frame] for frame in frames} - {None}),
         }
 
     return inputs
@@ -297,12 +310,10 @@ def step_inputs(step):
 
 def step_parameters(step, batch):
     """A model step job's parameters file content: its members and the step's settings."""
+    sources = _step_sources(*_plan_version(), step)
     members = {
-        frame: {
-            "frame": frame_file(frame),
-            "analysis": layout.analysis(OUT).format(frame=frame),
-            "source": _step_source(step, frame),
-        }
+        frame: {"frame": frame_file(frame), "analysis": layout.analysis(OUT).format(frame=frame),
+                "source": sources[frame]}
         for frame in step_batches(step)[0][batch]
     }
     return {"members": members, "settings": RUN.step_settings(step)}

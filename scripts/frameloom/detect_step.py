@@ -42,17 +42,17 @@ def failed_record(frame: str, model_dir: str, error: Exception) -> dict:
             "error": f"{type(error).__name__}: {message}"}
 
 
-def cache_key(frame_path: str, model_dir: str, prompts: list[str], box_threshold: float,
-              text_threshold: float) -> str:
-    """A frame's detections are a function of its bytes, the model's files and the settings."""
-    digest = hashlib.sha256(f"{CACHE_VERSION}:{text_prompt(prompts)}:{box_threshold}:{text_threshold}".encode())
+def settings_stamp(model_dir: str, prompts: list[str], box_threshold: float, text_threshold: float) -> bytes:
+    """What besides a frame's bytes its detections depend on: the model's files (names, sizes,
+    mtimes) and the settings. Taken once per job."""
     model = Path(model_dir)
-    for path in sorted(model.rglob("*")) if model.is_dir() else []:
-        if path.is_file():
-            stat = path.stat()
-            digest.update(f"{path.relative_to(model)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    digest.update(Path(frame_path).read_bytes())
-    return digest.hexdigest()[:32]
+    files = sorted(path for path in model.rglob("*") if path.is_file()) if model.is_dir() else []
+    stamps = [f"{path.relative_to(model)}:{path.stat().st_size}:{path.stat().st_mtime_ns}" for path in files]
+    return f"{CACHE_VERSION}:{text_prompt(prompts)}:{box_threshold}:{text_threshold}:{stamps}".encode()
+
+
+def cache_key(frame_path: str, stamp: bytes) -> str:
+    return hashlib.sha256(stamp + Path(frame_path).read_bytes()).hexdigest()[:32]
 
 
 def run_detections(frames: dict[str, str], out_dir: str, model_dir: str, prompts: list[str], log_path: str,
@@ -71,9 +71,10 @@ def run_detections(frames: dict[str, str], out_dir: str, model_dir: str, prompts
         records: dict[str, dict] = {}
         keys: dict[str, str] = {}
         pending = []
+        stamp = settings_stamp(model_dir, prompts, box_threshold, text_threshold) if cache_dir else b""
         for frame, path in sorted(frames.items()):
             try:
-                keys[frame] = cache_key(path, model_dir, prompts, box_threshold, text_threshold) if cache_dir else ""
+                keys[frame] = cache_key(path, stamp) if cache_dir else ""
             except OSError as error:
                 records[frame] = failed_record(frame, model_dir, error)
                 lines.append(f"{frame}: {records[frame]['error']}")

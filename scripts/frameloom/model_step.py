@@ -86,12 +86,6 @@ def step_backends(settings: dict):
                     settings["cfg"], settings.get("batch_size", 1))
 
 
-def _enhance_state(record: dict, frame_width: int):
-    from .enhance import EnhanceState
-
-    return EnhanceState(frame_width, record.get("source_grid", 1))
-
-
 def _upscale(member: dict, analysis: dict, source: Path | None, settings: dict, backends, out: Path) -> dict:
     from .enhance import EnhanceState, run_steps, split_at_face_restoration
 
@@ -105,14 +99,14 @@ def _upscale(member: dict, analysis: dict, source: Path | None, settings: dict, 
 
 
 def _restore_faces(member: dict, analysis: dict, source: Path, settings: dict, backends, out: Path) -> dict:
-    from .enhance import EnhanceStep, identity_guard, run_steps, split_at_face_restoration
+    from .enhance import EnhanceState, EnhanceStep, identity_guard, run_steps, split_at_face_restoration
 
     cfg = settings["cfg"]
     frame = read_image(member["frame"])
     before = read_json(source / RECORD)
     image, steps = run_steps(read_image(source / IMAGE), analysis, cfg,
                              split_at_face_restoration(cfg["enhancement_steps"])[1], backends,
-                             _enhance_state(before, frame.shape[1]))
+                             EnhanceState(frame.shape[1], before["source_grid"]))
     earlier = [EnhanceStep(**step) for step in before["steps"]]
     image, steps = identity_guard(frame, image, analysis, float(cfg["identity_max_drift"]), earlier + steps)
     write_image(out / IMAGE, image)
@@ -167,12 +161,15 @@ def _compute(step: str, member: dict, source: Path | None, settings: dict, backe
         raise
 
 
-def _source(step: str, member: dict, cache_dir: str, frame: str) -> tuple[Path | None, str | None]:
+def _source(member: dict, manifests: dict[str, dict], cache_dir: str, frame: str) -> tuple[Path | None, str | None]:
     """The entry this step continues for ``frame`` and its key, or (None, None) when it starts from the
-    frame. Raises with the upstream error when that step failed for the frame."""
+    frame. Raises with the upstream error when that step failed for the frame. ``manifests``: the
+    job's source manifests, each read once."""
     if not member["source"]:
         return None, None
-    manifest = read_json(member["source"])
+    if member["source"] not in manifests:
+        manifests[member["source"]] = read_json(member["source"])
+    manifest = manifests[member["source"]]
     if frame in manifest["failed"]:
         raise RuntimeError(f"{manifest['step']} failed: {manifest['failed'][frame]}")
     key = manifest["frames"][frame]
@@ -191,9 +188,10 @@ def run_batch(step: str, members: dict[str, dict], settings: dict, cache_dir: st
     with job_log(log_path, f"{step} batch") as lines:
         backends = step_backends(settings)
         manifest, failed, computed, cached = {}, {}, 0, 0
+        sources: dict[str, dict] = {}
         for frame, member in sorted(members.items()):
             try:
-                source, source_key = _source(step, member, cache_dir, frame)
+                source, source_key = _source(member, sources, cache_dir, frame)
                 key = cache_key(step, member, source_key, settings)
                 entry = entry_dir(cache_dir, step, key)
                 if (entry / RECORD).is_file():
