@@ -109,7 +109,7 @@ def main() -> None:
     args = parser.parse_args()
     cv2.setNumThreads(1)  # one core per frame, as in the workflow
     models_dir = SHARED / "models"
-    faces = "real YuNet" if (models_dir / "faces" / "face_detection_yunet.onnx").is_file() else "Haar fallback"
+    faces = "real YuNet" if (models_dir / "faces" / "face_detection_yunet.onnx").is_file() else "packaged MTCNN"
     print(f"faces: {faces}; {args.frames} frames per row; median ms per frame")
     print("ratio: analysis (decode included) / decode; without faces: the same less the detector's time;")
     print("decode + faces: the floor the face detector alone sets, (decode + faces) / decode\n")

@@ -20,6 +20,9 @@ python3 -m venv .venv
 # Every install is held to constraints.txt: an upstream release changes nothing here.
 pip() { .venv/bin/pip --disable-pip-version-check --quiet "$1" -c constraints.txt "${@:2}"; }
 pip install -e "$target"
+# The face detector every install carries (frameloom.mtcnn reads its weight file);
+# its requirements (keras, for code frameloom does not import) stay out.
+pip install --no-deps mtcnn
 # pymatting compiles its numba kernels on first import (~2 min on 2 cores) and
 # caches them: pay it here once, not in the first curation jobs.
 .venv/bin/python -c "import pymatting"

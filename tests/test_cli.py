@@ -80,7 +80,7 @@ def test_preview_run_and_merge_on_generated_frames(tmp_path):
 
     preview = frameloom(tmp_path, "preview", *flags)
     assert preview.returncode == 0, preview.stderr[-2000:]
-    # Without face weights (the Haar fallback) the classical finder may find no character in a
+    # Without face weights (the packaged MTCNN) the classical finder may find no character in a
     # busy demo frame: the frame gate excludes it, which is no failure.
     summary = re.search(r"frames 6: (\d) decided, (\d) excluded, 0 failed", preview.stdout)
     assert summary and int(summary[1]) + int(summary[2]) == 6 and int(summary[1]) >= 4, preview.stdout

@@ -22,7 +22,7 @@ from conftest import shared_dir
 
 REPO = Path(__file__).resolve().parents[1]
 TRIGGER = "tstchar"
-# Real face detectors when ../shared is present; otherwise the named Haar fallback.
+# Real face detectors when ../shared is present; otherwise the packaged MTCNN, named as such.
 SHARED_MODELS = Path(os.environ.get("FRAMELOOM_MODELS_DIR", shared_dir() / "models"))
 HAS_FACE_WEIGHTS = (SHARED_MODELS / "faces" / "face_detection_yunet.onnx").is_file()
 
@@ -348,6 +348,20 @@ def test_threshold_change_reruns_decisions_not_analysis(run_dir):
 def test_lint_is_clean(run_dir):
     result = snakemake(run_dir, "--lint")
     assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+def test_quick_start_demo_gets_every_frame_a_strategy(tmp_path):
+    """The README's quick start (the workflow's own config: 24 demo frames) with only what the
+    install carries (no weights folder: the packaged MTCNN finds the faces): every frame done,
+    none excluded or failed, exit 0, and the summary names no excluded frame."""
+    result = snakemake(tmp_path, "--config", f"models_dir={tmp_path / 'no-weights'}")
+    report = json.loads((tmp_path / "results" / "processing_report.json").read_text())
+    summary = report["summary"]
+    assert (summary["total_frames"], summary["successful"], summary["failed"], summary["excluded"]) == (24, 24, 0, 0)
+    analyses = [json.loads(path.read_text()) for path in (tmp_path / "results" / "analysis").glob("*.json")]
+    assert len(analyses) == 24 and all(a["face_detector"].startswith("mtcnn (packaged") for a in analyses)
+    tail = result.stdout[result.stdout.index("frameloom summary"):]
+    assert "frames 24: 24 done, 0 failed\n" in tail and "excluded" not in tail, tail
 
 
 def test_demo_run_uses_generated_frames(tmp_path):
