@@ -353,8 +353,11 @@ def test_lint_is_clean(run_dir):
 def test_quick_start_demo_gets_every_frame_a_strategy(tmp_path):
     """The README's quick start (the workflow's own config: 24 demo frames) with only what the
     install carries (no weights folder: the packaged MTCNN finds the faces): every frame done,
-    none excluded or failed, exit 0, and the summary names no excluded frame."""
-    result = snakemake(tmp_path, "--config", f"models_dir={tmp_path / 'no-weights'}")
+    none excluded or failed, exit 0, and the summary names no excluded frame. The same run into
+    another output folder makes the same training folder, byte for byte (seeds never come
+    from a path)."""
+    no_weights = f"models_dir={tmp_path / 'no-weights'}"
+    result = snakemake(tmp_path, "--config", no_weights)
     report = json.loads((tmp_path / "results" / "processing_report.json").read_text())
     summary = report["summary"]
     assert (summary["total_frames"], summary["successful"], summary["failed"], summary["excluded"]) == (24, 24, 0, 0)
@@ -362,6 +365,12 @@ def test_quick_start_demo_gets_every_frame_a_strategy(tmp_path):
     assert len(analyses) == 24 and all(a["face_detector"].startswith("mtcnn (packaged") for a in analyses)
     tail = result.stdout[result.stdout.index("frameloom summary"):]
     assert "frames 24: 24 done, 0 failed\n" in tail and "excluded" not in tail, tail
+
+    snakemake(tmp_path, "--config", no_weights, "output_dir=elsewhere")
+    first, second = tmp_path / "results" / "training", tmp_path / "elsewhere" / "training"
+    files = sorted(path.relative_to(first) for path in first.rglob("*") if path.is_file())
+    assert files == sorted(path.relative_to(second) for path in second.rglob("*") if path.is_file())
+    assert all((first / name).read_bytes() == (second / name).read_bytes() for name in files)
 
 
 def test_demo_run_uses_generated_frames(tmp_path):

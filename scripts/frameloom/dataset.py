@@ -14,7 +14,6 @@ removed is listed with why, and the merge links it under ``rejected/``.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from .dedup import choose_representatives, near_duplicate_groups, phash, ssim_th
 from .faces import box_overlap
 from .imageio import read_image, read_json, staged_folder, swap_in_folder, write_image, write_json
 from .segmentation import mask_bounding_box
+from .seeding import stable_seed
 
 CUT_OUT_ROLES = ("character", "enhanced_character")
 # Images that show the character as filmed (whole frames and cut-outs), and the
@@ -38,10 +38,6 @@ SYNTHETIC_STRATEGY = "create_occlusion"
 # Roles whose image shows the character's face when the frame has one (occlusion variants may hide it).
 FACE_ROLES = ("full", "character", "enhanced_character")
 CURATED_RECORD = "curated.json"
-
-
-def _stable_seed(text: str) -> int:
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
 
 
 def _source_region(meta: dict, frame: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, float, list[int]]:
@@ -371,7 +367,7 @@ def _augment(kept: dict[str, dict], cfg: dict, backdrop: str, out_dir: Path) -> 
             continue
         image = read_image(image_id, keep_alpha=True)
         count = min(cfg["variants_per_image"], room - len(variants))
-        variants_of = augment(image, cfg, _stable_seed(image_id), count, _character_mask(record, image.shape))
+        variants_of = augment(image, cfg, stable_seed(Path(image_id).name), count, _character_mask(record, image.shape))
         for index, variant in enumerate(variants_of):
             path = out_dir / f"{Path(image_id).stem}_aug{index}.png"
             # Augmentation works on grey-premultiplied cut-outs; restore a transparent backdrop after it.

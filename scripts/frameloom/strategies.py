@@ -10,7 +10,6 @@ training folder, and which backend made it.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +18,10 @@ from . import captions
 from .imageio import copy_file, read_image, read_json, write_image, write_json, write_text
 from .occlusion import make_occlusion_variants
 from .segmentation import Segmentation, soft_alpha
+from .seeding import stable_seed
 
 NEUTRAL_GREY = 128  # what trainers that drop alpha see behind a cut-out character
 CROP_MARGIN = 0.1  # of the character's box, kept around it in the cut-out
-
-
-def frame_seed(frame_id: str) -> int:
-    return int.from_bytes(hashlib.sha256(frame_id.encode()).digest()[:4], "big")
 
 
 def _entry(image: str, caption: str | None, role: str, backend: str, train: bool,
@@ -164,7 +160,7 @@ def export_segment(frame_path: str, analysis: dict, outputs: dict, settings: dic
 def run_create_occlusion(frame_path: str, analysis: dict, outputs: dict, settings: dict) -> dict:
     cfg = settings["strategy"]
     image = read_image(frame_path)
-    variants = make_occlusion_variants(image, cfg, frame_seed(settings["frame"]), analysis.get("foreground_box"))
+    variants = make_occlusion_variants(image, cfg, stable_seed(settings["frame"]), analysis.get("foreground_box"))
     entries = []
     for variant, image_path, caption_path in zip(variants, outputs["images"], outputs["captions"], strict=True):
         write_image(image_path, variant.image)
