@@ -18,7 +18,9 @@ cv2.setNumThreads(1)
 
 from frameloom import layout, stages
 from frameloom.analysis import ANALYSIS_VERSION
-from frameloom.config import MODEL_STEPS, ConfigError, load_run_config
+from frameloom.config import load_run_config
+from frameloom.registry import MODEL_STEPS
+from frameloom.schema import ConfigError
 from frameloom.discovery import discover_frames, discover_videos, relative_files
 from frameloom.imageio import read_json
 from frameloom.video import INDEX_FILE as VIDEO_INDEX

@@ -41,7 +41,7 @@ rule create_occlusion:
                             params.curation, log[0])
 
 
-# Model steps (frameloom.model_step, config.MODEL_STEPS): one rule and one conda env per
+# Model steps (frameloom.model_step, registry.MODEL_STEPS): one rule and one conda env per
 # model (upscale: Real-ESRGAN, restore_faces: CodeFormer/GFPGAN, masks: SAM2, inpaint:
 # LaMa), each a shell job over about `processing.frames_per_job` frames with its model
 # loaded once. Each frame's result is a content-addressed cache entry, so a changed frame

@@ -11,7 +11,7 @@ import pytest
 
 from frameloom.augment import ALLOWED, AUGMENT_DEFAULTS, FORBIDDEN, augment, forbidden_reason
 from frameloom.demo import FrameSpec, render_frame
-from frameloom.strategies import NEUTRAL_GREY
+from frameloom.imageops import NEUTRAL_GREY
 
 PHOTOMETRIC_ONLY = {"augmentations": ["brightness", "contrast", "noise"]}
 GEOMETRY_ONLY = {"augmentations": ["crop_scale", "rotation"]}

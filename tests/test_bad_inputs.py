@@ -131,7 +131,8 @@ def test_the_workflow_runs_every_case_and_each_bad_one_fails_alone(tmp_path):
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from frameloom.config import STRATEGIES, validate  # noqa: E402
+from frameloom.registry import STRATEGIES  # noqa: E402
+from frameloom.schema import validate  # noqa: E402
 from frameloom.decision import GATE_REASONS, decide  # noqa: E402
 from frameloom.imageio import FrameDecodeError  # noqa: E402
 

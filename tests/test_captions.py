@@ -15,7 +15,8 @@ from frameloom.decision import decide_all
 from frameloom.demo import write_demo_set
 from frameloom.imageio import write_image, write_json
 from frameloom.layout import frame_outputs, strategy_outputs
-from frameloom.model_step import frame_entries, run_frame_steps
+from frameloom.model_step import run_frame_steps
+from frameloom.stepcache import frame_entries
 from frameloom.strategies import EXPORTERS, execute, export
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from frameloom.config import ConfigError, load_run_config
+from frameloom.config import load_run_config
+from frameloom.schema import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 

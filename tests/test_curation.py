@@ -14,11 +14,11 @@ from frameloom.curation import (
     normalize_colour,
     quality_failures,
     refine_alpha,
-    uniform_background,
 )
 from frameloom.demo import FrameSpec, apply_blur, apply_darkness, render_frame
 from frameloom.segmentation import soft_alpha
-from frameloom.strategies import NEUTRAL_GREY, cutout
+from frameloom.imageops import NEUTRAL_GREY, uniform_background
+from frameloom.strategies import cutout
 
 FRAME_SPECS = [FrameSpec(seed=seed, background=background, shot=shot)
                for seed, background, shot in ((0, "plain", "medium"), (1, "cluttered", "close-up"),

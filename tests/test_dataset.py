@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from frameloom.config import ConfigError, load_run_config
+from frameloom.config import load_run_config
+from frameloom.schema import ConfigError
 from frameloom.dataset import CURATED_RECORD, curate_frame, select_dataset
 from frameloom.demo import FrameSpec, render_frame, render_reference
 from frameloom.imageio import read_image, write_image, write_json

@@ -7,7 +7,7 @@ import copy
 import pytest
 import yaml
 
-from frameloom.config import STRATEGIES
+from frameloom.registry import STRATEGIES
 from frameloom.decision import GATE_REASONS, decide, decide_all
 from analysis_records import PICTURE
 

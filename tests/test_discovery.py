@@ -65,7 +65,8 @@ def test_symlinks_are_handled_deliberately(tmp_path):
 
 
 def test_output_and_input_folders_must_not_nest(tmp_path):
-    from frameloom.config import ConfigError, load_run_config
+    from frameloom.config import load_run_config
+    from frameloom.schema import ConfigError
 
     repo = Path(__file__).resolve().parents[1]
     (tmp_path / "frames").mkdir()

@@ -56,7 +56,7 @@ def test_there_are_envs():
 
 
 def test_every_model_step_has_its_own_env():
-    from frameloom.config import MODEL_STEPS
+    from frameloom.registry import MODEL_STEPS
 
     assert {f"{env}.yaml" for *_, env in MODEL_STEPS.values()} <= {env.name for env in ENVS}
 

@@ -24,7 +24,8 @@ from frameloom.identity import (
 )
 from frameloom.imageio import write_image
 from frameloom.segmentation import soft_alpha
-from frameloom.strategies import NEUTRAL_GREY, cutout
+from frameloom.imageops import NEUTRAL_GREY
+from frameloom.strategies import cutout
 from frameloom.target import (
     COLOUR_WEIGHT,
     LAYOUT_WEIGHT,

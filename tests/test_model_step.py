@@ -12,10 +12,12 @@ import yaml
 from frameloom import layout
 from frameloom.analysis import analyze_file
 from frameloom.backends import missing_models, model_requirements
-from frameloom.config import ConfigError, load_run_config
+from frameloom.config import load_run_config
+from frameloom.schema import ConfigError
 from frameloom.demo import FrameSpec, render_frame
 from frameloom.imageio import read_image, read_json, write_image, write_json
-from frameloom.model_step import BACKGROUND, IMAGE, RECORD, frame_entries, run_batch, write_placeholders
+from frameloom.model_step import run_batch, write_placeholders
+from frameloom.stepcache import BACKGROUND, IMAGE, RECORD, frame_entries
 from frameloom.strategies import export
 
 REPO = Path(__file__).resolve().parents[1]

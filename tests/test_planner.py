@@ -10,7 +10,7 @@ import random
 import pytest
 import yaml
 
-from frameloom.config import STRATEGIES
+from frameloom.registry import STRATEGIES
 from frameloom.decision import decide_all
 from frameloom.planner import plan_constraints
 from analysis_records import PICTURE

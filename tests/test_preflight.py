@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from frameloom.config import ConfigError
+from frameloom.schema import ConfigError
 from frameloom.imageio import write_text
 from frameloom.preflight import check_output_dir
-from frameloom.stages import OutputDiskError, job_log
+from frameloom.joblog import OutputDiskError, job_log
 
 REPO = Path(__file__).resolve().parents[1]
 

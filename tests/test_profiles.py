@@ -26,7 +26,7 @@ def test_the_cluster_profile_names_only_rules_that_exist(tmp_path):
 
 def test_cluster_model_batches_know_their_number_of_tries():
     """Jobs on the nodes run with --retries 0; the profile tells the model step how many tries it has."""
-    from frameloom.config import MODEL_STEPS
+    from frameloom.registry import MODEL_STEPS
 
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     for step in MODEL_STEPS:

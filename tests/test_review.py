@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from frameloom.config import STRATEGIES, ConfigError, validate
+from frameloom.registry import STRATEGIES
+from frameloom.schema import ConfigError, validate
 from frameloom.decision import decide
 from frameloom.distributions import distribution, frame_classes, training_classes
 from frameloom.imageio import write_image

@@ -84,7 +84,8 @@ def test_the_workflow_processes_curated_frames_and_neighbours_and_a_new_one_adds
 
 
 def test_expansion_settings_are_checked(tmp_path):
-    from frameloom.config import ConfigError, load_run_config
+    from frameloom.config import load_run_config
+    from frameloom.schema import ConfigError
 
     repo = Path(__file__).resolve().parents[1]
     (tmp_path / "frames").mkdir()

@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from frameloom import stages
-from frameloom.config import STRATEGIES, validate
+from frameloom.registry import STRATEGIES
+from frameloom.schema import validate
 from frameloom.imageio import write_json
 from frameloom.tune import decided_mix, mix_distance, tune, tuned_file
 from analysis_records import PICTURE

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from frameloom.config import STRATEGIES
+from frameloom.registry import STRATEGIES
 from frameloom.demo import write_demo_set
 from frameloom.imageio import read_image, write_image
 

@@ -40,6 +40,7 @@ import numpy as np
 
 from .faces import FaceDetector, load_face_detector
 from .imageio import FrameDecodeError, read_image
+from .imageops import clip01, masked_norm, resize_longest
 
 ANALYSIS_VERSION = 3
 
@@ -50,22 +51,6 @@ DECIMALS = 4
 
 SHOT_TYPES = ("close-up", "medium", "full-body", "far")
 NO_CHARACTER_SHOT = "none"  # the shot type of a frame in which no character is found
-
-
-def _clip01(value: float) -> float:
-    """Clamp to [0, 1]; NaN (only possible from degenerate input) becomes 0."""
-    if not math.isfinite(value):
-        return 0.0
-    return min(1.0, max(0.0, float(value)))
-
-
-def _resize_longest(image: np.ndarray, longest: int) -> np.ndarray:
-    height, width = image.shape[:2]
-    scale = longest / max(height, width)
-    if scale >= 1.0:
-        return image
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def _halve(image: np.ndarray) -> np.ndarray:
@@ -86,7 +71,7 @@ def _work_copy(detail_bgr: np.ndarray) -> np.ndarray:
     """Longest side <= WORK_SIZE: halvings first, one INTER_AREA step for the rest."""
     while max(detail_bgr.shape[:2]) >= 2 * WORK_SIZE:
         detail_bgr = _halve(detail_bgr)
-    return _resize_longest(detail_bgr, WORK_SIZE)
+    return resize_longest(detail_bgr, WORK_SIZE)
 
 
 _KERNEL_3X3 = np.ones((3, 3), np.uint8)
@@ -101,12 +86,6 @@ def _percentiles_u8(gray: np.ndarray, percents: tuple[float, ...]) -> list[int]:
 
 def _percentile_u8(gray: np.ndarray, percent: float) -> int:
     return _percentiles_u8(gray, (percent,))[0]
-
-
-def _masked_norm(values: np.ndarray, mask: np.ndarray, norm_type: int) -> float:
-    """cv2.norm over the mask's pixels (zeroing the rest first is ~6x faster
-    than cv2.norm's own mask argument)."""
-    return cv2.norm(cv2.bitwise_and(values, values, mask=mask), norm_type)
 
 
 def _gradient_magnitude_at(gray: np.ndarray, flat_indices: np.ndarray) -> np.ndarray:
@@ -136,16 +115,16 @@ def _complexity(work_bgr: np.ndarray, work_gray: np.ndarray, edges: np.ndarray,
     if cv2.countNonZero(background) < MIN_BACKGROUND_SHARE * background.size:
         background = np.full_like(background, 255)
     # edge_density: share of Canny edge pixels / EDGE_DENSITY_FULL.
-    edge_density = _clip01(cv2.mean(edges, mask=background)[0] / 255.0 / EDGE_DENSITY_FULL)
+    edge_density = clip01(cv2.mean(edges, mask=background)[0] / 255.0 / EDGE_DENSITY_FULL)
     # color_diversity: Shannon entropy of the colour histogram at 8 levels per
     # channel, (bits - COLOR_BITS_PLAIN) / COLOR_BITS_SPAN. Entropy, unlike a
     # count of distinct colours, ignores the long tail noise and gradients make.
     counts = cv2.calcHist([work_bgr], [0, 1, 2], background, [8, 8, 8], [0, 256] * 3).ravel()
     probabilities = counts[counts > 0] / counts.sum()
     entropy_bits = float(-(probabilities * np.log2(probabilities)).sum())
-    color_diversity = _clip01((entropy_bits - COLOR_BITS_PLAIN) / COLOR_BITS_SPAN)
+    color_diversity = clip01((entropy_bits - COLOR_BITS_PLAIN) / COLOR_BITS_SPAN)
     # texture: mean local (5x5) standard deviation of grey / TEXTURE_FULL.
-    texture = _clip01(cv2.mean(_local_std(work_gray, 5), mask=background)[0] / TEXTURE_FULL)
+    texture = clip01(cv2.mean(_local_std(work_gray, 5), mask=background)[0] / TEXTURE_FULL)
     complexity = 0.4 * edge_density + 0.3 * color_diversity + 0.3 * texture
     return complexity, {"edge_density": edge_density, "color_diversity": color_diversity, "texture": texture}
 
@@ -180,17 +159,17 @@ BALANCE_FALLOFF = 0.3  # ... and how far beyond it balance falls to 0
 def _lighting(work_gray: np.ndarray, exposure: dict) -> tuple[float, dict]:
     # dynamic_range: luminance spread between the 1st and 99th percentile
     # (``_exposure``, 0..1) over DYNAMIC_RANGE_FULL.
-    dynamic_range = _clip01((exposure["p99"] - exposure["p1"]) / DYNAMIC_RANGE_FULL)
+    dynamic_range = clip01((exposure["p99"] - exposure["p1"]) / DYNAMIC_RANGE_FULL)
     # local_consistency: 1 - std of the 8x8 patch mean brightnesses (/255)
     # over PATCH_SPREAD_ZERO; blotchy or half-shadowed lighting spreads them.
     grid = (min(PATCH_GRID, work_gray.shape[1]), min(PATCH_GRID, work_gray.shape[0]))
     patch_means = cv2.resize(work_gray, grid, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
-    local_consistency = _clip01(1.0 - patch_means.std() / PATCH_SPREAD_ZERO)
+    local_consistency = clip01(1.0 - patch_means.std() / PATCH_SPREAD_ZERO)
     # brightness_balance: 1 for a mean inside BALANCED_MEAN, falling linearly
     # to 0 over BALANCE_FALLOFF beyond it (under- or over-exposure).
     mean = float(work_gray.mean()) / 255.0
     excess = max(BALANCED_MEAN[0] - mean, mean - BALANCED_MEAN[1], 0.0)
-    brightness_balance = _clip01(1.0 - excess / BALANCE_FALLOFF)
+    brightness_balance = clip01(1.0 - excess / BALANCE_FALLOFF)
     lighting = 0.4 * dynamic_range + 0.2 * local_consistency + 0.4 * brightness_balance
     return lighting, {
         "dynamic_range": dynamic_range,
@@ -242,7 +221,7 @@ def edge_width_ratio(laplacian_energy: float, gradient_energy: float) -> float:
 
 
 def sharpness_of_ratio(ratio: float) -> float:
-    return _clip01(ratio / (ratio + SHARPNESS_HALF))
+    return clip01(ratio / (ratio + SHARPNESS_HALF))
 
 
 def _sharpness(detail_gray: np.ndarray, subject_boxes: list) -> tuple[float, float, dict]:
@@ -318,14 +297,14 @@ def _noise(detail_gray: np.ndarray) -> float:
     smooth = cv2.blur(detail_gray, (7, 7))
     structure = cv2.add(*(cv2.convertScaleAbs(cv2.Sobel(smooth, cv2.CV_16S, dx, 1 - dx)) for dx in (0, 1)))
     flat = cv2.inRange(structure, 0, _percentile_u8(structure, NOISE_FLAT_PERCENTILE))
-    mean_residual = _masked_norm(residual, flat, cv2.NORM_L1) / max(1, cv2.countNonZero(flat))
+    mean_residual = masked_norm(residual, flat, cv2.NORM_L1) / max(1, cv2.countNonZero(flat))
     sigma = math.sqrt(math.pi / 2.0) / 6.0 * mean_residual
-    return _clip01((sigma - NOISE_FREE_SIGMA) / (NOISE_FULL_SIGMA - NOISE_FREE_SIGMA))
+    return clip01((sigma - NOISE_FREE_SIGMA) / (NOISE_FULL_SIGMA - NOISE_FREE_SIGMA))
 
 
 def _quality(sharpness: float, noise: float, width: int, height: int) -> tuple[float, dict]:
     # resolution: true pixel count over a 512x512 training crop.
-    resolution = _clip01(width * height / RESOLUTION_FULL_PIXELS)
+    resolution = clip01(width * height / RESOLUTION_FULL_PIXELS)
     # The worst of sharpness, 1 - noise and resolution counts half, their
     # mean the other half: one bad aspect is enough to make a frame poor.
     goods = (sharpness, 1.0 - noise, resolution)
@@ -386,7 +365,7 @@ def _backdrop_layer(work_bgr: np.ndarray, image_width: int) -> _Layer:
     their share is kept as occlusion evidence and they are cleared, so they
     do not glue characters together.
     """
-    small = _resize_longest(work_bgr, LAYER_SIZE)
+    small = resize_longest(work_bgr, LAYER_SIZE)
     height, width = small.shape[:2]
     scale = width / image_width
     if min(height, width) < 8:
@@ -655,7 +634,7 @@ def _occlusion(work_gray: np.ndarray, edges: np.ndarray, near_share: float) -> t
     # border_edge_density: Canny edge share in the band around the frame
     # over BORDER_EDGE_DENSITY_FULL.
     density = sum(np.count_nonzero(side) for side in sides) / sum(side.size for side in sides)
-    border_edge_density = _clip01(density / BORDER_EDGE_DENSITY_FULL)
+    border_edge_density = clip01(density / BORDER_EDGE_DENSITY_FULL)
     # border_edge_variance: std of the edge share of 24 border segments over
     # BORDER_EDGE_SPREAD_FULL (something entering from one side makes the
     # border uneven).
@@ -664,11 +643,11 @@ def _occlusion(work_gray: np.ndarray, edges: np.ndarray, near_share: float) -> t
         for side, count in zip(sides, BORDER_SEGMENTS)
         for chunk in np.array_split(side, min(count, side.shape[1]), axis=1)
     ]
-    border_edge_variance = _clip01(float(np.std(segment_shares)) / BORDER_EDGE_SPREAD_FULL)
+    border_edge_variance = clip01(float(np.std(segment_shares)) / BORDER_EDGE_SPREAD_FULL)
     # depth_discontinuity: evidence of a nearer layer, the larger of (a) the
     # frame share of objects crossing or entering the frame in front of the
     # backdrop (see _cast) over NEAR_SHARE_FULL, and (b) defocus layering.
-    depth_discontinuity = max(_clip01(near_share / NEAR_SHARE_FULL), _defocus_layering(work_gray))
+    depth_discontinuity = max(clip01(near_share / NEAR_SHARE_FULL), _defocus_layering(work_gray))
     occlusion = 0.15 * border_edge_density + 0.15 * border_edge_variance + 0.7 * depth_discontinuity
     return occlusion, {
         "border_edge_density": border_edge_density,
@@ -702,7 +681,7 @@ def _defocus_layering(work_gray: np.ndarray) -> float:
     blur = DEFOCUS_REBLUR_SIGMA / np.sqrt(np.maximum(ratio * ratio - 1.0, 1e-4))
     soft = float(strength[blur >= DEFOCUS_SOFT_SIGMA].sum()) / total
     sharp = float(strength[blur < DEFOCUS_SHARP_SIGMA].sum()) / total
-    return _clip01((soft * sharp - DEFOCUS_LAYERING_FLOOR) / DEFOCUS_LAYERING_SPAN)
+    return clip01((soft * sharp - DEFOCUS_LAYERING_FLOOR) / DEFOCUS_LAYERING_SPAN)
 
 
 # ----------------------------------------------------------------------------

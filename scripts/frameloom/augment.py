@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .strategies import NEUTRAL_GREY
+from .imageops import NEUTRAL_GREY
 
 ALLOWED = ("crop_scale", "rotation", "brightness", "contrast", "noise")
 FORBIDDEN = {

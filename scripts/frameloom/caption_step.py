@@ -25,7 +25,7 @@ import numpy as np
 
 from . import captions
 from .imageio import read_image, read_json, write_json
-from .stages import batch_step_parser, job_log
+from .joblog import batch_step_parser, job_log
 
 KEY_VERSION = "1"  # bump when the caption records change for the same inputs
 VLM, TEMPLATE = "qwen2_vl", "template"

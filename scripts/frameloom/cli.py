@@ -33,7 +33,9 @@ from pathlib import Path
 
 import yaml
 
-from .config import STRATEGIES, ConfigError, RunConfig, load_project_config, load_schema
+from .config import RunConfig, load_project_config
+from .registry import STRATEGIES
+from .schema import ConfigError, load_schema
 from .imageio import staged_folder, swap_in_folder, write_json, write_text
 from .layout import RUN_FLAGS_FILE
 from .summary import CLI_ENV, CONFIG_ERROR, FRAMES_FAILED, OK, current_report, exit_code, mix_line, summary_lines

@@ -12,13 +12,11 @@ import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
-import yaml
-from jsonschema import Draft7Validator, validators
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "config" / "schemas"
-STRATEGIES = ("keep_full", "segment", "create_occlusion", "enhance_segment")
+from .registry import MODEL_STEPS, STRATEGIES
+from .schema import ConfigError, read_yaml, validate
+
 # A model job's memory request (RunConfig.job_memory_mb): this base, plus this many
 # times the bytes of the weights it loads.
 JOB_BASE_MB = 2000
@@ -26,93 +24,6 @@ WEIGHT_MEMORY_FACTOR = 2
 TARGET_SUM_TOLERANCE = 0.01
 
 
-class ConfigError(ValueError):
-    """A configuration value breaks a rule; the message is one line."""
-
-
-def _with_defaults(validator_class):
-    """A validator that also fills in each property's ``default`` (the jsonschema FAQ recipe)."""
-    check_properties = validator_class.VALIDATORS["properties"]
-
-    def fill_defaults(validator, properties, instance, schema):
-        if isinstance(instance, dict):
-            for name, subschema in properties.items():
-                if "default" in subschema and name not in instance:
-                    instance[name] = json.loads(json.dumps(subschema["default"]))
-        yield from check_properties(validator, properties, instance, schema)
-
-    return validators.extend(validator_class, {"properties": fill_defaults})
-
-
-_DefaultingValidator = _with_defaults(Draft7Validator)
-
-
-def _describe(error) -> str:
-    """Turn a jsonschema error into 'key: rule (got value)'."""
-    key = ".".join(str(part) for part in error.absolute_path) or "(top level)"
-    got = json.dumps(error.instance, default=str)
-    if len(got) > 60:
-        got = got[:57] + "..."
-    validator = error.validator
-    if validator == "additionalProperties":
-        allowed = ", ".join(sorted(error.schema.get("properties", {})))
-        unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        where = f"{key}." if error.absolute_path else ""
-        return f"{where}{unknown[0]}: unknown key (allowed: {allowed})"
-    if validator in ("minimum", "maximum"):
-        bound = "at least" if validator == "minimum" else "at most"
-        return f"{key}: must be {bound} {error.validator_value} (got {got})"
-    if validator == "enum":
-        return f"{key}: must be one of {', '.join(map(str, error.validator_value))} (got {got})"
-    if validator == "type":
-        return f"{key}: must be of type {error.validator_value} (got {got})"
-    if validator == "pattern":
-        return f"{key}: must match {error.validator_value} (got {got})"
-    return f"{key}: {error.message}"
-
-
-def load_schema(name: str) -> dict:
-    with open(SCHEMA_DIR / f"{name}.schema.yaml", encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
-
-
-def validate(document: Any, schema_name: str, source: str) -> dict:
-    """Fill defaults into ``document`` and validate it; ``source`` names the file in errors."""
-    if document is None:
-        document = {}
-    if not isinstance(document, dict):
-        raise ConfigError(f"{source}: (top level): must be a mapping (got {type(document).__name__})")
-    validator = _DefaultingValidator(load_schema(schema_name))
-    errors = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        raise ConfigError(f"{source}: {_describe(errors[0])}")
-    return document
-
-
-def read_yaml(path: Path, source: str) -> Any:
-    if not path.is_file():
-        raise ConfigError(f"{source}: file not found: {path}")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return yaml.safe_load(handle)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{source}: not valid YAML{where}") from None
-
-
-# The batched model steps (frameloom.model_step), each one rule and one conda env: the
-# strategy block it reads, the keys of it that change its results (and so rerun it and
-# only what follows), the model requirement it loads (backends.model_requirements) and
-# its env file under envs/.
-MODEL_STEPS = {
-    "upscale": ("enhance_segment", ("enhancement_steps", "upscale_model", "upscale_factor", "upscale_below",
-                                    "upscale_tile", "deblur_below"), "upscale", "realesrgan"),
-    "restore_faces": ("enhance_segment", ("enhancement_steps", "face_enhance_model", "face_enhance_fidelity",
-                                          "identity_max_drift", "deblur_below"), "face_enhance", "face_restore"),
-    "masks": ("segment", ("segmentation_model", "min_instance_size", "points_per_side"), "segmentation", "sam2"),
-    "inpaint": ("segment", ("inpainting_model", "inpainting_fallback", "mask_dilation"), "inpainting", "lama"),
-}
 
 # processing.frames_per_job "auto". On a GPU a frame takes about a second of model time
 # (SAM2 automatic masks, LaMa) against several seconds to load SAM2-large, LaMa and

@@ -24,16 +24,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .analysis import (
-    DECIMALS,
-    SHARPNESS_EDGE_L1,
-    _clip01,
-    _masked_norm,
-    _resize_longest,
-    detail_copy,
-)
+from .analysis import DECIMALS, SHARPNESS_EDGE_L1, detail_copy
+from .imageops import clip01, masked_norm, resize_longest
 from .quiet import silenced_stdout
-from .strategies import NEUTRAL_GREY
 
 # The seed's filters. Ranges are inclusive; brightness is a grey level 0..255.
 QUALITY_DEFAULTS = {"min_face_size": 64, "blur_threshold": 80.0, "brightness_range": [30, 220],
@@ -71,7 +64,6 @@ ICHOL_SHIFTS = (1e-2, 0.1, 1.0, 10.0)
 # A shrunk matting pixel stays definite when all of it was; the area average
 # of ones can come out a rounding error below 1.
 DEFINITE_SHARE = 1.0 - 1e-4
-BACKGROUND_MODES = ("grey", "transparent")
 
 
 # ----------------------------------------------------------------------------
@@ -109,9 +101,9 @@ def _detail_measures(grey: np.ndarray, inner: np.ndarray) -> tuple[float, float]
     support = cv2.bitwise_and(cv2.threshold(l1, SHARPNESS_EDGE_L1 - 1, 255, cv2.THRESH_BINARY)[1], inner)
     if cv2.countNonZero(support) == 0:
         return 0.0, laplacian_variance
-    gradient_energy = sum(_masked_norm(gradient, support, cv2.NORM_L2SQR) for gradient in gradients) / 64.0
-    ratio = _masked_norm(laplacian, support, cv2.NORM_L2SQR) / gradient_energy
-    return _clip01(ratio / (ratio + EDGE_SCORE_HALF)), laplacian_variance
+    gradient_energy = sum(masked_norm(gradient, support, cv2.NORM_L2SQR) for gradient in gradients) / 64.0
+    ratio = masked_norm(laplacian, support, cv2.NORM_L2SQR) / gradient_energy
+    return clip01(ratio / (ratio + EDGE_SCORE_HALF)), laplacian_variance
 
 
 def _mean_saturation(bgr: np.ndarray, mask: np.ndarray) -> float:
@@ -300,7 +292,7 @@ def _solve_matte(bgr: np.ndarray, sure_foreground: np.ndarray, sure_background: 
     from pymatting import estimate_alpha_cf, jacobi  # compiles numba kernels on first import: see module docstring
 
     height, width = bgr.shape[:2]
-    small = _resize_longest(bgr, MATTING_SIZE)
+    small = resize_longest(bgr, MATTING_SIZE)
     if small.shape[:2] != (height, width):
         size = (small.shape[1], small.shape[0])
         sure_foreground, sure_background = (
@@ -345,23 +337,3 @@ def refine_alpha(image: np.ndarray, alpha: np.ndarray, band: int = 4) -> np.ndar
     matte = _solve_matte(image[crop], sure_foreground[crop], sure_background[crop])
     refined[crop][unknown[crop]] = np.clip(matte[unknown[crop]], 0.0, 1.0)
     return refined
-
-
-def uniform_background(bgra: np.ndarray, mode: str = "grey") -> np.ndarray:
-    """A cut-out on a uniform backdrop; ``bgra`` holds straight (not premultiplied) colour.
-
-    "grey": colour premultiplied onto NEUTRAL_GREY by the alpha, as
-    strategies.cutout makes it, for trainers that drop alpha; 4 channels kept.
-    "transparent": colour of fully transparent pixels set to 0 (nothing of
-    the old backdrop left for an alpha-aware trainer to leak), alpha kept.
-    """
-    if mode not in BACKGROUND_MODES:
-        raise ValueError(f"mode must be one of {BACKGROUND_MODES}, got {mode!r}")
-    alpha = bgra[..., 3]
-    if mode == "transparent":
-        result = bgra.copy()
-        result[alpha == 0, :3] = 0
-        return result
-    weight = alpha[..., None].astype(np.float32) / 255.0
-    colour = bgra[..., :3].astype(np.float32) * weight + NEUTRAL_GREY * (1.0 - weight)
-    return np.dstack([np.clip(colour + 0.5, 0, 255).astype(np.uint8), alpha])

@@ -22,11 +22,11 @@ import numpy as np
 
 from .augment import augment
 from .backends import FALLBACK_MARK
-from .curation import (OPAQUE_ABOVE, measure_quality, normalize_colour, quality_failures, refine_alpha,
-                       uniform_background)
+from .curation import OPAQUE_ABOVE, measure_quality, normalize_colour, quality_failures, refine_alpha
 from .dedup import choose_representatives, near_duplicate_groups, phash, ssim_thumbnail
 from .faces import box_overlap
 from .imageio import read_image, read_json, staged_folder, swap_in_folder, write_image, write_json
+from .imageops import uniform_background
 from .segmentation import mask_bounding_box
 from .seeding import stable_seed
 

@@ -34,7 +34,7 @@ the seed's first match stands.
 
 from __future__ import annotations
 
-from .config import STRATEGIES
+from .registry import STRATEGIES
 
 OCCLUSION_NEED_CUTOFF = 0.5  # the seed: create_occlusion when dataset_needs['occlusion'] > 0.5
 CLEAR_MARGIN = 0.25  # a metric this far past its threshold counts as a fully clear call

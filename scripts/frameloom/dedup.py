@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 import cv2
 import numpy as np
 
-from .strategies import NEUTRAL_GREY
+from .imageops import NEUTRAL_GREY
 
 PHASH_MAX_DISTANCE, SSIM_MIN = 8, 0.95
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from .detector import DEFAULT_PROMPTS, FINDER, CharacterDetector, model_label, text_prompt
 from .devices import cpu_because
 from .imageio import FrameDecodeError, read_image, read_json, write_json
-from .stages import job_log
+from .joblog import job_log
 
 CACHE_VERSION = "1"  # bump when a detection record changes for the same inputs
 
@@ -132,7 +132,7 @@ def _frames_argument(value: str) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Not stages.batch_step_parser: this step writes per-frame files, it has no manifest.
+    # Not joblog.batch_step_parser: this step writes per-frame files, it has no manifest.
     parser = argparse.ArgumentParser(prog="python -m frameloom.detect_step", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", required=True, type=_frames_argument,

@@ -21,7 +21,7 @@ from pathlib import Path
 from .devices import cpu_because
 from .embedding import EMBEDDER, ImageEmbedder, embedding_input
 from .imageio import FrameDecodeError, read_image, read_json, write_json
-from .stages import job_log
+from .joblog import job_log
 
 DECIMALS = 5  # of each embedding component in the JSON
 

@@ -70,7 +70,7 @@ class ImageEmbedder:
 def embedding_input(image: np.ndarray) -> np.ndarray:
     """What the embedder sees of an image: a cut-out (BGRA) on neutral grey, cropped to
     its character; an opaque picture (a reference photo, BGR) as it is."""
-    from .curation import uniform_background
+    from .imageops import uniform_background
 
     if image.ndim != 3 or image.shape[2] != 4:
         return image

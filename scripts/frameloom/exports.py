@@ -28,7 +28,7 @@ import json
 import zlib
 from pathlib import Path
 
-from .config import STRATEGIES
+from .registry import STRATEGIES
 
 
 def balanced_repeats(images: dict[str, int], targets: dict[str, float], base: int) -> dict[str, int]:

@@ -41,8 +41,8 @@ from .target import (
     MIN_INSTANCE_PIXELS,
     TONE_GAMMAS,
     ReferenceMatcher,
-    _describe,
-    _Signature,
+    describe,
+    Signature,
     similarity_matrix,
 )
 
@@ -65,17 +65,17 @@ DEFAULT_EMBEDDING_THRESHOLD = 0.6
 MASK_ALPHA = 127
 
 
-def character_descriptor(image_bgra: np.ndarray) -> _Signature:
+def character_descriptor(image_bgra: np.ndarray) -> Signature:
     """The cut-out's appearance signature, described like a frame instance (with tone hypotheses)."""
     if image_bgra.dtype != np.uint8 or image_bgra.ndim != 3 or image_bgra.shape[2] != 4:
         raise ValueError(f"expected a uint8 BGRA cut-out, got {image_bgra.dtype} {image_bgra.shape}")
     mask = image_bgra[..., 3] > MASK_ALPHA
     if int(np.count_nonzero(mask)) < MIN_INSTANCE_PIXELS:
         raise ValueError(f"the cut-out's alpha covers fewer than {MIN_INSTANCE_PIXELS} pixels")
-    return _describe(np.ascontiguousarray(image_bgra[..., :3]), mask, tone_gammas=TONE_GAMMAS)
+    return describe(np.ascontiguousarray(image_bgra[..., :3]), mask, tone_gammas=TONE_GAMMAS)
 
 
-def reference_descriptors(references: str | os.PathLike | np.ndarray | Iterable) -> list[_Signature]:
+def reference_descriptors(references: str | os.PathLike | np.ndarray | Iterable) -> list[Signature]:
     """Signatures of reference images, read and cut out exactly as ReferenceMatcher does.
 
     ``references``: an image array (BGR, or BGRA whose alpha is the mask), a
@@ -92,7 +92,7 @@ def reference_descriptors(references: str | os.PathLike | np.ndarray | Iterable)
     return [signature for matcher in matchers for signature in matcher.signatures]
 
 
-def cluster_identities(descriptors: dict[str, _Signature],
+def cluster_identities(descriptors: dict[str, Signature],
                        threshold: float = DEFAULT_CLUSTER_THRESHOLD) -> list[list[str]]:
     """Image ids grouped by identity: average-linkage clustering on the symmetric similarity.
 
@@ -123,7 +123,7 @@ def cluster_embeddings(embeddings: dict[str, np.ndarray],
     return sorted(clusters, key=lambda cluster: (-len(cluster), cluster[0]))
 
 
-def best_reference_scores(descriptors: dict[str, _Signature], references: list[_Signature]) -> dict[str, float]:
+def best_reference_scores(descriptors: dict[str, Signature], references: list[Signature]) -> dict[str, float]:
     """Each cut-out's similarity to its closest reference (classical signatures)."""
     ids = sorted(descriptors)
     best = similarity_matrix([descriptors[key] for key in ids], references).max(axis=1)

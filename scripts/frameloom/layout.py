@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
-from .config import STRATEGIES
+from .registry import STRATEGIES
 
 # What `frameloom run` / `preview` were given, kept in the output folder so `merge OUT`
 # and `review OUT` configure themselves like that run.

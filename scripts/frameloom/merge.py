@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .backends import FALLBACK_MARK
 from .captions import REJECTIONS
-from .config import STRATEGIES
+from .registry import STRATEGIES
 from .distributions import distribution, frame_classes, training_classes
 from .exports import concept_of
 from .imageio import read_json, staged_folder, swap_in_folder, write_text
@@ -138,7 +138,7 @@ def prune_stale_outputs(out_dir: str, plan: dict[str, str]) -> list[str]:
 def prune_cache(cache_dir: str, metas: list[dict]) -> list[str]:
     """Drop model-step cache entries no current output was made from: each export's meta names
     the entries it used and those they continue (frameloom.model_step)."""
-    from .config import MODEL_STEPS
+    from .registry import MODEL_STEPS
 
     used = {name for meta in metas for name in meta.get("cache", [])}
     removed = []

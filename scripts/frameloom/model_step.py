@@ -1,6 +1,6 @@
 """Batched model steps: one job runs one model over a batch of frames, loaded once.
 
-Each step (config.MODEL_STEPS) is its own rule and conda env, and leaves per frame
+Each step (registry.MODEL_STEPS) is its own rule and conda env, and leaves per frame
 a content-addressed cache entry ``<cache>/<step>/<key>/`` (built in a temp dir and
 renamed, so never half there):
 
@@ -40,15 +40,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import MODEL_STEPS
+from .registry import MODEL_STEPS
 from .imageio import read_image, read_json, write_image, write_json
-from .stages import batch_step_parser, job_log
+from .joblog import batch_step_parser, job_log
+from .stepcache import ALPHA, BACKGROUND, IMAGE, RECORD, entry_dir, entry_name
 
 KEY_VERSION = "4"  # bump when a step's output changes for the same inputs
-RECORD = "record.json"
-IMAGE = "image.png"
-ALPHA = "alpha.npy"
-BACKGROUND = "background.png"
 
 
 def cache_key(step: str, member: dict, source_key: str | None, settings: dict) -> str:
@@ -62,15 +59,6 @@ def cache_key(step: str, member: dict, source_key: str | None, settings: dict) -
             stat = os.stat(model["path"])
             digest.update(f"{model['path']}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:32]
-
-
-def entry_dir(cache_dir: str, step: str, key: str) -> Path:
-    return Path(cache_dir, step, key)
-
-
-def entry_name(entry: Path) -> str:
-    """``step/key``: how metas and records name a cache entry."""
-    return f"{entry.parent.name}/{entry.name}"
 
 
 class BatchFrameFailures(RuntimeError):
@@ -229,25 +217,6 @@ def run_frame_steps(strategy: str, frame: str, frame_path: str, analysis_path: s
         run_batch(step, {frame: member}, run.step_settings(step), cache_dir, manifests[step],
                   str(Path(work_dir, step, f"{frame}.log")))
     return manifests
-
-
-def frame_entries(frame: str, manifests: dict[str, str], cache_dir: str) -> tuple[dict[str, Path], str | None]:
-    """{step: entry} of one frame from its batches' manifests, or the first step's error."""
-    entries = {}
-    for step, path in manifests.items():
-        manifest = read_json(path)
-        if frame in manifest["failed"]:
-            return {}, f"{step}: {manifest['failed'][frame]}"
-        entries[step] = entry_dir(cache_dir, step, manifest["frames"][frame])
-    return entries, None
-
-
-def entries_used(entries: dict[str, Path]) -> list[str]:
-    """``step/key`` of a frame's entries and of every entry they continue: what its meta keeps alive."""
-    used = set()
-    for entry in entries.values():
-        used |= {entry_name(entry), *read_json(entry / RECORD)["chain"]}
-    return sorted(used)
 
 
 def write_placeholders(frame: str, strategy: str, frame_path: str, outputs: dict, error: str) -> None:

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from .config import STRATEGIES, ConfigError, read_yaml, validate
+from .registry import STRATEGIES
+from .schema import ConfigError, read_yaml, validate
 from .imageio import write_text
 
 HEADER = (

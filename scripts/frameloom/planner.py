@@ -32,7 +32,7 @@ import math
 
 import numpy as np
 
-from .config import STRATEGIES
+from .registry import STRATEGIES
 
 MAX_ROUNDS = 25  # coordinate sweeps; a plan of thousands of frames settles in a handful
 # A price never sits on a frame's switch point: the half-width of the step taken

@@ -6,20 +6,18 @@ job writes first; here it is one line naming the folder and what to do.
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-from .config import ConfigError
+from .schema import ConfigError
+from .joblog import DISK_ERRORS
 
 # Measured on the demo: results take about 7x the input frames' bytes
 # (outputs, curated copies, augmented variants, links); 10x leaves margin.
 OUTPUT_BYTES_PER_INPUT_BYTE = 10
 MIN_FREE_BYTES = 50 * 2**20
-DISK_ERRORS = {errno.ENOSPC: "no space left on device", errno.EROFS: "read-only file system",
-               errno.EDQUOT: "disk quota exceeded", errno.EACCES: "permission denied"}
 
 
 def _mb(size: int) -> str:
@@ -44,12 +42,3 @@ def check_output_dir(out_dir: Path, input_bytes: int, frames: int) -> None:
         raise ConfigError(f"output_dir {out_dir}: {_mb(free)} free, but {frames} frames need about {_mb(needed)} "
                           f"({OUTPUT_BYTES_PER_INPUT_BYTE}x their {_mb(input_bytes)}, at least {_mb(MIN_FREE_BYTES)});"
                           " free some space or point output_dir elsewhere")
-
-
-def disk_error_line(error: OSError) -> str | None:
-    """A one-line reason for a write that failed because of the disk (None for other errors)."""
-    reason = DISK_ERRORS.get(error.errno)
-    if reason is None or error.errno == errno.EACCES:
-        return None
-    where = f" writing {error.filename}" if error.filename else ""
-    return f"OutputDiskError: {reason}{where}"

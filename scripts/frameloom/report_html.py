@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .config import STRATEGIES
+from .registry import STRATEGIES
 from .distributions import CLASSES
 
 STYLE = """
@@ -31,7 +31,7 @@ img{max-height:96px;max-width:160px;margin:2px;background:#888}
 """
 BEFORE_COLOUR, AFTER_COLOUR = "#9aa5b1", "#5b8def"
 THUMB_HEIGHT = 120
-# The last line every job log ends with (stages.job_log).
+# The last line every job log ends with (joblog.job_log).
 TIMING_LINE = re.compile(r"^.+: ([0-9.]+) s$")
 
 esc = html.escape

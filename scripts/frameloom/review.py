@@ -21,7 +21,9 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
-from .config import STRATEGIES, ConfigError, load_project_config
+from .config import load_project_config
+from .registry import STRATEGIES
+from .schema import ConfigError
 from .imageio import read_json
 from .layout import RUN_FLAGS_FILE, demo_frames_dir
 from .overrides import load_overrides, save_overrides

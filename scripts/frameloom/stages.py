@@ -1,59 +1,11 @@
-"""One function per workflow stage, each writing its own log.
-
-Cheap stages run inside the Snakemake process (``run:`` rules executed in
-threads), so they must not print or touch global state: every stage writes
-what it did, or the traceback of what failed, to the rule's log file.
-"""
+"""One function per workflow stage, each writing its own log (frameloom.joblog)."""
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import time
-import traceback
 from pathlib import Path
 
 from .imageio import read_json, update_json_folder, write_json, write_text
-
-
-class OutputDiskError(OSError):
-    """A write failed because the disk is full or read-only (the message is one line)."""
-
-
-@contextlib.contextmanager
-def job_log(log_path: str, stage: str):
-    """Collect log lines; write them (and a traceback on failure) atomically at the end."""
-    lines: list[str] = []
-    started = time.perf_counter()
-    try:
-        yield lines
-    except OSError as error:
-        from .preflight import disk_error_line
-
-        reason = disk_error_line(error)
-        lines.append(traceback.format_exc())
-        if reason is None:
-            raise
-        # A full or read-only disk: one line for the user, the traceback stays in the log.
-        lines.append(reason)
-        raise OutputDiskError(reason.removeprefix("OutputDiskError: ")) from None
-    except BaseException:
-        lines.append(traceback.format_exc())
-        raise
-    finally:
-        lines.append(f"{stage}: {time.perf_counter() - started:.3f} s")
-        with contextlib.suppress(OSError):  # the log may not fit on a full disk either
-            write_text(log_path, "\n".join(lines) + "\n")
-
-
-def batch_step_parser(prog: str, doc: str) -> argparse.ArgumentParser:
-    """The arguments every batched shell step takes (model_step, caption_step); callers add their own."""
-    parser = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cache-dir", required=True)
-    parser.add_argument("--manifest", required=True)
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch and OpenCV")
-    parser.add_argument("--log", required=True)
-    return parser
+from .joblog import job_log
 
 
 def write_parameters(output: str, content: dict, log: str) -> None:
@@ -190,7 +142,8 @@ def export_model_frame(strategy: str, frame: str, frame_path: str, analysis_path
     """A model strategy's outputs assembled from the frame's model-step cache entries, then curated,
     like ``run_strategy``; a frame a step failed for gets placeholders and that error. ``params``:
     .manifests ({step: its batch's manifest}), .cache (the cache folder), .settings, .curation."""
-    from .model_step import frame_entries, write_placeholders
+    from .model_step import write_placeholders
+    from .stepcache import frame_entries
     from .strategies import export
 
     outputs = dict(outputs)

@@ -16,11 +16,12 @@ import numpy as np
 
 from . import captions
 from .imageio import copy_file, read_image, read_json, write_image, write_json, write_text
+from .imageops import on_grey
 from .occlusion import make_occlusion_variants
 from .segmentation import Segmentation, soft_alpha
 from .seeding import stable_seed
+from .stepcache import ALPHA, BACKGROUND, IMAGE, RECORD, entries_used
 
-NEUTRAL_GREY = 128  # what trainers that drop alpha see behind a cut-out character
 CROP_MARGIN = 0.1  # of the character's box, kept around it in the cut-out
 
 
@@ -52,8 +53,7 @@ def cutout(image: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, list[int]]
         x0, y0 = max(0, x0 - pad_x), max(0, y0 - pad_y)
         x1, y1 = min(width, x1 + pad_x), min(height, y1 + pad_y)
     a = alpha[y0:y1, x0:x1, None].astype(np.float32)
-    colour = image[y0:y1, x0:x1].astype(np.float32) * a + NEUTRAL_GREY * (1.0 - a)
-    bgra = np.dstack([np.clip(colour + 0.5, 0, 255).astype(np.uint8), np.clip(a[..., 0] * 255 + 0.5, 0, 255).astype(np.uint8)])
+    bgra = np.dstack([on_grey(image[y0:y1, x0:x1], a), np.clip(a[..., 0] * 255 + 0.5, 0, 255).astype(np.uint8)])
     return bgra, [int(x0), int(y0), int(x1 - x0), int(y1 - y0)]
 
 
@@ -105,8 +105,6 @@ def run_keep_full(frame_path: str, analysis: dict, outputs: dict, settings: dict
 
 
 def _entry_devices(entries: dict) -> dict:
-    from .model_step import RECORD
-
     devices = {}
     for entry in entries.values():
         devices |= read_json(entry / RECORD)["devices"]
@@ -115,8 +113,6 @@ def _entry_devices(entries: dict) -> dict:
 
 def export_segment(frame_path: str, analysis: dict, outputs: dict, settings: dict, entries: dict) -> dict:
     """The segment outputs from the frame's ``masks`` and ``inpaint`` cache entries (frameloom.model_step)."""
-    from .model_step import ALPHA, BACKGROUND, RECORD
-
     cfg = settings["strategy"]
     image = read_image(frame_path)
     masks = read_json(entries["masks"] / RECORD)
@@ -174,8 +170,6 @@ def run_create_occlusion(frame_path: str, analysis: dict, outputs: dict, setting
 def export_enhance_segment(frame_path: str, analysis: dict, outputs: dict, settings: dict, entries: dict) -> dict:
     """The enhance_segment output from the frame's ``restore_faces`` entry (the enhanced frame, every
     enhancement step's record) and, with apply_segmentation, its ``masks`` entry."""
-    from .model_step import ALPHA, IMAGE, RECORD
-
     cfg = settings["strategy"]
     restored = read_json(entries["restore_faces"] / RECORD)
     enhanced = read_image(entries["restore_faces"] / IMAGE)
@@ -221,8 +215,6 @@ def export(strategy: str, frame_path: str, analysis_path: str, outputs: dict, se
            entries: dict) -> dict:
     """Assemble a model strategy's outputs from the frame's model-step cache entries (``{step: entry}``)
     and write its meta file last; the meta names the entries it used (the merge keeps those)."""
-    from .model_step import entries_used
-
     meta = {"frame": settings["frame"], "strategy": strategy}
     meta |= EXPORTERS[strategy](frame_path, read_json(analysis_path), outputs, settings, entries)
     meta["cache"] = entries_used(entries)

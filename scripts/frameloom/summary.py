@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from .config import STRATEGIES
+from .registry import STRATEGIES
 from .layout import logs_dir
 
 OK, FRAMES_FAILED, CONFIG_ERROR = 0, 1, 2

@@ -103,7 +103,7 @@ PROPORTION_WEIGHT = 0.15
 
 
 @dataclass(frozen=True)
-class _Signature:
+class Signature:
     """What an instance is compared by; one histogram per tone hypothesis."""
 
     colour: tuple[np.ndarray, ...]
@@ -126,7 +126,7 @@ class ReferenceMatcher:
         self._references = []
         for number, image in enumerate(reference_images):
             bgr, mask = _reference_cutout(image, number)
-            self._references.append(_describe(bgr, mask, tone_gammas=(1.0,)))
+            self._references.append(describe(bgr, mask, tone_gammas=(1.0,)))
 
     @classmethod
     def from_paths(cls, paths: str | os.PathLike | Iterable[str | os.PathLike],
@@ -147,7 +147,7 @@ class ReferenceMatcher:
         return cls([read_image(path, keep_alpha=True) for path in files], threshold)
 
     @property
-    def signatures(self) -> list[_Signature]:
+    def signatures(self) -> list[Signature]:
         """The references' signatures (one tone each)."""
         return list(self._references)
 
@@ -157,7 +157,7 @@ class ReferenceMatcher:
             raise ValueError(f"mask {mask.shape} does not match image {image_bgr.shape[:2]}")
         if int(np.count_nonzero(mask)) < MIN_INSTANCE_PIXELS:
             return 0.0
-        instance = _describe(image_bgr, mask.astype(bool), tone_gammas=TONE_GAMMAS)
+        instance = describe(image_bgr, mask.astype(bool), tone_gammas=TONE_GAMMAS)
         return round(float(similarity_matrix([instance], self._references).max()), 3)
 
     def pick(self, image_bgr: np.ndarray, instance_masks: list[np.ndarray]) -> tuple[int | None, float, str]:
@@ -194,7 +194,7 @@ def _reference_cutout(image: np.ndarray, number: int) -> tuple[np.ndarray, np.nd
     return bgr, mask
 
 
-def _describe(image_bgr: np.ndarray, mask: np.ndarray, tone_gammas: tuple[float, ...]) -> _Signature:
+def describe(image_bgr: np.ndarray, mask: np.ndarray, tone_gammas: tuple[float, ...]) -> Signature:
     ys, xs = np.nonzero(mask)
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     crop_mask = mask[y0:y1, x0:x1]
@@ -225,7 +225,7 @@ def _describe(image_bgr: np.ndarray, mask: np.ndarray, tone_gammas: tuple[float,
     if y1 == image_height:
         cut_by_frame[-max(1, round(0.25 * radius / scale)):] = True
     widths = _width_profile(crop_mask, cut_by_frame, centre_y / scale, radius / scale)
-    return _Signature(tuple(colour), tuple(head), tuple(body), widths)
+    return Signature(tuple(colour), tuple(head), tuple(body), widths)
 
 
 def _working_copy(crop_bgr: np.ndarray, crop_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -315,7 +315,7 @@ class _Stacked(NamedTuple):
     log_widths: np.ndarray  # NaN where the silhouette does not show the depth
 
     @classmethod
-    def of(cls, signatures: list[_Signature], tones: int | None = None) -> _Stacked:
+    def of(cls, signatures: list[Signature], tones: int | None = None) -> _Stacked:
         """``tones``: how many tone hypotheses to keep (None: all, which must then agree in number)."""
         def roots(histograms: list[tuple[np.ndarray, ...]]) -> np.ndarray:
             return np.sqrt(np.stack([np.stack(per_tone[:tones]) for per_tone in histograms], axis=1))
@@ -331,7 +331,7 @@ class _Stacked(NamedTuple):
                         self.has_body[start:stop], self.log_widths[start:stop])
 
 
-def similarity_matrix(instances: list[_Signature], references: list[_Signature]) -> np.ndarray:
+def similarity_matrix(instances: list[Signature], references: list[Signature]) -> np.ndarray:
     """(instances, references) similarities, 0..1, computed in blocks of instances.
 
     Instances carry every tone hypothesis (the best is taken per pair); references only their first."""

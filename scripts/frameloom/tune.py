@@ -21,7 +21,7 @@ from collections import Counter
 import numpy as np
 import yaml
 
-from .config import STRATEGIES
+from .registry import STRATEGIES
 from .decision import decide_all
 
 CANDIDATES = 24

@@ -176,7 +176,7 @@ def extract_frames(video_path: str | Path, out_dir: str | Path, sampling: dict, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .stages import job_log
+    from .joblog import job_log
 
     parser = argparse.ArgumentParser(prog="python -m frameloom.video", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

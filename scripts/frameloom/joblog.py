@@ -1,0 +1,66 @@
+"""Job logs: what every stage and batched step writes, and how a full disk reads in them.
+
+Cheap stages run inside the Snakemake process (``run:`` rules executed in
+threads), so they must not print or touch global state: every job writes what it
+did, or the traceback of what failed, to its rule's log file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import time
+import traceback
+
+from .imageio import write_text
+
+DISK_ERRORS = {errno.ENOSPC: "no space left on device", errno.EROFS: "read-only file system",
+               errno.EDQUOT: "disk quota exceeded", errno.EACCES: "permission denied"}
+
+
+class OutputDiskError(OSError):
+    """A write failed because the disk is full or read-only (the message is one line)."""
+
+
+def disk_error_line(error: OSError) -> str | None:
+    """A one-line reason for a write that failed because of the disk (None for other errors)."""
+    reason = DISK_ERRORS.get(error.errno)
+    if reason is None or error.errno == errno.EACCES:
+        return None
+    where = f" writing {error.filename}" if error.filename else ""
+    return f"OutputDiskError: {reason}{where}"
+
+
+@contextlib.contextmanager
+def job_log(log_path: str, stage: str):
+    """Collect log lines; write them (and a traceback on failure) atomically at the end."""
+    lines: list[str] = []
+    started = time.perf_counter()
+    try:
+        yield lines
+    except OSError as error:
+        reason = disk_error_line(error)
+        lines.append(traceback.format_exc())
+        if reason is None:
+            raise
+        # A full or read-only disk: one line for the user, the traceback stays in the log.
+        lines.append(reason)
+        raise OutputDiskError(reason.removeprefix("OutputDiskError: ")) from None
+    except BaseException:
+        lines.append(traceback.format_exc())
+        raise
+    finally:
+        lines.append(f"{stage}: {time.perf_counter() - started:.3f} s")
+        with contextlib.suppress(OSError):  # the log may not fit on a full disk either
+            write_text(log_path, "\n".join(lines) + "\n")
+
+
+def batch_step_parser(prog: str, doc: str) -> argparse.ArgumentParser:
+    """The arguments every batched shell step takes (model_step, caption_step); callers add their own."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cache-dir", required=True)
+    parser.add_argument("--manifest", required=True)
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch and OpenCV")
+    parser.add_argument("--log", required=True)
+    return parser

@@ -1,0 +1,88 @@
+"""The package's layers: every module has one, and imports only go down (or sideways) and
+never round in a cycle; no module imports another module's private (underscore) names."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "scripts" / "frameloom"
+
+# Lowest first. A module may import modules of its own layer or below, never above.
+LAYERS = {
+    "core": ("imageio", "imageops", "joblog", "seeding", "stepcache", "quiet", "devices", "registry"),
+    "vision": ("analysis", "faces", "mtcnn", "detector", "segmentation", "inpainting", "enhance", "face_restore",
+               "identity", "target", "embedding", "esrgan_backend", "lama_backend", "sam2_backend", "vlm_backend",
+               "backends", "download"),
+    "strategies": ("strategies", "occlusion", "captions"),
+    "dataset": ("curation", "dedup", "augment", "exports", "dataset", "temporal", "distributions"),
+    "report": ("report_html",),
+    "workflow": ("schema", "config", "overrides", "layout", "planner", "decision", "merge", "summary", "stages",
+                 "model_step", "caption_step", "detect_step", "embed_step", "preflight", "discovery", "video",
+                 "review", "tune", "demo", "judgement"),
+    "cli": ("cli", "aliases", "__init__"),
+}
+LEVEL = {module: level for level, modules in enumerate(LAYERS.values()) for module in modules}
+
+
+def imports_of(path: Path) -> list[tuple[str, list[str], int]]:
+    """(module, imported names, line) of each ``from .x import ...`` / ``from . import x``, lazy ones included."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            names = [alias.name for alias in node.names]
+            if node.module:
+                found.append((node.module.split(".")[0], names, node.lineno))
+            else:
+                found += [(name, [], node.lineno) for name in names]
+    return found
+
+
+def modules() -> dict[str, Path]:
+    return {path.stem: path for path in PACKAGE.glob("*.py")}
+
+
+def test_every_module_has_a_layer():
+    assert sorted(set(modules()) - set(LEVEL)) == [], "add the new module to a layer in LAYERS"
+    assert sorted(set(LEVEL) - set(modules())) == [], "LAYERS names a module that is gone"
+
+
+def test_imports_go_down_only():
+    upward = [f"{name}:{line} imports {target} ({layer_of(target)} above {layer_of(name)})"
+              for name, path in modules().items() for target, _, line in imports_of(path)
+              if LEVEL[target] > LEVEL[name]]
+    assert upward == []
+
+
+def test_no_import_cycles():
+    graph = {name: {target for target, _, _ in imports_of(path)} for name, path in modules().items()}
+    cycles = []
+    for start in graph:
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, trail = stack.pop()
+            for target in graph[node]:
+                if target == start:
+                    cycles.append(" -> ".join(trail + [start]))
+                elif target not in seen:
+                    seen.add(target)
+                    stack.append((target, trail + [target]))
+    assert cycles == []
+
+
+def test_no_private_name_crosses_a_module():
+    crossings = [f"{name}:{line} imports {target}.{imported}"
+                 for name, path in modules().items() for target, names, line in imports_of(path)
+                 for imported in names if imported.startswith("_")]
+    # Attribute access on an imported module: `from . import x` then `x._name`.
+    for name, path in modules().items():
+        imported_modules = {target for target, names, _ in imports_of(path) if not names}
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                    and isinstance(node.value, ast.Name) and node.value.id in imported_modules):
+                crossings.append(f"{name}:{node.lineno} uses {node.value.id}.{node.attr}")
+    assert crossings == []
+
+
+def layer_of(module: str) -> str:
+    return list(LAYERS)[LEVEL[module]]
