@@ -19,7 +19,7 @@ cv2.setNumThreads(1)
 from frameloom import layout, stages
 from frameloom.analysis import ANALYSIS_VERSION
 from frameloom.config import load_run_config
-from frameloom.registry import MODEL_STEPS
+from frameloom.registry import MODEL_STEPS, STRATEGY_REGISTRY
 from frameloom.schema import ConfigError
 from frameloom.discovery import discover_frames, discover_videos, relative_files
 from frameloom.imageio import read_json
@@ -208,7 +208,7 @@ def _plan(plan_path, plan_mtime):
 @functools.lru_cache(maxsize=4)
 def _metas(plan_path, plan_mtime):
     return types.MappingProxyType({
-        frame: f"{OUT}/{strategy}/meta/{frame}.json"
+        frame: layout.strategy_meta(OUT, strategy).format(frame=frame)
         for frame, strategy in _plan(plan_path, plan_mtime).items()
         if strategy not in NOT_PROCESSED
     })
@@ -254,7 +254,7 @@ def _plan_batches(strategies, size):
 # Frames per model step job (processing.frames_per_job), resolved once per DAG.
 MODEL_FRAMES_PER_JOB = RUN.model_frames_per_job
 # {strategy: {step: the step it continues}}: the model steps a frame of each model strategy goes through.
-FRAME_STEPS = {strategy: RUN.frame_steps(strategy) for strategy in ("segment", "enhance_segment")}
+FRAME_STEPS = {name: RUN.frame_steps(name) for name, strategy in STRATEGY_REGISTRY.items() if strategy.uses_models}
 
 
 def _step_strategies(step):

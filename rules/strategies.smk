@@ -1,44 +1,31 @@
-# One rule per strategy; each writes the seed's output tree plus a meta file,
-# then curates those images (frameloom.dataset.curate_frame) into
-# curated/{strategy}/{frame}: one job per frame after the decisions, not two.
-# keep_full and create_occlusion are `run:` rules executed in-process (no
-# interpreter start per frame). In-process jobs carry no `benchmark:`: it would
+# One rule per strategy (registry.STRATEGY_REGISTRY); each writes the seed's output
+# tree plus a meta file, then curates those images (frameloom.dataset.curate_frame)
+# into curated/{strategy}/{frame}: one job per frame after the decisions, not two.
+# Strategies without model steps (keep_full, create_occlusion) are `run:` rules
+# executed in-process (no interpreter start per frame). In-process jobs carry no `benchmark:`: it would
 # sample the whole Snakemake process (~50 ms a sample); each job log records
 # the step's own wall time.
 
 
-rule keep_full:
-    input:
-        frame=frame_path,
-        analysis=layout.analysis(OUT),
-    output:
-        **strategy_outputs("keep_full"),
-        curated=directory(layout.curated(OUT, "keep_full")),
-    params:
-        settings=strategy_params("keep_full"),
-        curation=CURATION,
-    log:
-        f"{LOGS}/keep_full/{{frame}}.log",
-    run:
-        stages.run_strategy(rule, input.frame, input.analysis, dict(output.items()), params.settings,
-                            params.curation, log[0])
+for strategy in (name for name, spec in STRATEGY_REGISTRY.items() if not spec.uses_models):
 
-
-rule create_occlusion:
-    input:
-        frame=frame_path,
-        analysis=layout.analysis(OUT),
-    output:
-        **strategy_outputs("create_occlusion"),
-        curated=directory(layout.curated(OUT, "create_occlusion")),
-    params:
-        settings=strategy_params("create_occlusion"),
-        curation=CURATION,
-    log:
-        f"{LOGS}/create_occlusion/{{frame}}.log",
-    run:
-        stages.run_strategy(rule, input.frame, input.analysis, dict(output.items()), params.settings,
-                            params.curation, log[0])
+    rule:
+        name:
+            strategy
+        input:
+            frame=frame_path,
+            analysis=layout.analysis(OUT),
+        output:
+            **strategy_outputs(strategy),
+            curated=directory(layout.curated(OUT, strategy)),
+        params:
+            settings=strategy_params(strategy),
+            curation=CURATION,
+        log:
+            f"{LOGS}/{strategy}/{{frame}}.log",
+        run:
+            stages.run_strategy(rule, input.frame, input.analysis, dict(output.items()), params.settings,
+                                params.curation, log[0])
 
 
 # Model steps (frameloom.model_step, registry.MODEL_STEPS): one rule and one conda env per
@@ -89,41 +76,25 @@ for step, (_, _, _, env) in MODEL_STEPS.items():
 # Per frame: the strategy's outputs assembled from its model steps' cache entries, then curated.
 
 
-rule segment:
-    input:
-        unpack(frame_step_manifests("segment")),
-        frame=frame_path,
-        analysis=layout.analysis(OUT),
-    output:
-        **strategy_outputs("segment"),
-        curated=directory(layout.curated(OUT, "segment")),
-    params:
-        manifests=frame_step_manifests("segment"),
-        settings=strategy_params("segment"),
-        curation=CURATION,
-        cache=CACHE_DIR,
-    log:
-        f"{LOGS}/segment/{{frame}}.log",
-    run:
-        stages.export_model_frame(rule, wildcards.frame, input.frame, input.analysis, dict(output.items()), params,
-                                  log[0])
+for strategy in (name for name, spec in STRATEGY_REGISTRY.items() if spec.uses_models):
 
-
-rule enhance_segment:
-    input:
-        unpack(frame_step_manifests("enhance_segment")),
-        frame=frame_path,
-        analysis=layout.analysis(OUT),
-    output:
-        **strategy_outputs("enhance_segment"),
-        curated=directory(layout.curated(OUT, "enhance_segment")),
-    params:
-        manifests=frame_step_manifests("enhance_segment"),
-        settings=strategy_params("enhance_segment"),
-        curation=CURATION,
-        cache=CACHE_DIR,
-    log:
-        f"{LOGS}/enhance_segment/{{frame}}.log",
-    run:
-        stages.export_model_frame(rule, wildcards.frame, input.frame, input.analysis, dict(output.items()), params,
-                                  log[0])
+    rule:
+        name:
+            strategy
+        input:
+            unpack(frame_step_manifests(strategy)),
+            frame=frame_path,
+            analysis=layout.analysis(OUT),
+        output:
+            **strategy_outputs(strategy),
+            curated=directory(layout.curated(OUT, strategy)),
+        params:
+            manifests=frame_step_manifests(strategy),
+            settings=strategy_params(strategy),
+            curation=CURATION,
+            cache=CACHE_DIR,
+        log:
+            f"{LOGS}/{strategy}/{{frame}}.log",
+        run:
+            stages.export_model_frame(rule, wildcards.frame, input.frame, input.analysis, dict(output.items()),
+                                      params, log[0])

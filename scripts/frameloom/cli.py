@@ -34,7 +34,7 @@ from pathlib import Path
 import yaml
 
 from .config import RunConfig, load_project_config
-from .registry import STRATEGIES
+from .registry import STRATEGIES, STRATEGY_REGISTRY
 from .schema import ConfigError, load_schema
 from .imageio import staged_folder, swap_in_folder, write_json, write_text
 from .layout import RUN_FLAGS_FILE
@@ -208,14 +208,7 @@ def command_run(args: argparse.Namespace) -> int:
 
 def expected_images(counts: Counter, strategy_cfg: dict) -> dict[str, int]:
     """Training images each strategy would produce before curation (the seed's arithmetic)."""
-    segment = strategy_cfg["segment"]
-    per_frame = {
-        "keep_full": 1,
-        "segment": int(segment["save_character"]) + int(segment["save_background"]),
-        "create_occlusion": strategy_cfg["create_occlusion"]["variations_per_image"],
-        "enhance_segment": 1,
-    }
-    return {name: counts[name] * per_frame[name] for name in STRATEGIES}
+    return {name: counts[name] * STRATEGY_REGISTRY[name].images_per_frame(strategy_cfg[name]) for name in STRATEGIES}
 
 
 def preview_lines(plan: dict[str, str], analyses: list[dict], decisions: dict[str, dict], run) -> list[str]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 
-from .registry import MODEL_STEPS, STRATEGIES
+from .registry import MODEL_STEPS, STRATEGIES, STRATEGY_REGISTRY
 from .schema import ConfigError, read_yaml, validate
 
 # A model job's memory request (RunConfig.job_memory_mb): this base, plus this many
@@ -74,19 +74,14 @@ class RunConfig:
             "trigger_word": self.run["character"]["trigger_word"],
             "caption_prefix": self.strategy_cfg("keep_full")["caption_prefix"],
         }
-        if strategy == "enhance_segment":
-            settings["segment"] = self.strategy_cfg("segment")
+        for other in STRATEGY_REGISTRY[strategy].reads:
+            settings[other] = self.strategy_cfg(other)
         return settings
 
     def frame_steps(self, strategy: str) -> dict[str, str | None]:
         """The model steps a frame of ``strategy`` goes through, in order: {step: the step whose
         entry it continues, or None when it starts from the frame}."""
-        if strategy == "segment":
-            cfg = self.strategy_cfg("segment")
-            # The inpainted background is only for the background and composite outputs.
-            return {"masks": None, **({"inpaint": "masks"} if cfg["save_background"] or cfg["save_composite"] else {})}
-        cfg = self.strategy_cfg("enhance_segment")
-        return {"upscale": None, "restore_faces": "upscale", **({"masks": "restore_faces"} if cfg["apply_segmentation"] else {})}
+        return STRATEGY_REGISTRY[strategy].model_steps(self.strategy_cfg(strategy))
 
     def step_settings(self, step: str) -> dict:
         """What a model step reads (MODEL_STEPS): its keys of the strategy block, its model,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
-from .registry import STRATEGIES
+from .registry import STRATEGIES, STRATEGY_REGISTRY
 
 # What `frameloom run` / `preview` were given, kept in the output folder so `merge OUT`
 # and `review OUT` configure themselves like that run.
@@ -77,33 +77,18 @@ def curated_dirs(out: str, plan: dict[str, str]) -> list[str]:
     return [curated(out, status).format(frame=frame) for frame, status in plan.items() if status in STRATEGIES]
 
 
+def strategy_meta(out: str, strategy: str) -> str:
+    """What a strategy's job made of one frame, and which backend made it; written last."""
+    return f"{out}/{strategy}/meta/{{frame}}.json"
+
+
 def strategy_outputs(out: str, strategy: str, cfg: dict) -> dict[str, str | list[str]]:
-    """Named outputs of one strategy's rule, from that strategy's config block."""
-    images, captions = f"{out}/{strategy}/images", f"{out}/{strategy}/captions"
-    outputs: dict[str, str | list[str]] = {"meta": f"{out}/{strategy}/meta/{{frame}}.json"}
-    if strategy == "keep_full":
-        outputs["image"] = f"{images}/{{frame}}.png"
-        if cfg["generate_caption"]:
-            outputs["caption"] = f"{captions}/{{frame}}.txt"
-    elif strategy == "segment":
-        for role in ("character", "background", "composite"):
-            if cfg[f"save_{role}"]:
-                outputs[role] = f"{images}/{{frame}}_{role}.png"
-        for role in ("character", "background"):
-            if cfg[f"save_{role}"] and cfg["generate_captions"]:
-                outputs[f"{role}_caption"] = f"{captions}/{{frame}}_{role}.txt"
-        if cfg["save_masks"]:
-            outputs["mask"] = f"{out}/{strategy}/masks/{{frame}}_mask.png"
-    elif strategy == "create_occlusion":
-        count = cfg["variations_per_image"]
-        outputs["images"] = [f"{images}/{{frame}}_occ{i}.png" for i in range(count)]
-        outputs["captions"] = [f"{captions}/{{frame}}_occ{i}.txt" for i in range(count)]
-    elif strategy == "enhance_segment":
-        # Without segmentation the enhanced whole frame is the training image.
-        stem = "enhanced_character" if cfg["apply_segmentation"] else "enhanced"
-        outputs |= {"image": f"{images}/{{frame}}_{stem}.png", "caption": f"{captions}/{{frame}}_{stem}.txt"}
-    else:
-        raise ValueError(f"unknown strategy: {strategy}")
+    """Named outputs of one strategy's rule, from that strategy's config block: its meta file and
+    the registry's patterns (registry.STRATEGY_REGISTRY) under ``<out>/<strategy>/``."""
+    folder = f"{out}/{strategy}"
+    outputs: dict[str, str | list[str]] = {"meta": strategy_meta(out, strategy)}
+    for name, pattern in STRATEGY_REGISTRY[strategy].outputs(cfg).items():
+        outputs[name] = [f"{folder}/{p}" for p in pattern] if isinstance(pattern, list) else f"{folder}/{pattern}"
     return outputs
 
 

@@ -1,0 +1,50 @@
+"""The registries: each strategy and model step described once, and the code and config keyed to them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from frameloom import layout, strategies
+from frameloom.config import load_run_config
+from frameloom.registry import MODEL_STEPS, STRATEGIES, STRATEGY_REGISTRY
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return load_run_config({"input_dir": "demo"}, tmp_path_factory.mktemp("run"), workflow_dir=REPO)
+
+
+def test_each_strategy_has_its_code_once():
+    in_process = {name for name, spec in STRATEGY_REGISTRY.items() if not spec.uses_models}
+    assert set(strategies.EXECUTORS) == in_process
+    assert set(strategies.EXPORTERS) == set(STRATEGIES) - in_process
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_outputs_lie_in_the_strategy_folder_and_are_distinct(run, name):
+    outputs = layout.strategy_outputs("OUT", name, run.strategy_cfg(name))
+    paths = [p for pattern in outputs.values() for p in (pattern if isinstance(pattern, list) else [pattern])]
+    assert all(p.startswith(f"OUT/{name}/") and "{frame}" in p for p in paths)
+    assert len(set(paths)) == len(paths) and outputs["meta"] == layout.strategy_meta("OUT", name)
+    images = [p for p in paths if p.endswith(".png") and "/masks/" not in p]
+    assert STRATEGY_REGISTRY[name].images_per_frame(run.strategy_cfg(name)) <= len(images)
+
+
+@pytest.mark.parametrize("name", [name for name, spec in STRATEGY_REGISTRY.items() if spec.uses_models])
+def test_model_steps_chain_in_order(run, name):
+    steps = run.frame_steps(name)
+    assert steps and set(steps) <= set(MODEL_STEPS)
+    for position, (step, source) in enumerate(steps.items()):
+        assert source is None if position == 0 else source == list(steps)[position - 1], (step, source)
+
+
+def test_every_model_step_serves_a_strategy_and_has_an_env(run):
+    served = {step for name, spec in STRATEGY_REGISTRY.items() if spec.uses_models for step in run.frame_steps(name)}
+    assert served == set(MODEL_STEPS)
+    for step, (strategy, keys, _, env) in MODEL_STEPS.items():
+        assert strategy in STRATEGIES and set(keys) <= set(run.strategy_cfg(strategy)), step
+        assert (REPO / "envs" / f"{env}.yaml").is_file(), step
