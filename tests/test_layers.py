@@ -13,7 +13,7 @@ LAYERS = {
     "core": ("imageio", "imageops", "joblog", "seeding", "stepcache", "quiet", "devices", "registry"),
     "vision": ("analysis", "faces", "mtcnn", "detector", "segmentation", "inpainting", "enhance", "face_restore",
                "identity", "target", "embedding", "esrgan_backend", "lama_backend", "sam2_backend", "vlm_backend",
-               "backends", "download"),
+               "backends", "download", "models"),
     "strategies": ("strategies", "occlusion", "captions"),
     "dataset": ("curation", "dedup", "augment", "exports", "dataset", "temporal", "distributions"),
     "report": ("report_html",),

@@ -48,3 +48,64 @@ def test_every_model_step_serves_a_strategy_and_has_an_env(run):
     for step, (strategy, keys, _, env) in MODEL_STEPS.items():
         assert strategy in STRATEGIES and set(keys) <= set(run.strategy_cfg(strategy)), step
         assert (REPO / "envs" / f"{env}.yaml").is_file(), step
+
+
+def _schema_enum(schema: dict, *path: str) -> list[str]:
+    node = schema
+    for part in path:
+        node = node[part]
+    if "$ref" in node:
+        node = schema["definitions"][node["$ref"].split("/")[-1]]
+    return node["enum"]
+
+
+def test_model_paths_defaults_are_the_registry_paths():
+    import yaml
+
+    from frameloom.models import MODEL_REGISTRY
+    from frameloom.schema import load_schema
+
+    schema_defaults = {key: spec["default"]
+                       for key, spec in load_schema("strategy_configs")["properties"]["model_paths"]["properties"].items()}
+    shipped = yaml.safe_load((REPO / "config" / "strategy_configs.yaml").read_text())["model_paths"]
+    assert shipped == schema_defaults
+    assert {key: MODEL_REGISTRY[key].default_path for key in schema_defaults} == schema_defaults
+
+
+def test_every_model_a_setting_can_name_is_in_the_registry():
+    from frameloom.backends import CLASSICAL_INPAINTING, CLASSICAL_SEGMENTATION
+    from frameloom.models import model_named
+    from frameloom.schema import load_schema
+
+    schema = load_schema("strategy_configs")
+    blocks = schema["properties"]["strategies"]["properties"]
+    names = {
+        *_schema_enum(schema, "properties", "strategies", "properties", "segment", "properties", "segmentation_model"),
+        *_schema_enum(schema, "properties", "strategies", "properties", "segment", "properties", "inpainting_model"),
+        *_schema_enum(schema, "properties", "strategies", "properties", "enhance_segment", "properties",
+                      "upscale_model"),
+        *_schema_enum(schema, "properties", "strategies", "properties", "enhance_segment", "properties",
+                      "face_enhance_model"),
+        *_schema_enum(schema, "definitions", "caption_models"),
+    } - {CLASSICAL_SEGMENTATION, CLASSICAL_INPAINTING, "lanczos", "template"}
+    assert blocks and names
+    for name in sorted(names):
+        model_named(name)  # raises, naming the known models, for one the registry lacks
+
+
+def test_models_run_in_their_steps_env_and_their_loaders_exist(run):
+    import ast
+
+    from frameloom.models import MODEL_REGISTRY, model_named
+
+    requirements = run.model_requirements()
+    for step, (_, _, requirement, env) in MODEL_STEPS.items():
+        if requirement in requirements:
+            assert model_named(requirements[requirement]["name"]).env == env, step
+    for model in MODEL_REGISTRY.values():
+        assert model.env is None or (REPO / "envs" / f"{model.env}.yaml").is_file(), model.key
+        module, name = model.loader.rsplit(".", 1)
+        source = REPO / "scripts" / Path(*module.split(".")).with_suffix(".py")
+        defined = {node.name for node in ast.parse(source.read_text()).body
+                   if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+        assert name in defined, model.loader

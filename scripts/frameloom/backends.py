@@ -13,21 +13,13 @@ from collections import Counter
 from pathlib import Path
 
 from .inpainting import OpenCVInpainter
+from .models import model_named
 from .segmentation import GrabCutSegmenter
 
 # How a backend's reported name says a classical method stood in for a missing model.
 FALLBACK_MARK = "(fallback:"
 CLASSICAL_SEGMENTATION = "grabcut"
 CLASSICAL_INPAINTING = "opencv"
-
-
-# Registry names of frameloom.download for the models whose config name differs.
-DOWNLOAD_NAME = {"RealESRGAN_x4plus_anime_6B": "realesrgan", "CodeFormer": "codeformer", "GFPGAN": "gfpgan"}
-DEFAULT_PATHS = {
-    "RealESRGAN_x4plus_anime_6B": ("realesrgan", "enhancement/RealESRGAN_x4plus_anime_6B.pth"),
-    "CodeFormer": ("codeformer", "enhancement/codeformer.pth"),
-    "GFPGAN": ("gfpgan", "enhancement/GFPGANv1.4.pth"),
-}
 
 
 def model_requirements(segment_cfg: dict | None, model_paths: dict, models_dir: Path,
@@ -39,16 +31,16 @@ def model_requirements(segment_cfg: dict | None, model_paths: dict, models_dir: 
     """
     wanted = {}
     if segment_cfg and segment_cfg["segmentation_model"] != CLASSICAL_SEGMENTATION:
-        name = segment_cfg["segmentation_model"]
-        wanted["segmentation"] = (name, model_paths.get(name, f"segmentation/{name}.pt"))
+        wanted["segmentation"] = segment_cfg["segmentation_model"]
     if segment_cfg and segment_cfg["inpainting_model"] != CLASSICAL_INPAINTING:
-        wanted["inpainting"] = ("lama", model_paths.get("lama", "inpainting/big-lama.pt"))
+        wanted["inpainting"] = "lama"
     if enhance_cfg and enhance_cfg["enabled"]:
         steps = enhance_cfg["enhancement_steps"]
         for step, name in (("upscale", enhance_cfg["upscale_model"]), ("face_enhance", enhance_cfg["face_enhance_model"])):
             if step in steps and name != "lanczos":
-                key, default = DEFAULT_PATHS.get(name, (name, f"enhancement/{name}.pth"))
-                wanted[step] = (name, model_paths.get(key, default))
+                wanted[step] = name
+    wanted = {step: (name, model_paths.get(model_named(name).key, model_named(name).default_path))
+              for step, name in wanted.items()}
     return {
         step: {"name": name, "path": str(models_dir / relative), "present": (models_dir / relative).is_file()}
         for step, (name, relative) in wanted.items()
@@ -57,11 +49,9 @@ def model_requirements(segment_cfg: dict | None, model_paths: dict, models_dir: 
 
 def download_hint(model_name: str) -> str:
     """The command that fetches a model (``--allow-unverified`` where no sha256 is pinned for it)."""
-    from .download import MODELS
-
-    name = DOWNLOAD_NAME.get(model_name, model_name)
-    unverified = " --allow-unverified" if name in MODELS and MODELS[name].sha256 is None else ""
-    return f"python -m frameloom.download --models {name}{unverified}"
+    model = model_named(model_name)
+    unverified = "" if model.pinned else " --allow-unverified"
+    return f"python -m frameloom.download --models {model.download}{unverified}"
 
 
 def missing_models(requirements: dict[str, dict]) -> list[str]:

@@ -162,12 +162,13 @@ class RunConfig:
         download is no model. A folder of the user's own (another size, a fine-tune)
         needs the ``required`` files and every shard its safetensors index lists.
         ``stamp``: names, sizes and mtimes of its files (new weights rerun its steps)."""
-        from .download import GROUPS, MODELS, snapshot_check
+        from .download import snapshot_check
+        from .models import MODEL_REGISTRY
 
         path = self.model_path(key)
         if path is None:
             return {"path": None, "present": False, "why": f"model_paths.{key} is empty", "stamp": ""}
-        if self.strategy["model_paths"][key] == Path(MODELS[GROUPS[group][0]].relative_path).parent.as_posix():
+        if self.strategy["model_paths"][key] == MODEL_REGISTRY[key].default_path:
             present, why = snapshot_check(group, self.resolve(self.run["models_dir"]))
         else:
             index = path / "model.safetensors.index.json"

@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from .devices import inference_dtype, resolve_device
+from .models import MODEL_REGISTRY
 
 MODEL_NAME = "IDEA-Research/grounding-dino-tiny"
 # Under models_dir: where ``python -m frameloom.download --models grounding_dino_tiny`` puts the snapshot.
-DEFAULT_MODEL_DIR = "detection/grounding-dino-tiny"
+DEFAULT_MODEL_DIR = MODEL_REGISTRY["grounding_dino"].default_path
 # What an analysis names as its "finder" when its subject box came from this detector.
 FINDER = "grounding_dino"
 # The files from_pretrained needs (what transformers 5 saves for this model): a folder

@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from .devices import inference_dtype, resolve_device
+from .models import MODEL_REGISTRY
 
 MODEL_NAME = "facebook/dinov2-small"
 # Under models_dir: where ``python -m frameloom.download --models dinov2_small`` puts the snapshot.
-DEFAULT_MODEL_DIR = "identity/dinov2-small"
+DEFAULT_MODEL_DIR = MODEL_REGISTRY["dinov2"].default_path
 # What the identity step names as its descriptor when this model made it.
 EMBEDDER = "dinov2"
 # The files from_pretrained needs: a folder without all of them (a half-finished download) is no model.

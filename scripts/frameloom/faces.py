@@ -43,9 +43,10 @@ import cv2
 import numpy as np
 
 from . import mtcnn
+from .models import MODEL_REGISTRY
 
-YUNET_FILE = "face_detection_yunet.onnx"
-ANIME_CASCADE_FILE = "lbpcascade_animeface.xml"
+YUNET_FILE = Path(MODEL_REGISTRY["yunet"].default_path).name
+ANIME_CASCADE_FILE = Path(MODEL_REGISTRY["anime_face_cascade"].default_path).name
 FALLBACK_CASCADE_FILE = "haarcascade_frontalface_alt2.xml"
 
 # Longest side of the copy the detectors see: on the labelled real frames a
