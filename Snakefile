@@ -32,10 +32,10 @@ include: "rules/merge.smk"
 
 
 rule all:
+    default_target: True
     input:
         rules.merge.output,
         rules.html_report.output,
-    default_target: True
 
 
 # Every run ends with the same summary as `frameloom run`, and one exit-code rule:

@@ -75,17 +75,15 @@ EVERY_FRAME = ("grounding_dino", "qwen2_vl")  # the finder and the captions run 
 def adapters(scratch: Path, device: str):
     """(name, what its weights are, loader, per-frame call(loaded, image, truth)) for each model."""
     import model_builders
+    import transformers
 
+    from frameloom.detector import CharacterDetector
+    from frameloom.embedding import ImageEmbedder
     from frameloom.esrgan_backend import RealESRGANUpscaler
     from frameloom.face_restore import CodeFormerRestorer
     from frameloom.lama_backend import LamaInpainter
     from frameloom.sam2_backend import SAM2Segmenter
     from frameloom.vlm_backend import QwenVLCaptioner
-
-    import transformers
-
-    from frameloom.detector import CharacterDetector
-    from frameloom.embedding import ImageEmbedder
 
     sam2 = model_builders.save_random_sam2(scratch / "sam2.pt")
     torch.manual_seed(0)
@@ -153,7 +151,8 @@ def main() -> None:
     width, height = args.size
     frames = [render_frame(FrameSpec(seed=seed, width=width, height=height, shot="close-up"))
               for seed in range(args.frames + 1)]
-    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{torch.get_num_threads()} threads"
+    device_name = (torch.cuda.get_device_name() if args.device.startswith("cuda")
+                   else f"{torch.get_num_threads()} threads")
     job = frames_per_job(args.device)
     print(f"device {args.device} ({device_name}); {width}x{height} frames; median of {args.frames} after a warm-up; "
           f"jobs of {job} frames\n")
@@ -166,7 +165,7 @@ def main() -> None:
                 torch.cuda.reset_peak_memory_stats()
             model, load_seconds = timed(load)
             step(model, *frames[0])
-            per_frame = statistics.median(timed(lambda: step(model, *frame))[1] for frame in frames[1:])
+            per_frame = statistics.median(timed(lambda: step(model, *frame))[1] for frame in frames[1:])  # noqa: F821
             precision = getattr(model, "precision", None) or getattr(model, "dtype", "float32")
             in_job = (load_seconds + job * per_frame) / job
             seconds[name.split(" ")[0].split(",")[0]] = in_job

@@ -49,10 +49,10 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
+    from model_builders import save_mean_fill_lama, save_random_sam2
 
     from frameloom.lama_backend import LamaInpainter
     from frameloom.sam2_backend import SAM2Segmenter
-    from model_builders import save_mean_fill_lama, save_random_sam2
 
     torch.set_num_threads(2)
     detector = load_face_detector(None)

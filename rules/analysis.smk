@@ -14,6 +14,17 @@ if FINDER["present"]:
             params=f"{OUT}/params/finder/{{batch}}.json",
         output:
             directory(f"{OUT}/detections/batches/{{batch}}"),
+        log:
+            f"{LOGS}/find_characters/{{batch}}.log",
+        benchmark:
+            f"{LOGS}/benchmarks/find_characters/{{batch}}.tsv"
+        conda:
+            "../envs/detector.yaml"
+        threads: MODEL_THREADS
+        resources:
+            gpu=int(RUN.uses_gpu),
+            mem_mb=lambda wildcards, attempt: JOB_MEMORY_MB["finder"] * attempt,
+            runtime=lambda wildcards, attempt: 30 * attempt,
         params:
             python=MODEL_PYTHON,
             scripts=SCRIPTS_DIR,
@@ -23,17 +34,6 @@ if FINDER["present"]:
             fingerprint=FINDER["fingerprint"],
             device=RUN.run["device"],
             cache=layout.finder_cache_dir(OUT),
-        log:
-            f"{LOGS}/find_characters/{{batch}}.log",
-        benchmark:
-            f"{LOGS}/benchmarks/find_characters/{{batch}}.tsv"
-        threads: MODEL_THREADS
-        resources:
-            gpu=int(RUN.uses_gpu),
-            mem_mb=lambda wildcards, attempt: JOB_MEMORY_MB["finder"] * attempt,
-            runtime=lambda wildcards, attempt: 30 * attempt,
-        conda:
-            "../envs/detector.yaml"
         shell:
             "PYTHONPATH={params.scripts:q} {params.python} -m frameloom.detect_step"
             " --frames {input.params:q} --out-dir {output:q} --model-dir {params.model:q}"
@@ -50,6 +50,8 @@ rule analyze:
         frame=frame_path,
     output:
         layout.analysis(OUT),
+    log:
+        f"{LOGS}/analyze/{{frame}}.log",
     params:
         source=frame_source,
         # Bumped when the metrics change: reruns every analysis.
@@ -57,11 +59,17 @@ rule analyze:
         models_dir=str(RUN.resolve(RUN.run["models_dir"])),
         # Which weights exist is part of the params: adding them reruns the analysis.
         face_weights=RUN.face_weights(),
-    log:
-        f"{LOGS}/analyze/{{frame}}.log",
     run:
-        stages.analyze(input.frame, wildcards.frame, params.source, output[0], params.models_dir,
-                       params.face_weights, log[0], input.get("detections"))
+        stages.analyze(
+            input.frame,
+            wildcards.frame,
+            params.source,
+            output[0],
+            params.models_dir,
+            params.face_weights,
+            log[0],
+            input.get("detections"),
+        )
 
 
 # Every frame's decision file, and the plan (its strategy per frame) that the
@@ -74,16 +82,17 @@ checkpoint decide:
     output:
         plan=f"{OUT}/plan.tsv",
         decisions=update(directory(layout.decisions_dir(OUT))),
+    log:
+        f"{LOGS}/decide.log",
     params:
         decision=RUN.decision,
         enabled=RUN.enabled_strategies,
         # The overrides file's content: saving an override reruns this job only.
         overrides=RUN.overrides,
-    log:
-        f"{LOGS}/decide.log",
     run:
-        stages.decide(list(input), output.plan, output.decisions, params.decision, params.enabled,
-                      params.overrides, log[0])
+        stages.decide(
+            list(input), output.plan, output.decisions, params.decision, params.enabled, params.overrides, log[0]
+        )
 
 
 # `snakemake tune`: thresholds that would hit strategy_targets, proposed in a
@@ -93,11 +102,11 @@ rule tune:
         all_analyses,
     output:
         f"{OUT}/tuning/decision_thresholds.yaml",
+    log:
+        f"{LOGS}/tune.log",
     params:
         decision=RUN.decision,
         enabled=RUN.enabled_strategies,
         source=str(RUN.resolve(RUN.run["decision_thresholds"])),
-    log:
-        f"{LOGS}/tune.log",
     run:
         stages.tune(list(input), output[0], params.decision, params.enabled, params.source, log[0])

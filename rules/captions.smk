@@ -10,21 +10,21 @@ rule caption_batch:
         params=f"{OUT}/params/captions/{{batch}}.json",
     output:
         f"{OUT}/captions/batches/{{batch}}.json",
-    params:
-        python=MODEL_PYTHON,
-        scripts=SCRIPTS_DIR,
-        cache=layout.caption_cache_dir(OUT),
     log:
         f"{LOGS}/captions/{{batch}}.log",
     benchmark:
         f"{LOGS}/benchmarks/captions/{{batch}}.tsv"
+    conda:
+        "../envs/vlm.yaml"
     threads: 4
     resources:
         gpu=int(RUN.run["device"] != "cpu"),
         mem_mb=lambda wildcards, attempt: JOB_MEMORY_MB["captions"] * attempt,
         runtime=lambda wildcards, attempt: 60 * attempt,
-    conda:
-        "../envs/vlm.yaml"
+    params:
+        python=MODEL_PYTHON,
+        scripts=SCRIPTS_DIR,
+        cache=layout.caption_cache_dir(OUT),
     shell:
         "PYTHONPATH={params.scripts:q} {params.python} -m frameloom.caption_step"
         " --params {input.params:q} --cache-dir {params.cache:q}"

@@ -48,11 +48,7 @@ MODEL_THREADS = 4 if any(r["present"] for r in RUN.model_requirements().values()
 DEMO_FRAMES_DIR = layout.demo_frames_dir(OUT)
 CACHE_DIR = layout.cache_dir(OUT)
 # A conda env brings its own python; otherwise the interpreter running Snakemake.
-MODEL_PYTHON = (
-    "python"
-    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
-    else sys.executable
-)
+MODEL_PYTHON = "python" if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method else sys.executable
 
 
 def _frame_index():
@@ -130,7 +126,7 @@ def _listed_frame_ids(version):
     if version is None:
         return FRAME_IDS
     ids = list(read_json(version[0][0])["selected"]) if EXPANDING else list(FRAMES)
-    for index, _ in version[int(EXPANDING):]:
+    for index, _ in version[int(EXPANDING) :]:
         ids += [Path(entry["file"]).stem for entry in read_json(index)["extracted"]]
     return tuple(sorted(ids))
 
@@ -207,11 +203,13 @@ def _plan(plan_path, plan_mtime):
 
 @functools.lru_cache(maxsize=4)
 def _metas(plan_path, plan_mtime):
-    return types.MappingProxyType({
-        frame: layout.strategy_meta(OUT, strategy).format(frame=frame)
-        for frame, strategy in _plan(plan_path, plan_mtime).items()
-        if strategy not in NOT_PROCESSED
-    })
+    return types.MappingProxyType(
+        {
+            frame: layout.strategy_meta(OUT, strategy).format(frame=frame)
+            for frame, strategy in _plan(plan_path, plan_mtime).items()
+            if strategy not in NOT_PROCESSED
+        }
+    )
 
 
 @functools.lru_cache(maxsize=4)
@@ -314,8 +312,11 @@ def step_parameters(step, batch):
     """A model step job's parameters file content: its members and the step's settings."""
     sources = _step_sources(*_plan_version(), step)
     members = {
-        frame: {"frame": frame_file(frame), "analysis": layout.analysis(OUT).format(frame=frame),
-                "source": sources[frame]}
+        frame: {
+            "frame": frame_file(frame),
+            "analysis": layout.analysis(OUT).format(frame=frame),
+            "source": sources[frame],
+        }
         for frame in step_batches(step)[0][batch]
     }
     return {"members": members, "settings": RUN.step_settings(step)}
@@ -374,7 +375,6 @@ def job_parameters(wildcards):
     if wildcards.step == "captions":
         return caption_parameters(wildcards.batch)
     return step_parameters(wildcards.step, wildcards.batch)
-
 
 
 def caption_manifests(wildcards):

@@ -15,6 +15,17 @@ if EMBEDDER["present"]:
             plan=rules.decide.output.plan,
         output:
             f"{OUT}/curation/embeddings.json",
+        log:
+            f"{LOGS}/embed_cut_outs.log",
+        benchmark:
+            f"{LOGS}/benchmarks/embed_cut_outs.tsv"
+        conda:
+            "../envs/embedding.yaml"
+        threads: MODEL_THREADS
+        resources:
+            gpu=int(RUN.uses_gpu),
+            mem_mb=lambda wildcards, attempt: JOB_MEMORY_MB["embedding"] * attempt,
+            runtime=lambda wildcards, attempt: 30 * attempt,
         params:
             python=MODEL_PYTHON,
             scripts=SCRIPTS_DIR,
@@ -25,17 +36,6 @@ if EMBEDDER["present"]:
             settings=EMBEDDER["settings"],
             fingerprint=EMBEDDER["fingerprint"],
             device=RUN.run["device"],
-        log:
-            f"{LOGS}/embed_cut_outs.log",
-        benchmark:
-            f"{LOGS}/benchmarks/embed_cut_outs.tsv"
-        threads: MODEL_THREADS
-        resources:
-            gpu=int(RUN.uses_gpu),
-            mem_mb=lambda wildcards, attempt: JOB_MEMORY_MB["embedding"] * attempt,
-            runtime=lambda wildcards, attempt: 30 * attempt,
-        conda:
-            "../envs/embedding.yaml"
         shell:
             "PYTHONPATH={params.scripts:q} {params.python} -m frameloom.embed_step"
             " --plan {input.plan:q} --out-dir {params.out:q} --output {output:q} --model-dir {params.model:q}"
@@ -50,11 +50,18 @@ rule select_dataset:
     output:
         selection=f"{OUT}/curation/selection.json",
         augmented=directory(f"{OUT}/curation/augmented"),
+    log:
+        f"{LOGS}/select_dataset.log",
     params:
         cfg=RUN.run["curation"],
         references=RUN.references(),
-    log:
-        f"{LOGS}/select_dataset.log",
     run:
-        stages.select_dataset(list(input.curated), params.cfg, params.references, output.selection,
-                              output.augmented, log[0], input.get("embeddings"))
+        stages.select_dataset(
+            list(input.curated),
+            params.cfg,
+            params.references,
+            output.selection,
+            output.augmented,
+            log[0],
+            input.get("embeddings"),
+        )

@@ -5,10 +5,17 @@ rule demo_frames:
     output:
         frames=[f"{DEMO_FRAMES_DIR}/demo_{i:04d}.png" for i in range(RUN.run["demo"]["frames"])],
         truth=directory(f"{OUT}/demo/truth"),
-    params:
-        demo=RUN.run["demo"],
     log:
         f"{LOGS}/demo_frames.log",
+    params:
+        demo=RUN.run["demo"],
     run:
-        stages.render_demo(output.frames, output.truth, log=log[0], n=params.demo["frames"],
-                           seed=params.demo["seed"], width=params.demo["width"], height=params.demo["height"])
+        stages.render_demo(
+            output.frames,
+            output.truth,
+            log=log[0],
+            n=params.demo["frames"],
+            seed=params.demo["seed"],
+            width=params.demo["width"],
+            height=params.demo["height"],
+        )

@@ -9,16 +9,16 @@ checkpoint extract_video:
         lambda wildcards: str(VIDEOS[wildcards.video]),
     output:
         directory(f"{VIDEO_FRAMES_DIR}/{{video}}"),
-    params:
-        python=MODEL_PYTHON,
-        scripts=SCRIPTS_DIR,
-        sampling=json.dumps(RUN.run["video"], sort_keys=True),
     log:
         f"{LOGS}/extract_video/{{video}}.log",
     benchmark:
         f"{LOGS}/benchmarks/extract_video/{{video}}.tsv"
     conda:
         "../envs/video.yaml"
+    params:
+        python=MODEL_PYTHON,
+        scripts=SCRIPTS_DIR,
+        sampling=json.dumps(RUN.run["video"], sort_keys=True),
     shell:
         "PYTHONPATH={params.scripts:q} {params.python} -m frameloom.video {input:q} --out-dir {output:q}"
         " --sampling {params.sampling:q} --stem {wildcards.video:q} --log {log:q}"
@@ -35,16 +35,15 @@ checkpoint temporal_expansion:
         frames=[str(path) for path in FRAMES.values()] if EXPANDING else [],
     output:
         f"{OUT}/temporal_expansion.json",
+    log:
+        f"{LOGS}/temporal_expansion.log",
     params:
         curated=sorted(CURATED),
-        frames=(
-            {FRAMES[frame].relative_to(INPUT_ROOT).as_posix(): frame for frame in FRAMES} if EXPANDING else {}
-        ),
+        frames=({FRAMES[frame].relative_to(INPUT_ROOT).as_posix(): frame for frame in FRAMES} if EXPANDING else {}),
         # The folder the frames' relative paths start from (a function: it is not a file prefix to rewrite).
         input_root=lambda wildcards: str(INPUT_ROOT),
         settings=EXPANSION,
-    log:
-        f"{LOGS}/temporal_expansion.log",
     run:
-        stages.temporal_expansion(params.curated, params.frames, params.input_root, params.settings, output[0],
-                                  log[0])
+        stages.temporal_expansion(
+            params.curated, params.frames, params.input_root, params.settings, output[0], log[0]
+        )

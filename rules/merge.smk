@@ -14,6 +14,8 @@ rule merge:
         kohya=f"{OUT}/exports/kohya_dataset.toml",
         onetrainer=f"{OUT}/exports/onetrainer_concepts.json",
         report=f"{OUT}/processing_report.json",
+    log:
+        f"{LOGS}/merge.log",
     params:
         settings={
             "decision": RUN.decision,
@@ -23,8 +25,6 @@ rule merge:
             "captioner": RUN.caption_status(),
         },
         frame_files=lambda wildcards: {frame: frame_file(frame) for frame in _plan(*_plan_version())},
-    log:
-        f"{LOGS}/merge.log",
     run:
         stages.merge(OUT, planned_metas(wildcards), input, output, params.settings, params.frame_files, log[0])
 
@@ -36,13 +36,14 @@ rule html_report:
         report=report(f"{OUT}/report.html", category="frameloom"),
         # Served by `python -m frameloom.review` to save overrides; read-only as a file.
         review=f"{OUT}/review.html",
+    log:
+        f"{LOGS}/html_report.log",
     params:
         input_root=str(INPUT_ROOT),
         contact_sheet_frames=RUN.run["report"]["contact_sheet_frames"],
         enabled=RUN.enabled_strategies,
-    log:
-        f"{LOGS}/html_report.log",
     run:
         # Stage times come from the job logs under logs/ (read, not tracked as inputs).
-        stages.html_report(input[0], output, OUT, params.input_root, LOGS, params.contact_sheet_frames,
-                           params.enabled, log[0])
+        stages.html_report(
+            input[0], output, OUT, params.input_root, LOGS, params.contact_sheet_frames, params.enabled, log[0]
+        )

@@ -11,9 +11,9 @@ rule job_parameters:
         job_parameters_inputs,
     output:
         f"{OUT}/params/{{step}}/{{batch}}.json",
-    params:
-        content=job_parameters,
     log:
         f"{LOGS}/params/{{step}}/{{batch}}.log",
+    params:
+        content=job_parameters,
     run:
         stages.write_parameters(output[0], params.content, log[0])

@@ -18,14 +18,15 @@ for strategy in (name for name, spec in STRATEGY_REGISTRY.items() if not spec.us
         output:
             **strategy_outputs(strategy),
             curated=directory(layout.curated(OUT, strategy)),
+        log:
+            f"{LOGS}/{strategy}/{{frame}}.log",
         params:
             settings=strategy_params(strategy),
             curation=CURATION,
-        log:
-            f"{LOGS}/{strategy}/{{frame}}.log",
         run:
-            stages.run_strategy(rule, input.frame, input.analysis, dict(output.items()), params.settings,
-                                params.curation, log[0])
+            stages.run_strategy(
+                rule, input.frame, input.analysis, dict(output.items()), params.settings, params.curation, log[0]
+            )
 
 
 # Model steps (frameloom.model_step, registry.MODEL_STEPS): one rule and one conda env per
@@ -45,16 +46,12 @@ for step, (_, _, _, env) in MODEL_STEPS.items():
             params=f"{OUT}/params/{step}/{{batch}}.json",
         output:
             f"{OUT}/steps/{step}/{{batch}}.json",
-        params:
-            # The shell command is built when the job runs, after this loop: it reads the step from here.
-            step=step,
-            python=MODEL_PYTHON,
-            scripts=SCRIPTS_DIR,
-            cache=CACHE_DIR,
         log:
             f"{LOGS}/{step}/{{batch}}.log",
         benchmark:
             f"{LOGS}/benchmarks/{step}/{{batch}}.tsv"
+        conda:
+            f"../envs/{env}.yaml"
         threads: MODEL_THREADS
         resources:
             gpu=int(RUN.uses_gpu),
@@ -65,8 +62,12 @@ for step, (_, _, _, env) in MODEL_STEPS.items():
             # unlike params, are no rerun trigger.
             attempt=lambda wildcards, attempt: attempt,
             attempts=attempts,
-        conda:
-            f"../envs/{env}.yaml"
+        params:
+            # The shell command is built when the job runs, after this loop: it reads the step from here.
+            step=step,
+            python=MODEL_PYTHON,
+            scripts=SCRIPTS_DIR,
+            cache=CACHE_DIR,
         shell:
             "PYTHONPATH={params.scripts:q} {params.python} -m frameloom.model_step {params.step}"
             " --params {input.params:q} --cache-dir {params.cache:q} --manifest {output:q}"
@@ -88,13 +89,14 @@ for strategy in (name for name, spec in STRATEGY_REGISTRY.items() if spec.uses_m
         output:
             **strategy_outputs(strategy),
             curated=directory(layout.curated(OUT, strategy)),
+        log:
+            f"{LOGS}/{strategy}/{{frame}}.log",
         params:
             manifests=frame_step_manifests(strategy),
             settings=strategy_params(strategy),
             curation=CURATION,
             cache=CACHE_DIR,
-        log:
-            f"{LOGS}/{strategy}/{{frame}}.log",
         run:
-            stages.export_model_frame(rule, wildcards.frame, input.frame, input.analysis, dict(output.items()),
-                                      params, log[0])
+            stages.export_model_frame(
+                rule, wildcards.frame, input.frame, input.analysis, dict(output.items()), params, log[0]
+            )

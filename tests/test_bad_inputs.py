@@ -10,12 +10,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from bad_inputs import decompression_bomb_png, frame, write_bad_inputs
 from PIL import Image, ImageOps
 
 from frameloom.analysis import analyze_file
 from frameloom.imageio import read_image
-
-from bad_inputs import decompression_bomb_png, frame, write_bad_inputs
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +97,9 @@ def test_file_names_never_reach_a_shell_unquoted():
 def test_the_workflow_runs_every_case_and_each_bad_one_fails_alone(tmp_path):
     import json
 
-    from frameloom.demo import write_demo_set
-
     from test_workflow import snakemake, write_config
+
+    from frameloom.demo import write_demo_set
 
     expected = write_bad_inputs(tmp_path / "frames")
     write_demo_set(tmp_path / "frames" / "good", 4, seed=5, truth_dir=tmp_path / "truth")
@@ -131,10 +130,10 @@ def test_the_workflow_runs_every_case_and_each_bad_one_fails_alone(tmp_path):
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from frameloom.registry import STRATEGIES  # noqa: E402
-from frameloom.schema import validate  # noqa: E402
 from frameloom.decision import GATE_REASONS, decide  # noqa: E402
 from frameloom.imageio import FrameDecodeError  # noqa: E402
+from frameloom.registry import STRATEGIES  # noqa: E402
+from frameloom.schema import validate  # noqa: E402
 
 UNIT = st.floats(0, 1, allow_nan=False)
 

@@ -222,7 +222,8 @@ def test_caption_step_checks_frames_and_caches(tmp_path):
     # One prompt per call, at most 2 images per call.
     prompts = settings["captioning"]["prompts"]
     instruction = settings["captioning"]["style_instructions"]["tags"]
-    assert scripted.calls == [(1, f"{prompts['background']} {instruction}"), (2, f"{prompts['character']} {instruction}"),
+    assert scripted.calls == [(1, f"{prompts['background']} {instruction}"),
+                              (2, f"{prompts['character']} {instruction}"),
                               (1, f"{prompts['character']} {instruction}")]
     assert json.loads((tmp_path / "m.json").read_text())["images"] == json.loads(json.dumps(records))
 

@@ -91,7 +91,8 @@ def test_preview_run_and_merge_on_generated_frames(tmp_path):
 
     run = frameloom(tmp_path, "run", *flags)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    assert f"frames 6: {decided} done, 0 failed" + (f", {excluded} excluded" if excluded else "") in run.stdout and f"report: {tmp_path / 'out' / 'report.html'}" in run.stdout
+    assert (f"frames 6: {decided} done, 0 failed" + (f", {excluded} excluded" if excluded else "") in run.stdout
+            and f"report: {tmp_path / 'out' / 'report.html'}" in run.stdout)
     report = json.loads((tmp_path / "out" / "processing_report.json").read_text())
     captions = list((tmp_path / "out" / "training").rglob("*.txt"))
     assert captions and all(p.read_text().startswith("lucaw, ") for p in captions)
@@ -101,7 +102,8 @@ def test_preview_run_and_merge_on_generated_frames(tmp_path):
                              "out", "--output-dir", "final"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert merged.returncode == 0, merged.stderr[-2000:]
     assert json.loads((tmp_path / "out" / "processing_report.json").read_text())["summary"] == report["summary"]
-    training = sorted(p.relative_to(tmp_path / "out" / "training") for p in (tmp_path / "out" / "training").rglob("*.*"))
+    training = sorted(p.relative_to(tmp_path / "out" / "training")
+                      for p in (tmp_path / "out" / "training").rglob("*.*"))
     assert training and sorted(p.relative_to(tmp_path / "final") for p in (tmp_path / "final").rglob("*.*")) == training
 
     # A frame that cannot be read: exit 1, and the summary names it.
@@ -196,7 +198,8 @@ def test_the_onerror_handler_shows_each_error_of_snakemakes_log(tmp_path, capsys
     from frameloom.summary import stopped
 
     log = tmp_path / "run.snakemake.log"
-    log.write_text("Building DAG of jobs...\nError in rule analyze:\n    jobid: 3\n    log: results/logs/analyze/a.log\n"
+    log.write_text("Building DAG of jobs...\nError in rule analyze:\n"
+                   "    jobid: 3\n    log: results/logs/analyze/a.log\n"
                    "\nRuleException:\nCalledProcessError in file Snakefile, line 3\nShutting down\n"
                    "Exiting because a job execution failed. Look above for error messages\n")
     stopped(str(log), "results")

@@ -89,7 +89,8 @@ def test_targets_within_tolerance_pass(tmp_path):
 
 def test_unknown_strategy_in_targets(tmp_path):
     message = error_of(tmp_path, decision={"strategy_targets": {"powerpaint": 0.1}})
-    assert "strategy_targets.powerpaint: unknown key (allowed: create_occlusion, enhance_segment, keep_full, segment)" in message
+    assert ("strategy_targets.powerpaint: unknown key "
+            "(allowed: create_occlusion, enhance_segment, keep_full, segment)") in message
 
 
 def test_unknown_strategy_in_strategy_file(tmp_path):

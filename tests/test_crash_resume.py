@@ -10,10 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+from test_workflow import REPO, faces_only_models_dir, snakemake, write_config
 
 from frameloom.demo import write_demo_set
-
-from test_workflow import REPO, faces_only_models_dir, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 # report.html lists each stage's run time: the one output that differs between two good runs.

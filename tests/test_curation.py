@@ -16,8 +16,8 @@ from frameloom.curation import (
     refine_alpha,
 )
 from frameloom.demo import FrameSpec, apply_blur, apply_darkness, render_frame
-from frameloom.segmentation import soft_alpha
 from frameloom.imageops import NEUTRAL_GREY, uniform_background
+from frameloom.segmentation import soft_alpha
 from frameloom.strategies import cutout
 
 FRAME_SPECS = [FrameSpec(seed=seed, background=background, shot=shot)

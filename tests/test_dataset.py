@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from frameloom.config import load_run_config
-from frameloom.schema import ConfigError
 from frameloom.dataset import CURATED_RECORD, curate_frame, select_dataset
 from frameloom.demo import FrameSpec, render_frame, render_reference
 from frameloom.imageio import read_image, write_image, write_json
+from frameloom.schema import ConfigError
 from frameloom.segmentation import soft_alpha
 from frameloom.strategies import cutout
 
@@ -101,7 +101,8 @@ def test_quality_rejects_duplicates_and_augmentation(tmp_path):
     counts = selection["counts"]
     assert counts["kept"] + counts["augmented"] <= 12 and counts["augmented"] >= 4
     for variant in selection["augmented"]:
-        assert Path(variant["curated"]).is_file() and variant["augmented_from"] in [r["curated"] for r in selection["kept"]]
+        assert (Path(variant["curated"]).is_file()
+                and variant["augmented_from"] in [r["curated"] for r in selection["kept"]])
         params = variant["augmentation"]
         assert params["crop_scale"] in (0.8, 0.9, 1.0) and abs(params["rotation"]) <= 5
         assert variant["caption"] == next(r["caption"] for r in selection["kept"]
@@ -134,7 +135,8 @@ def test_identity_keeps_the_reference_character(tmp_path):
     frames = {}
     for index in range(4):
         for identity in (0, 3):
-            spec = FrameSpec(seed=10 * identity + index, identities=(identity,), shot=("medium", "full-body")[index % 2])
+            spec = FrameSpec(seed=10 * identity + index, identities=(identity,),
+                             shot=("medium", "full-body")[index % 2])
             frames[f"id{identity}_{index}"] = segment_frame(tmp_path, f"id{identity}_{index}", spec)
     write_image(tmp_path / "refs" / "ref.png", render_reference(3))
     references = {"files": {str(tmp_path / "refs" / "ref.png"): "x"}, "threshold": 0.73}
@@ -151,7 +153,8 @@ def test_identity_keeps_the_reference_character(tmp_path):
 
 
 @pytest.mark.parametrize(("augmentation", "message"), [
-    ({"augmentations": ["crop_scale", "horizontal_flip"]}, "curation.augmentation.augmentations: horizontal_flip is refused: "),
+    ({"augmentations": ["crop_scale", "horizontal_flip"]},
+     "curation.augmentation.augmentations: horizontal_flip is refused: "),
     ({"hue_shift": 0.1}, "curation.augmentation.hue_shift: hue_shift is refused: "),
     ({"augmentations": ["elastic"]}, "curation.augmentation.augmentations: elastic is refused: "),
 ])

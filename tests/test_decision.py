@@ -6,10 +6,10 @@ import copy
 
 import pytest
 import yaml
-
-from frameloom.registry import STRATEGIES
-from frameloom.decision import GATE_REASONS, decide, decide_all
 from analysis_records import PICTURE
+
+from frameloom.decision import GATE_REASONS, decide, decide_all
+from frameloom.registry import STRATEGIES
 
 with open("config/decision_thresholds.yaml") as handle:
     DEFAULTS = yaml.safe_load(handle)
@@ -88,7 +88,8 @@ def test_confidence_grows_with_the_margin():
 
 
 def test_failed_analysis_gives_no_strategy():
-    decision = decide({"frame": "bad", "ok": False, "error": "FrameDecodeError: empty file"}, config(), list(STRATEGIES))
+    decision = decide({"frame": "bad", "ok": False, "error": "FrameDecodeError: empty file"}, config(),
+                      list(STRATEGIES))
     assert decision["strategy"] is None and not decision["ok"]
     assert decision["error"] == "FrameDecodeError: empty file"
 

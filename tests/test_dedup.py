@@ -11,8 +11,17 @@ import numpy as np
 import pytest
 
 from frameloom import dedup
-from frameloom.dedup import (PHASH_MAX_DISTANCE, SSIM_MIN, candidate_pairs, choose_representatives, comparison_count,
-                             near_duplicate_groups, phash, ssim, ssim_thumbnail)
+from frameloom.dedup import (
+    PHASH_MAX_DISTANCE,
+    SSIM_MIN,
+    candidate_pairs,
+    choose_representatives,
+    comparison_count,
+    near_duplicate_groups,
+    phash,
+    ssim,
+    ssim_thumbnail,
+)
 from frameloom.demo import SHOTS, FrameSpec, demo_specs, render_frame
 
 

@@ -14,7 +14,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
-import torchvision.transforms.functional  # noqa: E402
+import torchvision.transforms.functional  # noqa: E402, F811
 
 # basicsr imports the removed torchvision.transforms.functional_tensor.
 sys.modules.setdefault("torchvision.transforms.functional_tensor", torchvision.transforms.functional)
@@ -169,7 +169,8 @@ def test_tiled_matches_untiled(model_name, upscalers_x4, real_models_dir, genera
     tiled = tiled_up.upscale(small).astype(np.int16)  # 2x2 tiles, 10 px tile padding
     assert tiled.shape == untiled.shape
     diff = np.abs(tiled - untiled)
-    print(f"\n{model_name} tiled vs untiled: mean |diff| {diff.mean():.3f}, max {diff.max()}, PSNR {psnr(tiled, untiled):.1f} dB")
+    print(f"\n{model_name} tiled vs untiled: mean |diff| {diff.mean():.3f}, max {diff.max()}, "
+          f"PSNR {psnr(tiled, untiled):.1f} dB")
     # Seams differ slightly (the receptive field exceeds the 10 px tile padding). Measured:
     # anime_6B mean 0.24, max 32, 48.4 dB; animevideov3 mean 0.025, max 3, 64.0 dB.
     assert diff.mean() < 1.0, diff.mean()

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import tomllib
 
 import pytest
+import tomllib
 
-from frameloom.exports import (balanced_repeats, concept_of, kohya_dataset_toml, onetrainer_concepts,
-                               plan_concepts)
+from frameloom.exports import balanced_repeats, concept_of, kohya_dataset_toml, onetrainer_concepts, plan_concepts
 
 TARGETS = {"keep_full": 0.30, "segment": 0.40, "create_occlusion": 0.15, "enhance_segment": 0.15}
 
@@ -69,7 +68,8 @@ def test_trainer_configs_name_the_folders_and_turn_flips_off(tmp_path):
     onetrainer = onetrainer_concepts(str(tmp_path / "training"), concepts)
     assert json.loads(json.dumps(onetrainer)) == onetrainer
     for concept in onetrainer:
-        assert concept["balancing_strategy"] == "REPEATS" and concept["balancing"] == concepts[concept["name"]]["repeats"]
+        assert (concept["balancing_strategy"] == "REPEATS"
+                and concept["balancing"] == concepts[concept["name"]]["repeats"])
         assert not any(v for k, v in concept["image"].items() if k.startswith(("enable_random", "enable_fixed")))
         assert concept["text"]["prompt_source"] == "sample"
     assert onetrainer == onetrainer_concepts(str(tmp_path / "training"), concepts), "deterministic"

@@ -21,6 +21,8 @@ sys.modules.setdefault("torchvision.transforms.functional_tensor", torchvision.t
 pytest.importorskip("codeformer.basicsr.archs.codeformer_arch")
 pytest.importorskip("gfpgan.archs.gfpganv1_clean_arch")
 
+from model_builders import save_random_face_restorer  # noqa: E402
+
 from frameloom import face_restore  # noqa: E402
 from frameloom.demo import FrameSpec, render_frame  # noqa: E402
 from frameloom.face_restore import (  # noqa: E402
@@ -34,7 +36,6 @@ from frameloom.face_restore import (  # noqa: E402
     load_face_restorer,
     paste_face,
 )
-from model_builders import save_random_face_restorer  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

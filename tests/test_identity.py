@@ -11,20 +11,20 @@ import pytest
 from frameloom.demo import CHARACTERS, SHOTS, FrameSpec, render_frame, render_reference
 from frameloom.identity import (
     DEFAULT_CLUSTER_THRESHOLD,
+    DEFAULT_EMBEDDING_THRESHOLD,
     DEFAULT_PICK_THRESHOLD,
     _average_linkage,
-    character_descriptor,
-    cluster_identities,
-    pick_target_cluster,
     best_reference_cosines,
     best_reference_scores,
+    character_descriptor,
     cluster_embeddings,
-    DEFAULT_EMBEDDING_THRESHOLD,
+    cluster_identities,
+    pick_target_cluster,
     reference_descriptors,
 )
 from frameloom.imageio import write_image
-from frameloom.segmentation import soft_alpha
 from frameloom.imageops import NEUTRAL_GREY
+from frameloom.segmentation import soft_alpha
 from frameloom.strategies import cutout
 from frameloom.target import (
     COLOUR_WEIGHT,

@@ -6,8 +6,8 @@ import re
 import sys
 
 import pytest
-
 from conftest import REPO_ROOT, shared_dir
+
 from frameloom.judgement import READING, SAFETY, Judged, judge, score
 
 sys.path.insert(0, str(REPO_ROOT / "bench"))

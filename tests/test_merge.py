@@ -6,12 +6,18 @@ import json
 from pathlib import Path
 
 import yaml
+from analysis_records import PICTURE
 
 from frameloom.exports import plan_concepts
 from frameloom.imageio import write_json
-from frameloom.merge import (build_rejected_folder, build_report, build_training_folder, prune_stale_outputs,
-                             read_plan, write_plan)
-from analysis_records import PICTURE
+from frameloom.merge import (
+    build_rejected_folder,
+    build_report,
+    build_training_folder,
+    prune_stale_outputs,
+    read_plan,
+    write_plan,
+)
 
 with open("config/decision_thresholds.yaml") as handle:
     DECISION_CFG = yaml.safe_load(handle)
@@ -112,7 +118,8 @@ def test_excluded_frames_are_counted_apart(tmp_path):
 def test_training_folder_pairs_and_prefixes(tmp_path):
     kept = [curated(tmp_path, make_frame(tmp_path, "x", "keep_full")[2]),
             curated(tmp_path, make_frame(tmp_path, "x_character", "segment")[2])]
-    variant = {**kept[0], "curated": str(tmp_path / "aug" / "keep_full__x_aug0.png"), "augmented_from": kept[0]["curated"]}
+    variant = {**kept[0], "curated": str(tmp_path / "aug" / "keep_full__x_aug0.png"),
+               "augmented_from": kept[0]["curated"]}
     (tmp_path / "aug").mkdir()
     (tmp_path / "aug" / "keep_full__x_aug0.png").write_bytes(b"variant")
     vlm = {kept[1]["image"]: {"caption": "trig, from the vlm", "source": "qwen2_vl", "rejected": None}}

@@ -13,10 +13,10 @@ from frameloom import layout
 from frameloom.analysis import analyze_file
 from frameloom.backends import missing_models, model_requirements
 from frameloom.config import load_run_config
-from frameloom.schema import ConfigError
 from frameloom.demo import FrameSpec, render_frame
 from frameloom.imageio import read_image, read_json, write_image, write_json
 from frameloom.model_step import run_batch, write_placeholders
+from frameloom.schema import ConfigError
 from frameloom.stepcache import BACKGROUND, IMAGE, RECORD, frame_entries
 from frameloom.strategies import export
 
@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def members_of(frames: dict[str, list[str]], source: str | None = None) -> dict[str, dict]:
     """A step job's members: {frame: {frame, analysis, source}} (``source``: the manifest it continues)."""
-    return {frame: {"frame": image, "analysis": analysis, "source": source} for frame, (image, analysis) in frames.items()}
+    return {frame: {"frame": image, "analysis": analysis, "source": source}
+            for frame, (image, analysis) in frames.items()}
 
 
 def run_step(tmp_path: Path, step: str, run, frames, source=None, log=None, attempt=1, attempts=1) -> dict:

@@ -9,11 +9,11 @@ import random
 
 import pytest
 import yaml
+from analysis_records import PICTURE
 
-from frameloom.registry import STRATEGIES
 from frameloom.decision import decide_all
 from frameloom.planner import plan_constraints
-from analysis_records import PICTURE
+from frameloom.registry import STRATEGIES
 
 with open("config/decision_thresholds.yaml") as handle:
     DEFAULTS = yaml.safe_load(handle)

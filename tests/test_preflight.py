@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from frameloom.schema import ConfigError
 from frameloom.imageio import write_text
-from frameloom.preflight import check_output_dir
 from frameloom.joblog import OutputDiskError, job_log
+from frameloom.preflight import check_output_dir
+from frameloom.schema import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -82,3 +82,29 @@ def test_the_workflow_stops_before_any_job_on_a_read_only_or_full_disk(small_dis
         lines = [line for line in result.stderr.splitlines() if line.startswith("frameloom: ")]
         assert len(lines) == 1 and message in lines[0], result.stderr[-2000:]
         assert "Traceback" not in result.stderr
+
+
+def test_a_live_job_log_shows_each_line_at_once_and_survives_a_kill(tmp_path):
+    """The batched model jobs log as they go: a line is in the file when it is added, and a job
+    killed mid-batch (SIGKILL: no handler runs) leaves the lines it had written."""
+    import signal
+    import subprocess
+    import sys
+
+    log = tmp_path / "logs" / "job.log"
+    with job_log(str(log), "stage", live=True) as lines:
+        lines.append("frame_0001: done")
+        assert log.read_text() == "frame_0001: done\n"
+        lines += ["frame_0002: done"]
+        assert log.read_text().splitlines() == ["frame_0001: done", "frame_0002: done"]
+    assert log.read_text().splitlines()[:2] == ["frame_0001: done", "frame_0002: done"]
+    assert log.read_text().splitlines()[-1].startswith("stage: ")
+
+    killed = tmp_path / "killed.log"
+    script = ("import os, signal\nfrom frameloom.joblog import job_log\n"
+              f"with job_log({str(killed)!r}, 'stage', live=True) as lines:\n"
+              "    lines.append('frame_0001: done')\n"
+              "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == -signal.SIGKILL
+    assert killed.read_text() == "frame_0001: done\n"

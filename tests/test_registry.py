@@ -66,7 +66,8 @@ def test_model_paths_defaults_are_the_registry_paths():
     from frameloom.schema import load_schema
 
     schema_defaults = {key: spec["default"]
-                       for key, spec in load_schema("strategy_configs")["properties"]["model_paths"]["properties"].items()}
+                       for key, spec in (
+                           load_schema("strategy_configs")["properties"]["model_paths"]["properties"].items())}
     shipped = yaml.safe_load((REPO / "config" / "strategy_configs.yaml").read_text())["model_paths"]
     assert shipped == schema_defaults
     assert {key: MODEL_REGISTRY[key].default_path for key in schema_defaults} == schema_defaults

@@ -11,17 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from analysis_records import PICTURE
 
-from frameloom.registry import STRATEGIES
-from frameloom.schema import ConfigError, validate
 from frameloom.decision import decide
 from frameloom.distributions import distribution, frame_classes, training_classes
 from frameloom.imageio import write_image
 from frameloom.merge import EXCLUDED, FAILED, write_plan
 from frameloom.overrides import apply_override, load_overrides, save_overrides
+from frameloom.registry import STRATEGIES
 from frameloom.report_html import distribution_chart, stage_times, thumbnail_uri
 from frameloom.review import WRITE_HEADER, ReviewServer, render_review_page
-from analysis_records import PICTURE
+from frameloom.schema import ConfigError, validate
 
 THRESHOLDS = {"simple_background": 0.3, "good_lighting": 0.7, "low_occlusion": 0.2, "multi_character": 2,
               "poor_quality": 0.5, "low_sharpness": 0.4}
@@ -45,7 +45,8 @@ def test_overrides_round_trip_and_missing_file(tmp_path):
     save_overrides(path, {"b": {"exclude": True, "note": "not ours"}, "a": {"strategy": "segment", "note": ""}})
     text = path.read_text()
     assert text.startswith("# frameloom overrides")
-    assert yaml.safe_load(text) == {"frames": {"a": {"strategy": "segment"}, "b": {"exclude": True, "note": "not ours"}}}
+    assert yaml.safe_load(text) == {"frames": {"a": {"strategy": "segment"},
+                                               "b": {"exclude": True, "note": "not ours"}}}
     assert load_overrides(path, "overrides.yaml") == {
         "a": {"strategy": "segment", "exclude": False, "note": ""},
         "b": {"exclude": True, "note": "not ours"},
@@ -70,7 +71,8 @@ def test_override_replaces_the_decision_and_keeps_the_automatic_one():
     changed = apply_override(automatic, {"strategy": "enhance_segment", "note": "soft"}, list(STRATEGIES))
     assert changed["strategy"] == "enhance_segment" and changed["confidence"] == 1.0
     assert changed["override"]["automatic"] == automatic["strategy"]
-    assert changed["reasoning"].startswith(f"Override to enhance_segment on review (soft) | automatic {automatic['strategy']}: ")
+    assert changed["reasoning"].startswith(
+        f"Override to enhance_segment on review (soft) | automatic {automatic['strategy']}: ")
     assert apply_override(automatic, None, list(STRATEGIES)) is automatic
 
 

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_workflow import jobs_run, snakemake, write_config
 
 from frameloom.demo import write_demo_set
-
-from test_workflow import jobs_run, snakemake, write_config
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install .[test])")

@@ -24,6 +24,7 @@ torch = pytest.importorskip("torch")
 sam2 = pytest.importorskip("sam2")
 
 from hydra import compose  # noqa: E402
+from model_builders import save_random_sam2  # noqa: E402
 
 from frameloom import sam2_backend  # noqa: E402
 from frameloom.demo import FrameSpec, render_frame  # noqa: E402
@@ -37,7 +38,6 @@ from frameloom.sam2_backend import (  # noqa: E402
     finder_box,
 )
 from frameloom.segmentation import Segmentation  # noqa: E402
-from model_builders import save_random_sam2  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -16,12 +16,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from slurm_cluster import SlurmCluster, unavailable_reason
 
-from frameloom.registry import MODEL_STEPS
 from frameloom.demo import write_demo_set
 from frameloom.merge import read_plan
+from frameloom.registry import MODEL_STEPS
 from frameloom.summary import current_report, exit_code
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,7 +89,8 @@ def test_the_workflow_runs_on_slurm_like_locally(cluster, tmp_path):
     assert snakemake(local, "--snakefile", str(REPO / "Snakefile"), "--cores", "2").returncode == \
         exit_code(current_report(local / "results"))
     assert training_files(on_slurm) == training_files(local)
-    summaries = [json.loads((w / "results" / "processing_report.json").read_text())["summary"] for w in (on_slurm, local)]
+    summaries = [json.loads((w / "results" / "processing_report.json").read_text())["summary"]
+                 for w in (on_slurm, local)]
     assert summaries[0] == summaries[1]
 
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 import pytest
 
 from frameloom.discovery import discover_frames
@@ -64,9 +63,9 @@ def test_the_workflow_processes_curated_frames_and_neighbours_and_a_new_one_adds
     import json
     import shutil
 
-    from frameloom.demo import write_demo_set
-
     from test_workflow import jobs_run, snakemake, write_config
+
+    from frameloom.demo import write_demo_set
 
     write_demo_set(tmp_path / "frames", 12, seed=8, truth_dir=tmp_path / "truth")
     (tmp_path / "curated" / "1_luca").mkdir(parents=True)

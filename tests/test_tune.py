@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import yaml
+from analysis_records import PICTURE
 
 from frameloom import stages
+from frameloom.imageio import write_json
 from frameloom.registry import STRATEGIES
 from frameloom.schema import validate
-from frameloom.imageio import write_json
 from frameloom.tune import decided_mix, mix_distance, tune, tuned_file
-from analysis_records import PICTURE
 
 ALL = list(STRATEGIES)
 
@@ -21,7 +21,8 @@ def decision_cfg(steering=True):
 
 
 def frame(i, **metrics):
-    base = {**PICTURE, "frame": f"f{i:04d}", "ok": True, "complexity": 0.1, "lighting": 0.9, "occlusion": 0.05, "quality": 0.9,
+    base = {**PICTURE, "frame": f"f{i:04d}", "ok": True, "complexity": 0.1,
+            "lighting": 0.9, "occlusion": 0.05, "quality": 0.9,
             "sharpness": 0.9, "instance_count": 1, "shot_type": "medium"}
     return {**base, **metrics}
 

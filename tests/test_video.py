@@ -89,9 +89,9 @@ def test_a_rerun_replaces_the_folder_and_bad_videos_are_named(video, tmp_path):
 def test_videos_feed_the_workflow_and_a_new_video_reruns_only_its_frames(video, tmp_path):
     import shutil
 
-    from frameloom.demo import write_demo_set
-
     from test_workflow import jobs_run, snakemake, write_config
+
+    from frameloom.demo import write_demo_set
 
     write_demo_set(tmp_path / "frames", 2, seed=3, truth_dir=tmp_path / "truth")
     shutil.copy(video, tmp_path / "frames" / "clip one.mp4")

@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import shared_dir
 
-from frameloom.registry import STRATEGIES
 from frameloom.demo import write_demo_set
 from frameloom.imageio import read_image, write_image
-
-from conftest import shared_dir
+from frameloom.registry import STRATEGIES
 
 REPO = Path(__file__).resolve().parents[1]
 TRIGGER = "tstchar"
@@ -112,7 +111,8 @@ def test_report_has_the_seed_shape(run_dir):
     assert set(summary["strategies"]) == set(STRATEGIES)
     assert sum(summary["strategies"].values()) == summary["successful"]
     for result in report["results"]:
-        assert {"frame", "strategy", "confidence", "reasoning", "outputs", "success", "error", "backends"} <= set(result)
+        assert ({"frame", "strategy", "confidence", "reasoning", "outputs", "success", "error", "backends"}
+                <= set(result))
         assert result["frame"].endswith(".png")
         for output in result["outputs"]:
             assert (run_dir / output).is_file(), output
@@ -133,7 +133,8 @@ def test_every_strategy_produced_its_files(run_dir):
     out = run_dir / "results"
     for result in by_strategy["keep_full"]:
         frame = result["frame_id"]
-        assert (out / "keep_full/images" / f"{frame}.png").read_bytes() == (run_dir / "frames" / result["frame"]).read_bytes()
+        assert ((out / "keep_full/images" / f"{frame}.png").read_bytes()
+                == (run_dir / "frames" / result["frame"]).read_bytes())
         assert (out / "keep_full/captions" / f"{frame}.txt").read_text().startswith(f"{TRIGGER}, ")
     if HAS_FACE_WEIGHTS:
         assert report["summary"]["failed"] == 1, [r["error"] for r in report["results"] if r["error"]]
@@ -149,7 +150,8 @@ def test_every_strategy_produced_its_files(run_dir):
         assert np.any((alpha > 0) & (alpha < 255)), "alpha edge should be soft"
         for role in ("background", "composite"):
             assert (out / "segment/images" / f"{frame}_{role}.png").is_file()
-        assert "isolated character, clean background" in (out / "segment/captions" / f"{frame}_character.txt").read_text()
+        assert ("isolated character, clean background"
+                in (out / "segment/captions" / f"{frame}_character.txt").read_text())
         background_caption = (out / "segment/captions" / f"{frame}_background.txt").read_text()
         assert background_caption.startswith("3d animated scene, ") and "environment only" in background_caption
         assert TRIGGER not in background_caption

@@ -36,7 +36,8 @@ def model_requirements(segment_cfg: dict | None, model_paths: dict, models_dir: 
         wanted["inpainting"] = "lama"
     if enhance_cfg and enhance_cfg["enabled"]:
         steps = enhance_cfg["enhancement_steps"]
-        for step, name in (("upscale", enhance_cfg["upscale_model"]), ("face_enhance", enhance_cfg["face_enhance_model"])):
+        for step, name in (("upscale", enhance_cfg["upscale_model"]),
+                           ("face_enhance", enhance_cfg["face_enhance_model"])):
             if step in steps and name != "lanczos":
                 wanted[step] = name
     wanted = {step: (name, model_paths.get(model_named(name).key, model_named(name).default_path))

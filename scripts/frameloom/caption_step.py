@@ -101,9 +101,9 @@ def run_captions(members: dict[str, str], settings: dict, cache_dir: str, manife
     built from ``settings["model"]``; either way it is built at most once.
     """
     cfg = settings["captioning"]
-    with job_log(log_path, "caption batch") as lines:
+    with job_log(log_path, "caption batch", live=True) as lines:
         records, pending = {}, []
-        for frame, meta_path in sorted(members.items()):
+        for _, meta_path in sorted(members.items()):
             for entry in read_json(meta_path)["outputs"]:
                 if not entry["caption"]:
                     continue
@@ -132,7 +132,7 @@ def run_captions(members: dict[str, str], settings: dict, cache_dir: str, manife
                 made = ([{"caption": template, "source": TEMPLATE, "rejected": captions.REJECT_LOAD, "answer": None,
                           "error": load_error} for _, template, _ in chunk] if load_error
                         else _caption_chunk(captioner, chunk, subject, settings, lines))
-                for (entry, template, key), record in zip(chunk, made, strict=True):
+                for (entry, _, key), record in zip(chunk, made, strict=True):
                     if record["rejected"] not in (captions.REJECT_GENERATION, captions.REJECT_LOAD):
                         write_json(Path(cache_dir, f"{key}.json"), record)  # errors are retried next run
                     records[entry["image"]] = {**record, "key": key}

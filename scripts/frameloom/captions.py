@@ -155,7 +155,8 @@ def template_caption(subject: str, trigger: str, prefix: str, analysis: dict | N
     colours = palette_tags(image) if image is not None else []
     if subject == BACKGROUND:
         environment = [tag for tag in scene_tags(analysis)
-                       if tag.endswith("background") or "lighting" in tag or tag in ("well-lit", "soft focus", "film grain")]
+                       if tag.endswith("background") or "lighting" in tag
+                       or tag in ("well-lit", "soft focus", "film grain")]
         return compose(BACKGROUND_SUBJECT, environment, colours, facts)
     return compose(trigger, prefix, scene_tags(analysis, with_background=with_background), colours, facts)
 

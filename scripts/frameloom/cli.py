@@ -34,10 +34,10 @@ from pathlib import Path
 import yaml
 
 from .config import RunConfig, load_project_config
-from .registry import STRATEGIES, STRATEGY_REGISTRY
-from .schema import ConfigError, load_schema
 from .imageio import staged_folder, swap_in_folder, write_json, write_text
 from .layout import RUN_FLAGS_FILE
+from .registry import STRATEGIES, STRATEGY_REGISTRY
+from .schema import ConfigError, load_schema
 from .summary import CLI_ENV, CONFIG_ERROR, FRAMES_FAILED, OK, current_report, exit_code, mix_line, summary_lines
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[2]

@@ -13,7 +13,6 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-
 from .registry import MODEL_STEPS, STRATEGIES, STRATEGY_REGISTRY
 from .schema import ConfigError, read_yaml, validate
 
@@ -104,7 +103,8 @@ class RunConfig:
         files = []
         for entry in self.run["character"]["reference_images"]:
             path = self.resolve(entry)
-            files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS) if path.is_dir() else [path]
+            files += (sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+                      if path.is_dir() else [path])
         return {
             "files": {str(p): hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in files},
             "threshold": self.run["character"]["reference_threshold"],

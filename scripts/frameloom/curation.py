@@ -20,7 +20,6 @@ compile when it is imported (about 100 s on 2 cores) and are cached on disk
 
 from __future__ import annotations
 
-
 import cv2
 import numpy as np
 

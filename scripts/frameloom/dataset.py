@@ -27,8 +27,8 @@ from .dedup import choose_representatives, near_duplicate_groups, phash, ssim_th
 from .faces import box_overlap
 from .imageio import read_image, read_json, staged_folder, swap_in_folder, write_image, write_json
 from .imageops import uniform_background
-from .segmentation import mask_bounding_box
 from .seeding import stable_seed
+from .segmentation import mask_bounding_box
 
 CUT_OUT_ROLES = ("character", "enhanced_character")
 # Images that show the character as filmed (whole frames and cut-outs), and the
@@ -292,8 +292,15 @@ def _identity(records: dict[str, dict], cfg: dict, references: dict, embeddings:
     """Cluster the cut-outs by the identity embedding when it ran (frameloom.embed_step), else by
     the classical signature (the named fallback); {"clusters", "target", "scores", "reason",
     "descriptor", "others": {id: cluster}}."""
-    from .identity import (best_reference_cosines, best_reference_scores, character_descriptor,
-                           cluster_embeddings, cluster_identities, pick_target_cluster, reference_descriptors)
+    from .identity import (
+        best_reference_cosines,
+        best_reference_scores,
+        character_descriptor,
+        cluster_embeddings,
+        cluster_identities,
+        pick_target_cluster,
+        reference_descriptors,
+    )
 
     cut_outs = sorted(image_id for image_id, r in records.items() if r["role"] in CUT_OUT_ROLES)
     if embeddings is not None:

@@ -65,7 +65,7 @@ def run_detections(frames: dict[str, str], out_dir: str, model_dir: str, prompts
     only its new frames. ``detector`` (tests) replaces the one built from ``model_dir``;
     either way the model is loaded at most once, and only when a frame needs it.
     Returns the records written, by frame."""
-    with job_log(log_path, "detect batch") as lines:
+    with job_log(log_path, "detect batch", live=True) as lines:
         loads = 0
         lines.append(f"prompt: {text_prompt(prompts)!r}")
         records: dict[str, dict] = {}

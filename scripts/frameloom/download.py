@@ -130,18 +130,25 @@ MODELS: dict[str, ModelFile] = {
         # Slicer's downloadFileIntoCache) and, identically, the "sam2.0" HASHES that
         # computational-cell-analytics/micro-sam (micro_sam/v2/util.py) passed to pooch.
         # Sizes as recorded by other repositories pinning the same hashes; base_plus's unknown.
-        _sam2("sam2_hiera_tiny", "072824", "65b50056e05bcb13694174f51bb6da89c894b57b75ccdf0ba6352c597c5d1125", 155_906_050),
-        _sam2("sam2_hiera_small", "072824", "95949964d4e548409021d47b22712d5f1abf2564cc0c3c765ba599a24ac7dce3", 184_309_650),
+        _sam2("sam2_hiera_tiny", "072824",
+              "65b50056e05bcb13694174f51bb6da89c894b57b75ccdf0ba6352c597c5d1125", 155_906_050),
+        _sam2("sam2_hiera_small", "072824",
+              "95949964d4e548409021d47b22712d5f1abf2564cc0c3c765ba599a24ac7dce3", 184_309_650),
         _sam2("sam2_hiera_base_plus", "072824", "d0bb7f236400a49669ffdd1be617959a8b1d1065081789d7bbff88eded3a8071"),
-        _sam2("sam2_hiera_large", "072824", "7442e4e9b732a508f80e141e7c2913437a3610ee0c77381a66658c3a445df87b", 897_952_466),
+        _sam2("sam2_hiera_large", "072824",
+              "7442e4e9b732a508f80e141e7c2913437a3610ee0c77381a66658c3a445df87b", 897_952_466),
         # SAM 2.1 (2024-09-29), Meta's official download URLs. sha256: the HASHES that
         # computational-cell-analytics/micro-sam (micro_sam/v2/util.py) verifies through pooch;
         # other repositories record the same values as the Hugging Face LFS SHA256 of
         # facebook/sam2.1-hiera-* (tiny at revision de431c40), with these sizes.
-        _sam2("sam2.1_hiera_tiny", "092824", "7402e0d864fa82708a20fbd15bc84245c2f26dff0eb43a4b5b93452deb34be69", 156_008_466),
-        _sam2("sam2.1_hiera_small", "092824", "6d1aa6f30de5c92224f8172114de081d104bbd23dd9dc5c58996f0cad5dc4d38", 184_416_285),
-        _sam2("sam2.1_hiera_base_plus", "092824", "a2345aede8715ab1d5d31b4a509fb160c5a4af1970f199d9054ccfb746c004c5", 323_606_802),
-        _sam2("sam2.1_hiera_large", "092824", "2647878d5dfa5098f2f8649825738a9345572bae2d4350a2468587ece47dd318", 898_083_611),
+        _sam2("sam2.1_hiera_tiny", "092824",
+              "7402e0d864fa82708a20fbd15bc84245c2f26dff0eb43a4b5b93452deb34be69", 156_008_466),
+        _sam2("sam2.1_hiera_small", "092824",
+              "6d1aa6f30de5c92224f8172114de081d104bbd23dd9dc5c58996f0cad5dc4d38", 184_416_285),
+        _sam2("sam2.1_hiera_base_plus", "092824",
+              "a2345aede8715ab1d5d31b4a509fb160c5a4af1970f199d9054ccfb746c004c5", 323_606_802),
+        _sam2("sam2.1_hiera_large", "092824",
+              "2647878d5dfa5098f2f8649825738a9345572bae2d4350a2468587ece47dd318", 898_083_611),
         # Big-LaMa as TorchScript, the export simple-lama-inpainting loads, from its original
         # publisher (Sanster, author of lama-cleaner/IOPaint, whose lama.py pins this URL with
         # md5 e3aa4aaa15225a33ec84f9f4bc47e500). sha256 and size: as pinned by several independent

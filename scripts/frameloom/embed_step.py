@@ -62,7 +62,7 @@ def run_embeddings(plan_path: str, out_dir: str, output: str, model_dir: str, re
     the one built from ``model_dir``, which is loaded once."""
     from .merge import read_plan
 
-    with job_log(log_path, "embed cut-outs") as lines:
+    with job_log(log_path, "embed cut-outs", live=True) as lines:
         if embedder is None:
             embedder = ImageEmbedder(model_dir, device, batch_size)
         lines.append(f"loaded {embedder.model_name} from {model_dir} on {embedder.device} ({embedder.dtype})")

@@ -94,7 +94,8 @@ def run_steps(image: np.ndarray, analysis: dict, cfg: dict, names: list[str], mo
     return image, steps
 
 
-def enhance(image_bgr: np.ndarray, analysis: dict | None, cfg: dict, models=None) -> tuple[np.ndarray, list[EnhanceStep]]:
+def enhance(image_bgr: np.ndarray, analysis: dict | None, cfg: dict,
+            models=None) -> tuple[np.ndarray, list[EnhanceStep]]:
     """Run ``cfg['enhancement_steps']`` in order (``cfg`` is the enhance_segment block), then the identity guard."""
     analysis = analysis or {}
     image, steps = run_steps(image_bgr, analysis, cfg, cfg["enhancement_steps"], models,
@@ -129,7 +130,8 @@ def _deblur(image: np.ndarray, subject_box, deblur_below: float) -> tuple[np.nda
         subject_var = laplacian_variance(gray[max(0, y):y + h, max(0, x):x + w])
         if subject_var >= deblur_below:
             return image, EnhanceStep("deblur", False, "richardson_lucy",
-                                      f"depth of field: subject sharp ({subject_var:.0f}) in a soft frame ({frame_var:.0f})")
+                                      f"depth of field: subject sharp ({subject_var:.0f}) "
+                                      f"in a soft frame ({frame_var:.0f})")
     luma = gray.astype(np.float32) + 1.0
     estimate = luma.copy()
     for _ in range(DEBLUR_ITERATIONS):
@@ -176,7 +178,8 @@ def character_drift(before: np.ndarray, after: np.ndarray) -> float:
         structure = 0.0 if np.allclose(luma_a, luma_b, atol=2) else 1.0
     else:
         structure = 1.0 - max(0.0, float(np.corrcoef(luma_a, luma_b)[0, 1]))
-    hist = [cv2.calcHist([cv2.cvtColor(x, cv2.COLOR_BGR2Lab)], [1, 2], None, [16, 16], [0, 256, 0, 256]) for x in (a, b)]
+    hist = [cv2.calcHist([cv2.cvtColor(x, cv2.COLOR_BGR2Lab)], [1, 2], None, [16, 16], [0, 256, 0, 256])
+            for x in (a, b)]
     colour = float(cv2.compareHist(cv2.normalize(hist[0], None), cv2.normalize(hist[1], None), cv2.HISTCMP_HELLINGER))
     return round(min(1.0, 0.6 * structure + 0.4 * colour), 4)
 

@@ -365,7 +365,8 @@ class CodeFormerRestorer(_FaceRestorer):
 
 
 class GFPGANRestorer(_FaceRestorer):
-    """GFPGAN v1.3/v1.4 (clean architecture). Noise inputs are the checkpoint's fixed buffers, so runs are deterministic."""
+    """GFPGAN v1.3/v1.4 (clean architecture). Noise inputs are the checkpoint's fixed buffers,
+    so runs are deterministic."""
 
     name = "gfpgan"
 

@@ -217,7 +217,8 @@ def _to_records(detections: list[_Detection], upscale: float, width: int, height
         if x1 > x0 and y1 > y0:
             score = round(min(1.0, max(0.0, det.score)), 4)
             landmarks = None if det.landmarks is None else [
-                [round(det.landmarks[i] * upscale, 1), round(det.landmarks[i + 1] * upscale, 1)] for i in range(0, 10, 2)]
+                [round(det.landmarks[i] * upscale, 1), round(det.landmarks[i + 1] * upscale, 1)]
+                for i in range(0, 10, 2)]
             records.append({"box": [x0, y0, x1 - x0, y1 - y0], "score": score, "detector": det.detector,
                             "landmarks": landmarks})
     records.sort(key=lambda r: (-r["box"][2] * r["box"][3], -r["score"], r["box"][0], r["box"][1]))

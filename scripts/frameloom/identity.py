@@ -35,14 +35,16 @@ import os
 from collections.abc import Iterable
 
 import numpy as np
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.spatial.distance import squareform
 
 from .target import (
     DEFAULT_THRESHOLD,
     MIN_INSTANCE_PIXELS,
     TONE_GAMMAS,
     ReferenceMatcher,
-    describe,
     Signature,
+    describe,
     similarity_matrix,
 )
 
@@ -185,35 +187,15 @@ def _runner_up(scores: list[float], best: int) -> str:
 
 
 def _average_linkage(similarity: np.ndarray, threshold: float) -> list[list[int]]:
-    """Groups of row indices: merge the most similar pair of groups while their mean similarity >= threshold.
-
-    Each row keeps its best partner. A merged group's similarity to any other
-    is a size-weighted mean of the two old ones, never above the larger, so
-    only the merged row and rows whose best partner was one of the two need a
-    rescan, instead of a search of the whole matrix per merge.
-    """
-    current = similarity.astype(np.float64, copy=True)
-    np.fill_diagonal(current, -np.inf)
-    sizes = np.ones(len(current))
-    groups: list[list[int]] = [[index] for index in range(len(current))]
-    partner = np.argmax(current, axis=1)
-    best = current[np.arange(len(current)), partner]
-    while True:
-        first = int(np.argmax(best))
-        if best[first] < threshold:
-            break
-        keep, gone = sorted((first, int(partner[first])))
-        merged = (sizes[keep] * current[keep] + sizes[gone] * current[gone]) / (sizes[keep] + sizes[gone])
-        current[keep], current[:, keep] = merged, merged
-        current[gone], current[:, gone] = -np.inf, -np.inf
-        current[keep, keep] = -np.inf
-        sizes[keep] += sizes[gone]
-        groups[keep] += groups[gone]
-        groups[gone] = []
-        refresh = (partner == keep) | (partner == gone)
-        refresh[keep], refresh[gone] = True, False
-        stale = np.flatnonzero(refresh)
-        partner[stale] = np.argmax(current[stale], axis=1)
-        best[stale] = current[stale, partner[stale]]
-        best[gone] = -np.inf
-    return [group for group in groups if group]
+    """Groups of row indices (each sorted, by first member): average linkage (UPGMA, scipy) on
+    the distance 1 - similarity, merging while a pair of groups' mean similarity >= threshold."""
+    if len(similarity) == 1:
+        return [[0]]
+    distance = np.clip(1.0 - similarity.astype(np.float64), 0.0, None)
+    np.fill_diagonal(distance, 0.0)
+    tree = linkage(squareform(distance, checks=False), method="average")
+    labels = fcluster(tree, t=1.0 - threshold, criterion="distance")
+    groups: dict[int, list[int]] = {}
+    for index, label in enumerate(labels):
+        groups.setdefault(int(label), []).append(index)
+    return sorted(groups.values())

@@ -12,6 +12,7 @@ import contextlib
 import errno
 import time
 import traceback
+from pathlib import Path
 
 from .imageio import write_text
 
@@ -32,10 +33,45 @@ def disk_error_line(error: OSError) -> str | None:
     return f"OutputDiskError: {reason}{where}"
 
 
+class _LiveLines(list):
+    """Log lines that also go to the log file as they are added, so a batched job that runs for
+    minutes shows its progress, and one that is killed leaves what it had done."""
+
+    def __init__(self, handle):
+        super().__init__()
+        self._handle = handle
+
+    def append(self, line: str) -> None:
+        super().append(line)
+        with contextlib.suppress(OSError, ValueError):  # a full disk or a closed log: the final write decides
+            self._handle.write(f"{line}\n")
+            self._handle.flush()
+
+    def extend(self, lines) -> None:
+        for line in lines:
+            self.append(line)
+
+    def __iadd__(self, lines):
+        self.extend(lines)
+        return self
+
+
 @contextlib.contextmanager
-def job_log(log_path: str, stage: str):
-    """Collect log lines; write them (and a traceback on failure) atomically at the end."""
-    lines: list[str] = []
+def job_log(log_path: str, stage: str, live: bool = False):
+    """Collect log lines; write them (and a traceback on failure) atomically at the end.
+    ``live`` (the batched model jobs): each line also reaches the log file when it is added."""
+    with contextlib.ExitStack() as stack:
+        handle = None
+        if live:
+            with contextlib.suppress(OSError):
+                Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+                handle = stack.enter_context(open(log_path, "w", encoding="utf-8"))
+        with _collected(log_path, stage, _LiveLines(handle) if handle else []) as lines:
+            yield lines
+
+
+@contextlib.contextmanager
+def _collected(log_path: str, stage: str, lines: list[str]):
     started = time.perf_counter()
     try:
         yield lines

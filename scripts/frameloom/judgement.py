@@ -158,7 +158,8 @@ def confusion(frames: list[Judged], key: str, measured) -> dict[tuple[str, str],
     return table
 
 
-def evaluate_folders(folders: list[Path], models_dir: Path | None, map_function=map) -> tuple[list[Judged], list[Check]]:
+def evaluate_folders(folders: list[Path], models_dir: Path | None,
+                     map_function=map) -> tuple[list[Judged], list[Check]]:
     """Analyse and decide every labelled frame of ``folders`` with the project's default
     configuration (``map_function`` may be a pool's map), then judge them."""
     from .analysis import analyze_file

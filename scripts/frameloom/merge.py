@@ -10,11 +10,11 @@ from pathlib import Path
 
 from .backends import FALLBACK_MARK
 from .captions import REJECTIONS
-from .registry import STRATEGIES
 from .distributions import distribution, frame_classes, training_classes
 from .exports import concept_of
 from .imageio import read_json, staged_folder, swap_in_folder, write_text
 from .planner import plan_constraints
+from .registry import STRATEGIES
 
 FAILED = "failed"
 EXCLUDED = "excluded"

@@ -40,9 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .registry import MODEL_STEPS
 from .imageio import read_image, read_json, write_image, write_json
 from .joblog import batch_step_parser, job_log
+from .registry import MODEL_STEPS
 from .stepcache import ALPHA, BACKGROUND, IMAGE, RECORD, entry_dir, entry_name
 
 KEY_VERSION = "4"  # bump when a step's output changes for the same inputs
@@ -173,7 +173,7 @@ def run_batch(step: str, members: dict[str, dict], settings: dict, cache_dir: st
     fails, so Snakemake retries it; on the last, the manifest records the
     frame's error and its export reports it.
     """
-    with job_log(log_path, f"{step} batch") as lines:
+    with job_log(log_path, f"{step} batch", live=True) as lines:
         backends = step_backends(settings)
         manifest, failed, computed, cached = {}, {}, 0, 0
         sources: dict[str, dict] = {}

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import yaml
 
+from .imageio import write_text
 from .registry import STRATEGIES
 from .schema import ConfigError, read_yaml, validate
-from .imageio import write_text
 
 HEADER = (
     "# frameloom overrides: per-frame decisions made by hand (the review page writes this file;\n"

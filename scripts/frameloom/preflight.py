@@ -11,8 +11,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .schema import ConfigError
 from .joblog import DISK_ERRORS
+from .schema import ConfigError
 
 # Measured on the demo: results take about 7x the input frames' bytes
 # (outputs, curated copies, augmented variants, links); 10x leaves margin.

@@ -68,7 +68,8 @@ def _segment_steps(cfg: dict) -> dict[str, str | None]:
 
 
 def _enhance_steps(cfg: dict) -> dict[str, str | None]:
-    return {"upscale": None, "restore_faces": "upscale", **({"masks": "restore_faces"} if cfg["apply_segmentation"] else {})}
+    return {"upscale": None, "restore_faces": "upscale",
+            **({"masks": "restore_faces"} if cfg["apply_segmentation"] else {})}
 
 
 STRATEGY_REGISTRY = {strategy.name: strategy for strategy in (

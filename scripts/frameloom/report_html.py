@@ -17,8 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .registry import STRATEGIES
 from .distributions import CLASSES
+from .registry import STRATEGIES
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
@@ -153,7 +153,8 @@ def _rejects(report: dict, base_dir: Path) -> list[str]:
             detail = f"cluster {entry.get('cluster')}"
         link = esc(os.path.relpath(entry["curated"], base_dir))
         parts.append(f"<tr><td><a href='{link}'><img loading='lazy' src='{link}'></a></td>"
-                     f"<td>{esc(Path(entry['curated']).name.split('__')[0])}</td><td>{esc(entry.get('filter') or entry['reason'])}</td>"
+                     f"<td>{esc(Path(entry['curated']).name.split('__')[0])}</td>"
+                     f"<td>{esc(entry.get('filter') or entry['reason'])}</td>"
                      f"<td>{esc(detail)}</td></tr>")
     parts.append("</table>")
     return parts
@@ -243,7 +244,8 @@ def render_report(report: dict, base_dir: Path, input_root: Path | None = None, 
     for result in results:
         images = [p for p in result["outputs"] if not p.endswith(".txt")]
         thumbs = "".join(
-            f"<img loading='lazy' src='{esc(os.path.relpath(p, base_dir))}' title='{esc(result['backends'].get(p, ''))}'>"
+            f"<img loading='lazy' src='{esc(os.path.relpath(p, base_dir))}' "
+            f"title='{esc(result['backends'].get(p, ''))}'>"
             for p in images
         )
         status = "" if result["success"] else f"<div class='fail'>{esc(str(result['error']))}</div>"

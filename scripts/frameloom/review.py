@@ -22,11 +22,11 @@ from urllib.parse import unquote, urlsplit
 import yaml
 
 from .config import load_project_config
-from .registry import STRATEGIES
-from .schema import ConfigError
 from .imageio import read_json
 from .layout import RUN_FLAGS_FILE, demo_frames_dir
 from .overrides import load_overrides, save_overrides
+from .registry import STRATEGIES
+from .schema import ConfigError
 
 HOST = "127.0.0.1"
 # A custom header forces a CORS preflight (which this server never grants), so
@@ -197,7 +197,7 @@ document.getElementById("search").addEventListener("input", () => { shown = PAGE
 document.getElementById("more").addEventListener("click", () => { shown += PAGE_SIZE; render(); });
 loadOverrides().then(render);
 </script></body></html>
-"""
+"""  # noqa: E501
 
 
 def _inside(root: Path, relative: str) -> Path | None:
@@ -288,7 +288,8 @@ class ReviewHandler(BaseHTTPRequestHandler):
         if urlsplit(self.path).path != "/api/overrides":
             return self._json(HTTPStatus.NOT_FOUND, {"error": "no such endpoint"})
         if self.headers.get(WRITE_HEADER) != "1" or self.headers.get_content_type() != "application/json":
-            return self._json(HTTPStatus.FORBIDDEN, {"error": f"needs Content-Type application/json and {WRITE_HEADER}: 1"})
+            return self._json(HTTPStatus.FORBIDDEN,
+                              {"error": f"needs Content-Type application/json and {WRITE_HEADER}: 1"})
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
             return self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "request too large"})

@@ -33,8 +33,16 @@ from sam2.sam2_image_predictor import SAM2ImagePredictor
 
 from .detector import FINDER
 from .devices import resolve_device
-from .segmentation import (FACE_COVERAGE_TO_PICK, Box, Segmentation, faces_from_hint, mask_bounding_box, pick_target,
-                           soft_alpha, valid_box)
+from .segmentation import (
+    FACE_COVERAGE_TO_PICK,
+    Box,
+    Segmentation,
+    faces_from_hint,
+    mask_bounding_box,
+    pick_target,
+    soft_alpha,
+    valid_box,
+)
 
 # segmentation_model (config enum) -> the config packaged with sam2, as build_sam2 names it.
 SAM2_CONFIGS = {

@@ -64,7 +64,7 @@ class Segmentation:
     notes: str  # one line: why this target, or why none
 
     @classmethod
-    def nothing_found(cls, height: int, width: int, backend: str, notes: str) -> "Segmentation":
+    def nothing_found(cls, height: int, width: int, backend: str, notes: str) -> Segmentation:
         return cls(np.zeros((height, width), np.float32), [], None, 0.0, backend, notes)
 
 

@@ -107,7 +107,8 @@ def tune(analysis_paths: list[str], output: str, decision_cfg: dict, enabled: li
                 lines.append(f"skipped {path}: {error}")
         result = tune_thresholds(analyses, decision_cfg, enabled)
         write_text(output, tuned_file(decision_cfg, result, source))
-        lines.append(f"{result['frames']} frames ({result['search_frames']} searched), {result['sweeps']} sweeps: distance to the targets "
+        lines.append(f"{result['frames']} frames ({result['search_frames']} searched), "
+                     f"{result['sweeps']} sweeps: distance to the targets "
                      f"{result['start']['distance']} -> {result['distance']}")
         lines.append(f"thresholds {result['thresholds']}; mix {result['mix']} (was {result['start']['mix']})")
 
@@ -186,9 +187,17 @@ def merge(out_dir: str, metas: dict[str, str], inputs, outputs, settings: dict, 
 
     from . import layout
     from .exports import kohya_dataset_toml, onetrainer_concepts, plan_concepts
-    from .merge import (build_rejected_folder, build_report, build_training_folder, prune_cache,
-                        prune_caption_cache, prune_stale_outputs, read_caption_manifests, read_plan,
-                        summary_warnings)
+    from .merge import (
+        build_rejected_folder,
+        build_report,
+        build_training_folder,
+        prune_cache,
+        prune_caption_cache,
+        prune_stale_outputs,
+        read_caption_manifests,
+        read_plan,
+        summary_warnings,
+    )
 
     with job_log(log, "merge") as lines:
         planned = read_plan(inputs.plan)

@@ -18,8 +18,8 @@ from . import captions
 from .imageio import copy_file, read_image, read_json, write_image, write_json, write_text
 from .imageops import on_grey
 from .occlusion import make_occlusion_variants
-from .segmentation import Segmentation, soft_alpha
 from .seeding import stable_seed
+from .segmentation import Segmentation, soft_alpha
 from .stepcache import ALPHA, BACKGROUND, IMAGE, RECORD, entries_used
 
 CROP_MARGIN = 0.1  # of the character's box, kept around it in the cut-out

@@ -14,8 +14,8 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from .registry import STRATEGIES
 from .layout import logs_dir
+from .registry import STRATEGIES
 
 OK, FRAMES_FAILED, CONFIG_ERROR = 0, 1, 2
 # Set by `frameloom run` and `frameloom preview` for the Snakemake they start: they print their own

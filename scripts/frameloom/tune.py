@@ -21,8 +21,8 @@ from collections import Counter
 import numpy as np
 import yaml
 
-from .registry import STRATEGIES
 from .decision import decide_all
+from .registry import STRATEGIES
 
 CANDIDATES = 24
 SEARCH_FRAMES = 1000
