@@ -31,25 +31,28 @@ import cv2
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
-from frameloom import analysis  # noqa: E402
-from frameloom.analysis import analyze_file, analyze_image, detail_copy  # noqa: E402
+from frameloom import analysis, cast, measures  # noqa: E402
+from frameloom.analysis import analyze_file, analyze_image  # noqa: E402
 from frameloom.demo import demo_specs, render_frame  # noqa: E402
 from frameloom.faces import load_face_detector  # noqa: E402
 from frameloom.imageio import read_image  # noqa: E402
+from frameloom.measures import detail_copy  # noqa: E402
 
 SIZES = ((1024, 436), (1920, 1080))
+# The modules the analysis is written in: the profile keeps their functions only.
+ANALYSIS_FILES = {analysis.__file__, cast.__file__, measures.__file__}
 # The steps of analysis.analyze_image, by the function that does each.
 STEPS = {
-    "copies": ("detail_copy", "_work_copy"),
+    "copies": ("detail_copy", "work_copy"),
     "faces": ("_faces_on_copy",),
-    "backdrop": ("_backdrop_layer",),
-    "instances": ("_cast",),
-    "complexity": ("_complexity",),
-    "lighting": ("_lighting",),
+    "backdrop": ("backdrop_layer",),
+    "instances": ("find_cast",),
+    "complexity": ("measure_complexity",),
+    "lighting": ("measure_lighting",),
     "defocus": ("_defocus_layering",),
-    "occlusion": ("_occlusion",),  # includes defocus
-    "sharpness": ("_sharpness",),
-    "noise": ("_noise",),
+    "occlusion": ("measure_occlusion",),  # includes defocus
+    "sharpness": ("measure_sharpness",),
+    "noise": ("measure_noise",),
 }
 SHARED = Path(os.environ.get("FRAMELOOM_SHARED_DIR", REPO.parent / "shared"))
 
@@ -95,7 +98,7 @@ def profile_steps(paths: list[Path], models_dir: Path) -> dict[str, float]:
     profiler.disable()
     cumulative = {
         name: stats[3] for (filename, _, name), stats in pstats.Stats(profiler).stats.items()
-        if filename == analysis.__file__
+        if filename in ANALYSIS_FILES
     }
     steps = {step: sum(cumulative.get(name, 0.0) for name in names) for step, names in STEPS.items()}
     steps["whole"] = cumulative["analyze_image"]

@@ -12,16 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from frameloom.analysis import (
-    ANALYSIS_VERSION,
-    NO_CHARACTER_SHOT,
-    SHOT_TYPES,
-    WORK_SIZE,
-    _work_copy,
-    analyze_file,
-    analyze_image,
-    detail_copy,
-)
+from frameloom.analysis import ANALYSIS_VERSION, analyze_file, analyze_image
+from frameloom.cast import NO_CHARACTER_SHOT, SHOT_TYPES
 from frameloom.demo import (
     FrameSpec,
     apply_blur,
@@ -34,6 +26,7 @@ from frameloom.demo import (
 )
 from frameloom.faces import load_face_detector
 from frameloom.imageio import read_image, write_image
+from frameloom.measures import WORK_SIZE, detail_copy, work_copy
 
 UNIT_METRICS = ("complexity", "lighting", "occlusion", "quality", "sharpness", "noise", "brightness_mean")
 PART_GROUPS = {
@@ -227,7 +220,7 @@ def test_large_frames_are_measured_on_whole_factor_halvings():
                                     ((1280, 720), (1280, 720)), ((4096, 1744), (1024, 436))):
         image = np.zeros((height, width, 3), np.uint8)
         assert detail_copy(image).shape[1::-1] == detail
-        assert max(_work_copy(detail_copy(image)).shape) <= WORK_SIZE
+        assert max(work_copy(detail_copy(image)).shape) <= WORK_SIZE
 
 
 def test_a_pixel_doubled_frame_is_measured_like_the_original(face_detector):

@@ -6,7 +6,6 @@ import cv2
 import numpy as np
 import pytest
 
-from frameloom.analysis import DETAIL_SIZE, _sharpness
 from frameloom.curation import (
     EDGE_SCORE_HALF,
     QUALITY_DEFAULTS,
@@ -17,6 +16,7 @@ from frameloom.curation import (
 )
 from frameloom.demo import FrameSpec, apply_blur, apply_darkness, render_frame
 from frameloom.imageops import NEUTRAL_GREY, uniform_background
+from frameloom.measures import DETAIL_SIZE, measure_sharpness
 from frameloom.segmentation import soft_alpha
 from frameloom.strategies import cutout
 
@@ -109,7 +109,7 @@ def test_detail_measures_are_the_analysis_metrics_on_a_frame(frames):
     for image, _ in frames:
         grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         assert max(grey.shape) <= DETAIL_SIZE
-        _, laplacian_variance, parts = _sharpness(grey, [])
+        _, laplacian_variance, parts = measure_sharpness(grey, [])
         measures = measure_quality(image)
         whole = parts["whole_ratio"]
         assert measures["edge_score"] == pytest.approx(whole / (whole + EDGE_SCORE_HALF), abs=1e-4)

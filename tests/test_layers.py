@@ -11,9 +11,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "scripts" / "frameloom"
 # Lowest first. A module may import modules of its own layer or below, never above.
 LAYERS = {
     "core": ("imageio", "imageops", "joblog", "seeding", "stepcache", "quiet", "devices", "registry"),
-    "vision": ("analysis", "faces", "mtcnn", "detector", "segmentation", "inpainting", "enhance", "face_restore",
-               "identity", "target", "embedding", "esrgan_backend", "lama_backend", "sam2_backend", "vlm_backend",
-               "backends", "download", "models"),
+    "vision": ("measures", "cast", "analysis", "faces", "mtcnn", "detector", "segmentation", "inpainting", "enhance",
+               "face_restore", "identity", "target", "embedding", "esrgan_backend", "lama_backend", "sam2_backend",
+               "vlm_backend", "backends", "download", "models"),
     "strategies": ("strategies", "occlusion", "captions"),
     "dataset": ("curation", "dedup", "augment", "exports", "dataset", "temporal", "distributions"),
     "report": ("report_html",),

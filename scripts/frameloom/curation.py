@@ -23,8 +23,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .analysis import DECIMALS, SHARPNESS_EDGE_L1, detail_copy
 from .imageops import clip01, masked_norm, resize_longest
+from .measures import DECIMALS, SHARPNESS_EDGE_L1, detail_copy
 from .quiet import silenced_stdout
 
 # The seed's filters. Ranges are inclusive; brightness is a grey level 0..255.

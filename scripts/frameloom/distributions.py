@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .analysis import SHOT_TYPES
+from .cast import SHOT_TYPES
 from .dataset import CUT_OUT_ROLES
 
 # Chart order of each dimension's classes.
