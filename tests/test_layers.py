@@ -26,36 +26,52 @@ LEVEL = {module: level for level, modules in enumerate(LAYERS.values()) for modu
 
 
 def imports_of(path: Path) -> list[tuple[str, list[str], int]]:
-    """(module, imported names, line) of each ``from .x import ...`` / ``from . import x``, lazy ones included."""
+    """(module, imported names, line) of each relative import (lazy ones included), the module
+    named as in ``modules()``: ``from .x import ...``, ``from . import x``, and inside a
+    subpackage ``from ..x import ...`` (the package's own modules are ``pkg.x``)."""
+    package = path.parent.relative_to(PACKAGE).parts  # () for the top package, ("demo",) below it
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[:len(package) - (node.level - 1)]
             names = [alias.name for alias in node.names]
             if node.module:
-                found.append((node.module.split(".")[0], names, node.lineno))
+                found.append((".".join((*base, node.module.split(".")[0])), names, node.lineno))
             else:
-                found += [(name, [], node.lineno) for name in names]
-    return found
+                found += [(".".join((*base, name)), [], node.lineno) for name in names]
+    return [(module.removesuffix(".__init__"), names, line) for module, names, line in found]
 
 
 def modules() -> dict[str, Path]:
-    return {path.stem: path for path in PACKAGE.glob("*.py")}
+    """Every module by dotted name under the package; a subpackage's ``__init__`` by the subpackage's."""
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        found[".".join(parts[:-1] if parts[-1] == "__init__" and len(parts) > 1 else parts)] = path
+    return found
+
+
+def level(module: str) -> int:
+    """A subpackage's modules share its layer."""
+    return LEVEL[module.split(".")[0]]
 
 
 def test_every_module_has_a_layer():
-    assert sorted(set(modules()) - set(LEVEL)) == [], "add the new module to a layer in LAYERS"
-    assert sorted(set(LEVEL) - set(modules())) == [], "LAYERS names a module that is gone"
+    top = {name.split(".")[0] for name in modules()}
+    assert sorted(top - set(LEVEL)) == [], "add the new module to a layer in LAYERS"
+    assert sorted(set(LEVEL) - top) == [], "LAYERS names a module that is gone"
 
 
 def test_imports_go_down_only():
     upward = [f"{name}:{line} imports {target} ({layer_of(target)} above {layer_of(name)})"
               for name, path in modules().items() for target, _, line in imports_of(path)
-              if LEVEL[target] > LEVEL[name]]
+              if level(target) > level(name)]
     assert upward == []
 
 
 def test_no_import_cycles():
-    graph = {name: {target for target, _, _ in imports_of(path)} for name, path in modules().items()}
+    graph = {name: {target for target, _, _ in imports_of(path) if target in modules()}
+             for name, path in modules().items()}
     cycles = []
     for start in graph:
         stack, seen = [(start, [start])], set()
@@ -85,4 +101,4 @@ def test_no_private_name_crosses_a_module():
 
 
 def layer_of(module: str) -> str:
-    return list(LAYERS)[LEVEL[module]]
+    return list(LAYERS)[level(module)]
