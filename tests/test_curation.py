@@ -16,8 +16,8 @@ from frameloom.curation import (
 )
 from frameloom.demo import FrameSpec, apply_blur, apply_darkness, render_frame
 from frameloom.imageops import NEUTRAL_GREY, uniform_background
+from frameloom.matte import soft_alpha
 from frameloom.measures import DETAIL_SIZE, measure_sharpness
-from frameloom.segmentation import soft_alpha
 from frameloom.strategies import cutout
 
 FRAME_SPECS = [FrameSpec(seed=seed, background=background, shot=shot)

@@ -14,8 +14,8 @@ from frameloom.config import load_run_config
 from frameloom.dataset import CURATED_RECORD, curate_frame, select_dataset
 from frameloom.demo import FrameSpec, render_frame, render_reference
 from frameloom.imageio import read_image, write_image, write_json
+from frameloom.matte import soft_alpha
 from frameloom.schema import ConfigError
-from frameloom.segmentation import soft_alpha
 from frameloom.strategies import cutout
 
 REPO = Path(__file__).resolve().parents[1]

@@ -24,7 +24,7 @@ from frameloom.identity import (
 )
 from frameloom.imageio import write_image
 from frameloom.imageops import NEUTRAL_GREY
-from frameloom.segmentation import soft_alpha
+from frameloom.matte import soft_alpha
 from frameloom.strategies import cutout
 from frameloom.target import (
     COLOUR_WEIGHT,

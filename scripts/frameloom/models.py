@@ -4,7 +4,7 @@ Each entry names its ``model_paths`` key (strategy_configs.yaml), the names a
 strategy's settings give it (``segmentation_model: sam2_hiera_large``), its
 ``download-models`` name, the adapter that loads it and the conda env it runs in.
 Where its file(s) come from (URL, sha256 or pinned revision, size) and so its
-default path under ``models_dir`` is frameloom.download's ``MODELS``. The backends,
+default path under ``models_dir`` is frameloom.model_files' ``MODELS``. The backends,
 the missing-weights check and the download hint read this; tests/test_registry.py
 holds the schema's ``model_paths`` defaults and strategy_configs.yaml to it.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .download import GROUPS, MODELS
+from .model_files import GROUPS, MODELS
 
 
 @dataclass(frozen=True)

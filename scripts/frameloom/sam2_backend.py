@@ -33,6 +33,7 @@ from sam2.sam2_image_predictor import SAM2ImagePredictor
 
 from .detector import FINDER
 from .devices import resolve_device
+from .matte import soft_alpha
 from .segmentation import (
     FACE_COVERAGE_TO_PICK,
     Box,
@@ -40,7 +41,6 @@ from .segmentation import (
     faces_from_hint,
     mask_bounding_box,
     pick_target,
-    soft_alpha,
     valid_box,
 )
 

@@ -17,9 +17,10 @@ import numpy as np
 from . import captions
 from .imageio import copy_file, read_image, read_json, write_image, write_json, write_text
 from .imageops import on_grey
+from .matte import soft_alpha
 from .occlusion import make_occlusion_variants
 from .seeding import stable_seed
-from .segmentation import Segmentation, soft_alpha
+from .segmentation import Segmentation
 from .stepcache import ALPHA, BACKGROUND, IMAGE, RECORD, entries_used
 
 CROP_MARGIN = 0.1  # of the character's box, kept around it in the cut-out
