@@ -16,7 +16,7 @@ LAYERS = {
                "sam2_backend", "vlm_backend", "backends", "model_files", "download", "models"),
     "strategies": ("strategies", "occlusion", "captions"),
     "dataset": ("curation", "dedup", "augment", "exports", "dataset", "temporal", "distributions"),
-    "report": ("report_html",),
+    "report": ("pages", "report_html"),
     "workflow": ("schema", "config", "overrides", "layout", "planner", "decision", "merge", "summary", "stages",
                  "model_step", "caption_step", "detect_step", "embed_step", "preflight", "discovery", "video",
                  "review", "tune", "demo", "judgement"),

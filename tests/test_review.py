@@ -184,9 +184,11 @@ def test_training_images_are_classed_by_what_the_strategy_made():
     assert list(counts["background"]) == ["simple", "clean (cut-out)"]  # chart order, empty classes left out
 
 
-def test_distribution_chart_is_inline_svg():
-    svg = distribution_chart("lighting", {"good": 3, "poor": 1}, {"good": 10})
-    assert svg.startswith("<svg") and "75% (3)" in svg and "100% (10)" in svg and "0% (0)" in svg
+def test_distribution_chart_pairs_the_shares_of_frames_and_training_images():
+    chart = distribution_chart("lighting", {"good": 3, "poor": 1}, {"good": 10})
+    rows = {row["name"]: [(bar["share"], bar["count"]) for bar in row["bars"]] for row in chart["rows"]}
+    assert rows == {"good": [(0.75, 3), (1.0, 10)], "poor": [(0.25, 1), (0.0, 0)]}
+    assert chart["height"] == 22 + 30 * 2
 
 
 def test_stage_times_count_only_current_jobs(tmp_path):
