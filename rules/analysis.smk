@@ -11,7 +11,7 @@ if FINDER["present"]:
     rule find_characters:
         input:
             frames=finder_batch_frames,
-            params=f"{OUT}/params/finder/{{batch}}.json",
+            params=layout.job_parameters(OUT, "finder"),
         output:
             directory(f"{OUT}/detections/batches/{{batch}}"),
         log:

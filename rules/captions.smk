@@ -7,7 +7,7 @@
 rule caption_batch:
     input:
         metas=caption_batch_metas,
-        params=f"{OUT}/params/captions/{{batch}}.json",
+        params=layout.job_parameters(OUT, "captions"),
     output:
         f"{OUT}/captions/batches/{{batch}}.json",
     log:

@@ -18,6 +18,7 @@ cv2.setNumThreads(1)
 
 from frameloom import layout, stages
 from frameloom.analysis import ANALYSIS_VERSION
+from frameloom.batching import BatchPlan
 from frameloom.config import load_run_config
 from frameloom.registry import MODEL_STEPS, STRATEGY_REGISTRY
 from frameloom.schema import ConfigError
@@ -236,73 +237,37 @@ def planned_metas(wildcards):
     return _metas(*_plan_version())
 
 
-@functools.lru_cache(maxsize=8)
-def _batches(plan_path, plan_mtime, strategies, size):
-    """{batch: [frames]} and {frame: batch}: the frames planned for ``strategies``, in batches of
-    about ``size`` (layout.content_batches: a re-planned frame moves its own batch only)."""
-    frames = [f for f, s in _plan(plan_path, plan_mtime).items() if s in strategies]
-    batches = layout.content_batches(frames, size)
-    return batches, {frame: batch for batch, members in batches.items() for frame in members}
-
-
-def _plan_batches(strategies, size):
-    return _batches(*_plan_version(), tuple(strategies), size)
-
-
 # Frames per model step job (processing.frames_per_job), resolved once per DAG.
 MODEL_FRAMES_PER_JOB = RUN.model_frames_per_job
 # {strategy: {step: the step it continues}}: the model steps a frame of each model strategy goes through.
 FRAME_STEPS = {name: RUN.frame_steps(name) for name, strategy in STRATEGY_REGISTRY.items() if strategy.uses_models}
 
 
-def _step_strategies(step):
-    """The model strategies whose frames go through ``step``."""
-    return tuple(strategy for strategy, steps in FRAME_STEPS.items() if step in steps)
+@functools.lru_cache(maxsize=4)
+def _batch_plan(plan_path, plan_mtime):
+    """The batches of one version of the plan (frameloom.batching), built once: input functions
+    ask for them once per job."""
+    return BatchPlan(_plan(plan_path, plan_mtime), FRAME_STEPS, MODEL_FRAMES_PER_JOB, OUT)
 
 
-def step_batches(step):
-    """{batch: [frames]} and {frame: batch} of a model step: the frames of every strategy that uses it."""
-    return _plan_batches(_step_strategies(step), MODEL_FRAMES_PER_JOB)
-
-
-def step_manifest(step, frame):
-    batch = step_batches(step)[1].get(frame)
-    if batch is None:
-        raise ValueError(f"frame {frame} is not planned for the {step} step")
-    return f"{OUT}/steps/{step}/{batch}.json"
+def batch_plan():
+    return _batch_plan(*_plan_version())
 
 
 def frame_step_manifests(strategy):
     """The export rule's inputs: {step: manifest of the frame's batch} for every step the frame goes through."""
-    return lambda wildcards: {step: step_manifest(step, wildcards.frame) for step in FRAME_STEPS[strategy]}
-
-
-@functools.lru_cache(maxsize=16)
-def _step_sources(plan_path, plan_mtime, step):
-    """{frame: the manifest of the step whose entry it continues, or None} for every frame of ``step``,
-    worked out once per version of the plan (input functions ask for it once per job)."""
-    plan = _plan(plan_path, plan_mtime)
-    sources = {}
-    for frame in _batches(plan_path, plan_mtime, _step_strategies(step), MODEL_FRAMES_PER_JOB)[1]:
-        source = FRAME_STEPS[plan[frame]][step]
-        if source is None:
-            sources[frame] = None
-            continue
-        batch = _batches(plan_path, plan_mtime, _step_strategies(source), MODEL_FRAMES_PER_JOB)[1][frame]
-        sources[frame] = f"{OUT}/steps/{source}/{batch}.json"
-    return sources
+    return lambda wildcards: {step: batch_plan().step_manifest(step, wildcards.frame) for step in FRAME_STEPS[strategy]}
 
 
 def step_inputs(step):
     """A model step job's inputs: its frames, their analyses and the manifests its entries continue."""
 
     def inputs(wildcards):
-        frames = step_batches(step)[0][wildcards.batch]
-        sources = _step_sources(*_plan_version(), step)
+        members = batch_plan().step_members(step, wildcards.batch, frame_file)
         return {
-            "frames": [frame_file(frame) for frame in frames],
-            "analyses": [layout.analysis(OUT).format(frame=frame) for frame in frames],
-            "sources": sorted({sources[frame] for frame in frames} - {None}),
+            "frames": [member["frame"] for member in members.values()],
+            "analyses": [member["analysis"] for member in members.values()],
+            "sources": sorted({member["source"] for member in members.values()} - {None}),
         }
 
     return inputs
@@ -310,16 +275,7 @@ def step_inputs(step):
 
 def step_parameters(step, batch):
     """A model step job's parameters file content: its members and the step's settings."""
-    sources = _step_sources(*_plan_version(), step)
-    members = {
-        frame: {
-            "frame": frame_file(frame),
-            "analysis": layout.analysis(OUT).format(frame=frame),
-            "source": sources[frame],
-        }
-        for frame in step_batches(step)[0][batch]
-    }
-    return {"members": members, "settings": RUN.step_settings(step)}
+    return {"members": batch_plan().step_members(step, batch, frame_file), "settings": RUN.step_settings(step)}
 
 
 def by_attempt(base):
@@ -342,7 +298,7 @@ CAPTION_STRATEGIES = RUN.vlm_caption_strategies
 
 
 def caption_batches():
-    return _plan_batches(CAPTION_STRATEGIES, RUN.strategy["captioning"]["frames_per_job"])[0]
+    return batch_plan().batches(CAPTION_STRATEGIES, RUN.strategy["captioning"]["frames_per_job"])[0]
 
 
 def caption_batch_metas(wildcards):

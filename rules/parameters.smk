@@ -10,7 +10,7 @@ rule job_parameters:
     input:
         job_parameters_inputs,
     output:
-        f"{OUT}/params/{{step}}/{{batch}}.json",
+        layout.job_parameters(OUT, "{step}"),
     log:
         f"{LOGS}/params/{{step}}/{{batch}}.log",
     params:

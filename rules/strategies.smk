@@ -43,9 +43,9 @@ for step, (_, _, _, env) in MODEL_STEPS.items():
             step
         input:
             unpack(step_inputs(step)),
-            params=f"{OUT}/params/{step}/{{batch}}.json",
+            params=layout.job_parameters(OUT, step),
         output:
-            f"{OUT}/steps/{step}/{{batch}}.json",
+            layout.step_manifest(OUT, step),
         log:
             f"{LOGS}/{step}/{{batch}}.log",
         benchmark:

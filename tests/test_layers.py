@@ -17,9 +17,9 @@ LAYERS = {
     "strategies": ("strategies", "occlusion", "captions"),
     "dataset": ("curation", "dedup", "augment", "exports", "dataset", "temporal", "distributions"),
     "report": ("pages", "report_html"),
-    "workflow": ("schema", "config", "overrides", "layout", "planner", "decision", "merge", "summary", "stages",
-                 "model_step", "caption_step", "detect_step", "embed_step", "preflight", "discovery", "video",
-                 "review", "tune", "demo", "judgement"),
+    "workflow": ("schema", "config", "overrides", "layout", "batching", "planner", "decision", "merge", "summary",
+                 "stages", "model_step", "caption_step", "detect_step", "embed_step", "preflight", "discovery",
+                 "video", "review", "tune", "demo", "judgement"),
     "cli": ("cli", "aliases", "__init__"),
 }
 LEVEL = {module: level for level, modules in enumerate(LAYERS.values()) for module in modules}

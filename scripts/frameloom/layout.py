@@ -100,6 +100,16 @@ def frame_outputs(patterns: dict, frame: str) -> dict:
     }
 
 
+def step_manifest(out: str, step: str) -> str:
+    """What a model step's batch job made: {frame: cache key} and the frames that failed."""
+    return f"{out}/steps/{step}/{{batch}}.json"
+
+
+def job_parameters(out: str, step: str) -> str:
+    """A batched job's parameters file (rule job_parameters); ``step`` may be a wildcard."""
+    return f"{out}/params/{step}/{{batch}}.json"
+
+
 def cache_dir(out: str) -> str:
     """Content-addressed results of the batched model steps (frameloom.model_step)."""
     return f"{out}/.cache"
