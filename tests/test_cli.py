@@ -158,39 +158,45 @@ def test_progress_lines_count_rate_and_eta(tmp_path):
 
     lines, now = [], [0.0]
     progress = Progress(tmp_path / "plan.tsv", write=lines.append, clock=lambda: now[0], every=2.0)
-    log = ["Job stats:", "job        count", "-------  -------", "analyze       10", "decide         1",
-           "all            1", "total         12", ""]
-    for line in log:
-        progress.feed(line)
-    progress.feed("rule analyze:")  # the first job starts at 0 s
+    progress.handle({"event": "run_info", "stats": {"analyze": 10, "decide": 1, "all": 1, "total": 12}})
+    progress.handle({"event": "job_info", "jobid": 1, "rule": "analyze"})  # the first job starts at 0 s
     for second in range(1, 11):
         now[0] = float(second)
-        progress.feed("    rule analyze:")
-        progress.feed(f"Finished jobid: {second} (Rule: analyze)")
+        progress.handle({"event": "job_info", "jobid": second + 1, "rule": "analyze"})
+        progress.handle({"event": "job_finished", "jobid": second})
     # Shown at most every 2 s, and always at the end: 1 frame/s since the first start.
     assert lines == ["frameloom: analyze 1/10 (1.0/s, ETA 9 s)\n", "frameloom: analyze 3/10 (1.0/s, ETA 7 s)\n",
                      "frameloom: analyze 5/10 (1.0/s, ETA 5 s)\n", "frameloom: analyze 7/10 (1.0/s, ETA 3 s)\n",
                      "frameloom: analyze 9/10 (1.0/s, ETA 1 s)\n", "frameloom: analyze 10/10 (1.0/s)\n"]
     # After the decide checkpoint, the plan gives the strategy rules' totals.
     (tmp_path / "plan.tsv").write_text("a\tkeep_full\nb\tkeep_full\nc\tfailed\n")
-    progress.feed("Finished jobid: 11 (Rule: decide)")
-    progress.feed("Finished jobid: 12 (Rule: keep_full)")
-    progress.feed("Finished jobid: 13 (Rule: job_parameters)")  # bookkeeping, not a stage
-    progress.feed("Finished jobid: 14 (Rule: all)")
+    for jobid, rule in ((21, "decide"), (22, "keep_full"), (23, "job_parameters"), (24, "all")):
+        progress.handle({"event": "job_info", "jobid": jobid, "rule": rule})
+        progress.handle({"event": "job_finished", "jobid": jobid})  # job_parameters, all: bookkeeping
     assert lines[-2:] == ["frameloom: decide 1/1\n", "frameloom: keep_full 1/2\n"]
 
     # A SLURM group job: six jobs submitted at 20 s end together at 32 s, 0.5 frames/s.
     cluster = Progress(tmp_path / "plan.tsv", write=lines.append, clock=lambda: now[0], every=2.0)
-    for line in ["Job stats:", "job        count", "-------  -------", "masks    6", "total          6", ""]:
-        cluster.feed(line)
+    cluster.handle({"event": "run_info", "stats": {"masks": 6, "total": 6}})
     now[0] = 20.0
-    cluster.feed("[Sun Nov 22 00:23:32 2026] Group job perframe (jobs in lexicogr. order):")
-    for _ in range(6):
-        cluster.feed("    rule masks:")
+    for jobid in range(6):
+        cluster.handle({"event": "job_info", "jobid": jobid, "rule": "masks"})
     now[0] = 32.0
     for jobid in range(6):
-        cluster.feed(f"Finished jobid: {jobid} (Rule: masks)")
+        cluster.handle({"event": "job_finished", "jobid": jobid})
     assert lines[-1] == "frameloom: masks 6/6 (0.5/s)\n"
+
+
+def test_run_reads_its_progress_from_the_logger_plugins_events(tmp_path):
+    """`frameloom run` (not --quiet) starts Snakemake with the frameloom logger plugin and prints
+    a progress line per stage from the job events it writes."""
+    write_demo_set(tmp_path / "frames", 3, width=320, height=180)
+    run = frameloom(tmp_path, "run", "frames", "--output-dir", "out")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "frameloom: analyze 3/3" in run.stderr and "frameloom: merge 1/1" in run.stderr, run.stderr[-3000:]
+    events = [json.loads(line) for line in (tmp_path / "out" / "logs" / "frameloom-run-events.jsonl").open()]
+    assert events[0]["event"] == "run_info" and events[0]["stats"]["analyze"] == 3
+    assert {e["event"] for e in events} == {"run_info", "job_info", "job_finished"}
 
 
 def test_the_onerror_handler_shows_each_error_of_snakemakes_log(tmp_path, capsys):

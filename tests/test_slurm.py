@@ -113,7 +113,7 @@ def test_retries_resubmit_a_flaky_job(cluster, tmp_path):
 
 
 def test_the_frameloom_command_shows_progress_on_slurm(cluster, tmp_path):
-    """`frameloom run --profile profiles/slurm`: per-stage progress from the cluster run's log."""
+    """`frameloom run --profile profiles/slurm`: per-stage progress from the cluster run's job events."""
     write_demo_set(tmp_path / "frames", 6, width=256, height=144, seed=3)
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     profile["slurm-init-seconds-before-status-checks"] = 2  # FAST_POLLING, as a profile key

@@ -23,16 +23,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import yaml
 
+from . import layout
 from .config import RunConfig, load_project_config
 from .imageio import staged_folder, swap_in_folder, write_json, write_text
 from .layout import RUN_FLAGS_FILE
@@ -42,6 +43,7 @@ from .summary import CLI_ENV, CONFIG_ERROR, FRAMES_FAILED, OK, current_report, e
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[2]
 SNAKEFILE = WORKFLOW_DIR / "Snakefile"
+SCRIPTS_DIR = Path(__file__).resolve().parents[1]  # holds the package and the logger plugin
 
 
 class CliError(Exception):
@@ -107,47 +109,37 @@ def snakemake_command(overrides: dict, cores: int, profile: str | None, targets:
 
 
 class Progress:
-    """A line per stage a person can follow: frames done / total, rate and ETA, read off Snakemake's log.
+    """A line per stage a person can follow: frames done / total, rate and ETA, from the run's
+    job events (the frameloom logger plugin, ``snakemake_logger_plugin_frameloom``).
 
     Totals come from Snakemake's job table, and for the strategy rules (known only after the
-    decide checkpoint) from the plan it writes. A stage's rate counts from its first job's start
-    (the ``rule NAME:`` line Snakemake prints when it runs or submits a job), so jobs that end
-    together, as a SLURM group job's do, give a true rate."""
+    decide checkpoint) from the plan it writes. A stage's rate counts from its first job's start,
+    so jobs that end together, as a SLURM group job's do, give a true rate."""
 
-    STATS_ROW = re.compile(r"^(\w+)\s+(\d+)$")
     # The target rule and the model jobs' parameters files: bookkeeping, not stages a person follows.
     NOT_STAGES = ("all", "job_parameters")
-    STARTED = re.compile(r"^\s*(?:local)?rule (\w+):$")
-    FINISHED = re.compile(r"^Finished jobid: \d+ \(Rule: (\w+)\)")
 
     def __init__(self, plan_path: Path, write=sys.stderr.write, clock=time.monotonic, every: float = 2.0):
         self.plan_path, self.write, self.clock, self.every = plan_path, write, clock, every
         self.totals: dict[str, int] = {}
+        self.rules: dict[int, str] = {}  # jobid -> rule
         self.done: Counter = Counter()
         self.started: dict[str, float] = {}
         self.shown: dict[str, float] = {}
-        self.in_stats = False
 
-    def feed(self, line: str) -> None:
-        line = line.rstrip("\n")
-        if line.startswith("Job stats:"):
-            self.in_stats = True
-        elif self.in_stats:
-            row = self.STATS_ROW.match(line)
-            if row and row[1] != "total":
-                self.totals[row[1]] = int(row[2])
-            elif line.strip() == "" or row:
-                self.in_stats = not (row and row[1] == "total")
-        started = self.STARTED.match(line)
-        if started:
-            self.started.setdefault(started[1], self.clock())
-        finished = self.FINISHED.match(line)
-        if finished and finished[1] not in self.NOT_STAGES:
-            self._finished(finished[1])
+    def handle(self, event: dict) -> None:
+        if event["event"] == "run_info":
+            self.totals |= {rule: count for rule, count in event["stats"].items() if rule != "total"}
+        elif event["event"] == "job_info":
+            self.rules[event["jobid"]] = event["rule"]
+            self.started.setdefault(event["rule"], self.clock())
+        elif event["event"] == "job_finished":
+            rule = self.rules.get(event["jobid"])
+            if rule is not None and rule not in self.NOT_STAGES:
+                self._finished(rule)
 
     def _finished(self, rule: str) -> None:
         now = self.clock()
-        self.started.setdefault(rule, now)  # a log without the start line: from the first end
         self.done[rule] += 1
         if rule == "decide" and self.plan_path.is_file():
             from .merge import read_plan
@@ -158,10 +150,30 @@ class Progress:
             return
         self.shown[rule] = now
         elapsed = now - self.started[rule]
-        rate = self.done[rule] / elapsed if elapsed > 0 else 0.0
+        # A stage of one job has no rate to speak of (an in-process job starts and ends at once).
+        rate = self.done[rule] / elapsed if elapsed > 0 and total > 1 else 0.0
         eta = f", ETA {(total - self.done[rule]) / rate:.0f} s" if rate and self.done[rule] < total else ""
         self.write(f"frameloom: {rule} {self.done[rule]}/{total}"
                    + (f" ({rate:.1f}/s{eta})" if rate else "") + "\n")
+
+
+def follow_events(path: Path, handle, finished: threading.Event, poll: float = 0.1) -> None:
+    """Hand each JSON line of ``path`` to ``handle`` as it is written, until ``finished`` is set
+    and the file is read to its end."""
+    with open(path, encoding="utf-8") as events:
+        pending = ""
+        while True:
+            pending += events.readline()
+            if pending.endswith("\n"):
+                handle(json.loads(pending))
+                pending = ""
+            elif finished.is_set():
+                rest = pending + events.read()
+                for line in rest.splitlines():
+                    handle(json.loads(line))
+                return
+            else:
+                time.sleep(poll)
 
 
 def _run_workflow(args: argparse.Namespace, targets) -> tuple[int, Path, RunConfig]:
@@ -175,11 +187,18 @@ def _run_workflow(args: argparse.Namespace, targets) -> tuple[int, Path, RunConf
     environment = {**os.environ, CLI_ENV: "1"}  # this command prints the summary itself
     if args.quiet:
         return subprocess.run(command, env=environment).returncode, out_dir, run
-    progress = Progress(out_dir / "plan.tsv")
-    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True, bufsize=1, env=environment) as snakemake:
-        for line in snakemake.stderr:
-            sys.stderr.write(line)  # Snakemake's own log, as it comes
-            progress.feed(line)
+    # Progress from the job events the frameloom logger plugin writes (scripts/ on the path finds it).
+    events = Path(layout.logs_dir(str(out_dir))) / "frameloom-run-events.jsonl"
+    write_text(events, "")
+    command += ["--logger", "frameloom", "--logger-frameloom-path", str(events)]
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SCRIPTS_DIR), environment.get("PYTHONPATH")]))
+    progress, finished = Progress(out_dir / "plan.tsv"), threading.Event()
+    follower = threading.Thread(target=follow_events, args=(events, progress.handle, finished), daemon=True)
+    follower.start()
+    with subprocess.Popen(command, env=environment) as snakemake:
+        snakemake.wait()
+    finished.set()
+    follower.join()
     return snakemake.returncode, out_dir, run
 
 
