@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -35,7 +34,7 @@ import yaml
 
 from . import layout
 from .config import RunConfig, load_project_config
-from .imageio import staged_folder, swap_in_folder, write_json, write_text
+from .imageio import link_or_copy, staged_folder, swap_in_folder, write_json, write_text
 from .layout import RUN_FLAGS_FILE
 from .registry import STRATEGIES, STRATEGY_REGISTRY
 from .schema import ConfigError, load_schema
@@ -297,10 +296,7 @@ def copy_folder(source: Path, target: Path, files: list[Path] | None = None) -> 
     for path in chosen:
         destination = staging / path.relative_to(source)
         destination.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(path, destination)
-        except OSError:
-            shutil.copyfile(path, destination)
+        link_or_copy(path, destination)
     swap_in_folder(staging, target)
     return len(chosen)
 

@@ -162,6 +162,12 @@ def candidate_pairs(hashes: dict[str, int], max_distance: int = PHASH_MAX_DISTAN
     return pairs
 
 
+def near_duplicates(hash_a: int, thumbnail_a: np.ndarray, hash_b: int, thumbnail_b: np.ndarray,
+                    max_distance: int = PHASH_MAX_DISTANCE, min_ssim: float = SSIM_MIN) -> bool:
+    """The one near-duplicate judgement: pHash distance <= max_distance AND thumbnail SSIM >= min_ssim."""
+    return (hash_a ^ hash_b).bit_count() <= max_distance and ssim(thumbnail_a, thumbnail_b) >= min_ssim
+
+
 def near_duplicate_groups(hashes: dict[str, int], thumbnail_of: Callable[[str], np.ndarray],
                           max_distance: int = PHASH_MAX_DISTANCE, min_ssim: float = SSIM_MIN) -> list[list[str]]:
     """Groups (connected components) of ids linked by hash distance <= max_distance and
@@ -185,7 +191,8 @@ def near_duplicate_groups(hashes: dict[str, int], thumbnail_of: Callable[[str], 
     pairs = sorted(candidate_pairs(hashes, max_distance), key=lambda p: ((hashes[p[0]] ^ hashes[p[1]]).bit_count(), p))
     for a, b in pairs:
         root_a, root_b = root(a), root(b)
-        if root_a != root_b and ssim(thumbnail_of(a), thumbnail_of(b)) >= min_ssim:
+        if root_a != root_b and near_duplicates(hashes[a], thumbnail_of(a), hashes[b], thumbnail_of(b),
+                                                max_distance, min_ssim):
             parent[max(root_a, root_b)] = min(root_a, root_b)
     groups: dict[str, list[str]] = {}
     for node in parent:

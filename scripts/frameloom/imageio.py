@@ -204,6 +204,15 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.load(handle)
 
 
+def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Hard-link when the filesystem allows, else copy: for files that are only ever replaced by
+    rename, never edited in place (the run's outputs), so a link cannot change under its reader."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
 def copy_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     """Copy bytes atomically (outputs must never be hard links into the input tree)."""
     _atomic_write_bytes(dst, Path(src).read_bytes())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from collections import Counter
@@ -12,7 +11,7 @@ from .backends import FALLBACK_MARK
 from .captions import REJECTIONS
 from .distributions import distribution, frame_classes, training_classes
 from .exports import concept_of
-from .imageio import read_json, staged_folder, swap_in_folder, write_text
+from .imageio import link_or_copy, read_json, staged_folder, swap_in_folder, write_text
 from .planner import plan_constraints
 from .registry import STRATEGIES
 
@@ -52,14 +51,6 @@ def read_plan(plan_path: str) -> dict[str, str]:
         return dict(line.rstrip("\n").split("\t") for line in handle if line.strip())
 
 
-def _place(src: str, dst: Path) -> None:
-    """Hard-link when possible: outputs are only ever replaced by rename, never edited in place."""
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
-
-
 def read_caption_manifests(manifest_paths: list[str]) -> dict[str, dict]:
     """{image path: caption record} from the caption step's batch manifests."""
     records = {}
@@ -89,11 +80,11 @@ def build_training_folder(selection: dict, training_dir: str, concepts: dict[str
     for record in records:
         concept = staging / concept_of(concepts, record["strategy"])
         stem = Path(record["curated"]).stem
-        _place(record["curated"], concept / f"{stem}.png")
+        link_or_copy(record["curated"], concept / f"{stem}.png")
         if record["image"] in vlm_captions:
             (concept / f"{stem}.txt").write_text(vlm_captions[record["image"]]["caption"] + "\n", encoding="utf-8")
         elif record["caption"]:
-            _place(record["caption"], concept / f"{stem}.txt")
+            link_or_copy(record["caption"], concept / f"{stem}.txt")
     swap_in_folder(staging, target)
     return len(records)
 
@@ -105,7 +96,7 @@ def build_rejected_folder(selection: dict, rejected_dir: str) -> int:
     for entry in selection["rejected"]:
         folder = staging / (entry.get("filter") or entry["reason"])
         folder.mkdir(exist_ok=True)
-        _place(entry["curated"], folder / Path(entry["curated"]).name)
+        link_or_copy(entry["curated"], folder / Path(entry["curated"]).name)
     swap_in_folder(staging, target)
     return len(selection["rejected"])
 

@@ -16,7 +16,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from .dedup import phash, ssim, ssim_thumbnail
+from .dedup import near_duplicates, phash, ssim_thumbnail
 from .imageio import FrameDecodeError, read_image
 
 
@@ -76,11 +76,10 @@ def expand(curated: list[str], frames: dict[str, str], frames_root: Path, window
         order.update({relative: (members, i) for i, relative in enumerate(members)})
     fingerprint = _Fingerprints(frames_root)
 
-    def near_duplicates(first: str, second: str) -> bool:
+    def twins(first: str, second: str) -> bool:
         """pHash distance AND SSIM, as the curation's dedup judges; an unreadable frame has no twin."""
         a, b = fingerprint(first), fingerprint(second)
-        return (a is not None and b is not None and (a[0] ^ b[0]).bit_count() <= phash_threshold
-                and ssim(a[1], b[1]) >= ssim_threshold)
+        return a is not None and b is not None and near_duplicates(*a, *b, phash_threshold, ssim_threshold)
 
     kept = set(matched.values())
     dropped = {}
@@ -91,7 +90,7 @@ def expand(curated: list[str], frames: dict[str, str], frames_root: Path, window
         for relative in neighbours:
             if relative in kept:
                 continue
-            twin = next((other for other in window if other in kept and near_duplicates(relative, other)), None)
+            twin = next((other for other in window if other in kept and twins(relative, other)), None)
             if twin is None:
                 kept.add(relative)
                 dropped.pop(frames[relative], None)  # a twin in an earlier window is not in this one
