@@ -25,7 +25,7 @@ from frameloom.schema import ConfigError
 from frameloom.discovery import discover_frames, discover_videos, relative_files
 from frameloom.imageio import read_json
 from frameloom.video import INDEX_FILE as VIDEO_INDEX
-from frameloom.merge import NOT_PROCESSED, read_plan
+from frameloom.plan import NOT_PROCESSED, read_plan
 from frameloom.preflight import check_output_dir
 from frameloom.summary import CONFIG_ERROR, end_of_run, stopped
 

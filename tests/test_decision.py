@@ -112,7 +112,7 @@ def test_occluded_frames_are_not_offered_synthetic_occlusion():
 
 def test_the_decide_stage_writes_every_decision_and_the_plan_in_one_pass(tmp_path):
     from frameloom.imageio import read_json, write_json
-    from frameloom.merge import read_plan
+    from frameloom.plan import read_plan
     from frameloom.stages import decide as decide_stage
 
     analyses = []

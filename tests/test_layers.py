@@ -15,11 +15,12 @@ LAYERS = {
                "enhance", "face_restore", "identity", "target", "embedding", "esrgan_backend", "lama_backend",
                "sam2_backend", "vlm_backend", "backends", "model_files", "download", "models"),
     "strategies": ("strategies", "occlusion", "captions"),
-    "dataset": ("curation", "dedup", "augment", "exports", "dataset", "temporal", "distributions"),
+    "dataset": ("curation", "dedup", "augment", "exports", "dataset", "training", "temporal",
+                "distributions"),
     "report": ("pages", "report_html"),
-    "workflow": ("schema", "config", "overrides", "layout", "batching", "planner", "decision", "merge", "summary",
-                 "stages", "model_step", "caption_step", "detect_step", "embed_step", "preflight", "discovery",
-                 "video", "review", "tune", "demo", "judgement"),
+    "workflow": ("schema", "config", "overrides", "layout", "plan", "batching", "planner", "decision", "merge",
+                 "pruning", "summary", "stages", "model_step", "caption_step", "detect_step", "embed_step", "preflight",
+                 "discovery", "video", "review", "tune", "demo", "judgement"),
     "cli": ("cli", "aliases", "__init__"),
 }
 LEVEL = {module: level for level, modules in enumerate(LAYERS.values()) for module in modules}

@@ -10,14 +10,10 @@ from analysis_records import PICTURE
 
 from frameloom.exports import plan_concepts
 from frameloom.imageio import write_json
-from frameloom.merge import (
-    build_rejected_folder,
-    build_report,
-    build_training_folder,
-    prune_stale_outputs,
-    read_plan,
-    write_plan,
-)
+from frameloom.merge import build_report
+from frameloom.plan import read_plan, write_plan
+from frameloom.pruning import prune_stale_outputs
+from frameloom.training import build_rejected_folder, build_training_folder
 
 with open("config/decision_thresholds.yaml") as handle:
     DECISION_CFG = yaml.safe_load(handle)

@@ -130,7 +130,7 @@ def test_export_assembles_the_outputs_from_the_entries_and_names_them(batch):
 
 
 def test_cache_entries_no_export_was_made_from_are_pruned(batch):
-    from frameloom.merge import prune_cache
+    from frameloom.pruning import prune_cache
 
     segment_steps(batch)
     meta = export_of(batch["tmp"], "segment", batch["run"], "f0", batch["frames"], ("masks", "inpaint"))["meta"]

@@ -16,8 +16,8 @@ from analysis_records import PICTURE
 from frameloom.decision import decide
 from frameloom.distributions import distribution, frame_classes, training_classes
 from frameloom.imageio import write_image
-from frameloom.merge import EXCLUDED, FAILED, write_plan
 from frameloom.overrides import apply_override, load_overrides, save_overrides
+from frameloom.plan import EXCLUDED, FAILED, write_plan
 from frameloom.registry import STRATEGIES
 from frameloom.report_html import distribution_chart, stage_times, thumbnail_uri
 from frameloom.review import WRITE_HEADER, ReviewServer, render_review_page

@@ -19,7 +19,7 @@ import yaml
 from slurm_cluster import SlurmCluster, unavailable_reason
 
 from frameloom.demo import write_demo_set
-from frameloom.merge import read_plan
+from frameloom.plan import read_plan
 from frameloom.registry import MODEL_STEPS
 from frameloom.summary import current_report, exit_code
 

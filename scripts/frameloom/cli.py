@@ -141,7 +141,7 @@ class Progress:
         now = self.clock()
         self.done[rule] += 1
         if rule == "decide" and self.plan_path.is_file():
-            from .merge import read_plan
+            from .plan import read_plan
 
             self.totals |= Counter(read_plan(str(self.plan_path)).values())
         total = max(self.totals.get(rule, 0), self.done[rule])
@@ -233,7 +233,7 @@ def preview_lines(plan: dict[str, str], analyses: list[dict], decisions: dict[st
     """The expected strategy mix against the targets (and what binds), the frames' distributions
     and the image count."""
     from .distributions import distribution, frame_classes
-    from .merge import EXCLUDED, FAILED
+    from .plan import EXCLUDED, FAILED
     from .planner import plan_constraints
 
     counts = Counter(plan.values())
@@ -256,7 +256,7 @@ def preview_lines(plan: dict[str, str], analyses: list[dict], decisions: dict[st
 
 def command_preview(args: argparse.Namespace) -> int:
     from . import layout
-    from .merge import read_plan
+    from .plan import read_plan
 
     code, out_dir, run = _run_workflow(args, lambda run: [f"{run.output_dir}/plan.tsv"])
     # FRAMES_FAILED here is an earlier full run's report speaking: the preview itself went through.

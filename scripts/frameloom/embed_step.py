@@ -60,7 +60,7 @@ def run_embeddings(plan_path: str, out_dir: str, output: str, model_dir: str, re
                    device: str = "auto", batch_size: int = 16, embedder=None) -> dict:
     """Embed the run's cut-outs and the references into ``output``; ``embedder`` (tests) replaces
     the one built from ``model_dir``, which is loaded once."""
-    from .merge import read_plan
+    from .plan import read_plan
 
     with job_log(log_path, "embed cut-outs", live=True) as lines:
         if embedder is None:

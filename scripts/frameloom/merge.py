@@ -1,54 +1,22 @@
-"""Aggregate steps: the plan, the kohya training folder and processing_report.json."""
+"""The merge's report: processing_report.json (every frame's analysis, decision, outputs and
+curation) and the warnings a person should read before training."""
 
 from __future__ import annotations
 
 import re
-import shutil
 from collections import Counter
-from pathlib import Path
 
 from .backends import FALLBACK_MARK
 from .captions import REJECTIONS
 from .distributions import distribution, frame_classes, training_classes
-from .exports import concept_of
-from .imageio import link_or_copy, read_json, staged_folder, swap_in_folder, write_text
+from .imageio import read_json
+from .plan import exclusion_reason
 from .planner import plan_constraints
 from .registry import STRATEGIES
 
-FAILED = "failed"
-EXCLUDED = "excluded"
-# Plan entries that get no strategy outputs.
-NOT_PROCESSED = (FAILED, EXCLUDED)
 # The analysis values each report result repeats (the decision's inputs).
 ANALYSIS_FIELDS = ("complexity", "lighting", "occlusion", "quality", "sharpness", "noise", "instance_count",
                    "shot_type", "width", "height")
-
-
-def plan_status(decision: dict) -> str:
-    """The strategy, ``excluded`` (by the frame gate or by hand on review) or ``failed``
-    (no usable analysis or a bad override)."""
-    if decision.get("excluded"):
-        return EXCLUDED
-    return decision["strategy"] if decision["ok"] else FAILED
-
-
-def exclusion_reason(decision: dict) -> str:
-    """The frame gate's reason, or ``review`` for a frame excluded by hand."""
-    if decision.get("override", {}).get("exclude"):
-        return "review"
-    return decision.get("exclusion_reason") or "review"
-
-
-def write_plan(decisions: dict[str, dict], plan_path: str) -> dict[str, str]:
-    """``frame<TAB>status`` per frame (see ``plan_status``)."""
-    plan = {frame: plan_status(decision) for frame, decision in decisions.items()}
-    write_text(plan_path, "".join(f"{frame}\t{strategy}\n" for frame, strategy in sorted(plan.items())))
-    return plan
-
-
-def read_plan(plan_path: str) -> dict[str, str]:
-    with open(plan_path, encoding="utf-8") as handle:
-        return dict(line.rstrip("\n").split("\t") for line in handle if line.strip())
 
 
 def read_caption_manifests(manifest_paths: list[str]) -> dict[str, dict]:
@@ -57,99 +25,6 @@ def read_caption_manifests(manifest_paths: list[str]) -> dict[str, dict]:
     for path in manifest_paths:
         records |= read_json(path)["images"]
     return records
-
-
-def build_training_folder(selection: dict, training_dir: str, concepts: dict[str, dict],
-                          vlm_captions: dict[str, dict] | None = None) -> int:
-    """Fill ``training_dir`` with one kohya concept folder per entry of ``concepts``
-    (exports.plan_concepts) holding the curated images and their captions, atomically.
-
-    Curated names carry the strategy prefix, so they are unique even if a frame
-    is called "x_character". An augmented variant takes its source's caption;
-    an image the caption step captioned gets that caption, the others link
-    their template caption. Returns the number of images. The folder is
-    assembled beside the target and renamed into place, so a crash never leaves
-    a half-merged dataset.
-    """
-    vlm_captions = vlm_captions or {}
-    target = Path(training_dir)
-    staging = staged_folder(target)
-    for name in concepts:
-        (staging / name).mkdir()
-    records = selection["kept"] + selection["augmented"]
-    for record in records:
-        concept = staging / concept_of(concepts, record["strategy"])
-        stem = Path(record["curated"]).stem
-        link_or_copy(record["curated"], concept / f"{stem}.png")
-        if record["image"] in vlm_captions:
-            (concept / f"{stem}.txt").write_text(vlm_captions[record["image"]]["caption"] + "\n", encoding="utf-8")
-        elif record["caption"]:
-            link_or_copy(record["caption"], concept / f"{stem}.txt")
-    swap_in_folder(staging, target)
-    return len(records)
-
-
-def build_rejected_folder(selection: dict, rejected_dir: str) -> int:
-    """``rejected_dir/{reason}/``: a link to every curated image the curation removed (nothing is deleted)."""
-    target = Path(rejected_dir)
-    staging = staged_folder(target)
-    for entry in selection["rejected"]:
-        folder = staging / (entry.get("filter") or entry["reason"])
-        folder.mkdir(exist_ok=True)
-        link_or_copy(entry["curated"], folder / Path(entry["curated"]).name)
-    swap_in_folder(staging, target)
-    return len(selection["rejected"])
-
-
-def prune_stale_outputs(out_dir: str, plan: dict[str, str]) -> list[str]:
-    """Remove outputs, and curated copies, of strategies a frame no longer has (after a
-    threshold change or a removed frame)."""
-    removed = []
-    root = Path(out_dir).resolve()
-    for strategy in STRATEGIES:
-        for meta_path in sorted(Path(out_dir, strategy, "meta").glob("*.json")):
-            if plan.get(meta_path.stem) == strategy:
-                continue
-            for entry in read_json(meta_path).get("outputs", []):
-                for path in (entry["image"], entry["caption"]):
-                    # Only ever inside the output folder, whatever a (damaged) meta file says.
-                    if path and Path(path).exists() and Path(path).resolve().is_relative_to(root):
-                        Path(path).unlink()
-                        removed.append(path)
-            meta_path.unlink()
-            removed.append(str(meta_path))
-        curated = Path(out_dir, "curated", strategy)
-        for frame_dir in sorted(curated.iterdir()) if curated.is_dir() else []:
-            if plan.get(frame_dir.name) != strategy:
-                shutil.rmtree(frame_dir)
-                removed.append(str(frame_dir))
-    return removed
-
-
-def prune_cache(cache_dir: str, metas: list[dict]) -> list[str]:
-    """Drop model-step cache entries no current output was made from: each export's meta names
-    the entries it used and those they continue (frameloom.model_step)."""
-    from .registry import MODEL_STEPS
-
-    used = {name for meta in metas for name in meta.get("cache", [])}
-    removed = []
-    for step in MODEL_STEPS:
-        for entry in sorted(Path(cache_dir, step).glob("*")):
-            if entry.is_dir() and not entry.name.startswith(".") and f"{step}/{entry.name}" not in used:
-                shutil.rmtree(entry)
-                removed.append(str(entry))
-    return removed
-
-
-def prune_caption_cache(cache_dir: str, records: dict[str, dict]) -> list[str]:
-    """Drop cached captions no current manifest refers to."""
-    used = {record["key"] for record in records.values()}
-    removed = []
-    for cached in sorted(Path(cache_dir).glob("*.json")):
-        if cached.stem not in used:
-            cached.unlink()
-            removed.append(str(cached))
-    return removed
 
 
 def _caption_source(record: dict | None) -> str:

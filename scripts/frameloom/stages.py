@@ -47,7 +47,7 @@ def decide(analysis_paths: list[str], plan_path: str, decisions_dir: str, decisi
     from collections import Counter
 
     from .decision import decide_all
-    from .merge import plan_status, write_plan
+    from .plan import plan_status, write_plan
     from .planner import plan_constraints
 
     with job_log(log, "decide") as lines:
@@ -187,17 +187,10 @@ def merge(out_dir: str, metas: dict[str, str], inputs, outputs, settings: dict, 
 
     from . import layout
     from .exports import kohya_dataset_toml, onetrainer_concepts, plan_concepts
-    from .merge import (
-        build_rejected_folder,
-        build_report,
-        build_training_folder,
-        prune_cache,
-        prune_caption_cache,
-        prune_stale_outputs,
-        read_caption_manifests,
-        read_plan,
-        summary_warnings,
-    )
+    from .merge import build_report, read_caption_manifests, summary_warnings
+    from .plan import read_plan
+    from .pruning import prune_cache, prune_caption_cache, prune_stale_outputs
+    from .training import build_rejected_folder, build_training_folder
 
     with job_log(log, "merge") as lines:
         planned = read_plan(inputs.plan)

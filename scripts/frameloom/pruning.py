@@ -1,0 +1,60 @@
+"""What a rerun no longer needs: outputs of strategies a frame lost, unused cache entries."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from .imageio import read_json
+from .registry import STRATEGIES
+
+
+def prune_stale_outputs(out_dir: str, plan: dict[str, str]) -> list[str]:
+    """Remove outputs, and curated copies, of strategies a frame no longer has (after a
+    threshold change or a removed frame)."""
+    removed = []
+    root = Path(out_dir).resolve()
+    for strategy in STRATEGIES:
+        for meta_path in sorted(Path(out_dir, strategy, "meta").glob("*.json")):
+            if plan.get(meta_path.stem) == strategy:
+                continue
+            for entry in read_json(meta_path).get("outputs", []):
+                for path in (entry["image"], entry["caption"]):
+                    # Only ever inside the output folder, whatever a (damaged) meta file says.
+                    if path and Path(path).exists() and Path(path).resolve().is_relative_to(root):
+                        Path(path).unlink()
+                        removed.append(path)
+            meta_path.unlink()
+            removed.append(str(meta_path))
+        curated = Path(out_dir, "curated", strategy)
+        for frame_dir in sorted(curated.iterdir()) if curated.is_dir() else []:
+            if plan.get(frame_dir.name) != strategy:
+                shutil.rmtree(frame_dir)
+                removed.append(str(frame_dir))
+    return removed
+
+
+def prune_cache(cache_dir: str, metas: list[dict]) -> list[str]:
+    """Drop model-step cache entries no current output was made from: each export's meta names
+    the entries it used and those they continue (frameloom.model_step)."""
+    from .registry import MODEL_STEPS
+
+    used = {name for meta in metas for name in meta.get("cache", [])}
+    removed = []
+    for step in MODEL_STEPS:
+        for entry in sorted(Path(cache_dir, step).glob("*")):
+            if entry.is_dir() and not entry.name.startswith(".") and f"{step}/{entry.name}" not in used:
+                shutil.rmtree(entry)
+                removed.append(str(entry))
+    return removed
+
+
+def prune_caption_cache(cache_dir: str, records: dict[str, dict]) -> list[str]:
+    """Drop cached captions no current manifest refers to."""
+    used = {record["key"] for record in records.values()}
+    removed = []
+    for cached in sorted(Path(cache_dir).glob("*.json")):
+        if cached.stem not in used:
+            cached.unlink()
+            removed.append(str(cached))
+    return removed
