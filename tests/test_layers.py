@@ -4,6 +4,7 @@ never round in a cycle; no module imports another module's private (underscore) 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "scripts" / "frameloom"
@@ -99,6 +100,15 @@ def test_no_private_name_crosses_a_module():
                     and isinstance(node.value, ast.Name) and node.value.id in imported_modules):
                 crossings.append(f"{name}:{node.lineno} uses {node.value.id}.{node.attr}")
     assert crossings == []
+
+
+def test_the_readme_layout_table_names_each_module_in_its_layer():
+    readme = (PACKAGE.parents[1] / "README.md").read_text()
+    for layer, names in LAYERS.items():
+        row = next(line for line in readme.splitlines() if line.startswith(f"| {layer} |"))
+        listed = set(re.findall(r"`([a-z_0-9]+)/?`", row)) | ({"esrgan_backend", "lama_backend", "sam2_backend",
+                                                              "vlm_backend"} if "`*_backend`" in row else set())
+        assert set(names) - {"__init__"} == listed, layer
 
 
 def layer_of(module: str) -> str:

@@ -108,3 +108,14 @@ def test_a_live_job_log_shows_each_line_at_once_and_survives_a_kill(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == -signal.SIGKILL
     assert killed.read_text() == "frame_0001: done\n"
+
+
+def test_job_seconds_reads_the_timing_line_a_job_log_ends_with(tmp_path):
+    from frameloom.joblog import job_seconds, timing_line
+
+    with job_log(str(tmp_path / "a.log"), "masks batch") as lines:
+        lines.append("frame: error: no mask: 3 s of work")  # colons inside lines do not confuse it
+    assert job_seconds((tmp_path / "a.log").read_text()) is not None
+    assert job_seconds("frame done\n" + timing_line("analyze", 1.25) + "\n") == 1.25
+    assert job_seconds("frame_0001: done\n") is None  # a job killed before its last line
+    assert job_seconds("") is None

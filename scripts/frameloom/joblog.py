@@ -20,6 +20,23 @@ DISK_ERRORS = {errno.ENOSPC: "no space left on device", errno.EROFS: "read-only 
                errno.EDQUOT: "disk quota exceeded", errno.EACCES: "permission denied"}
 
 
+def timing_line(stage: str, seconds: float) -> str:
+    """The line every job log ends with: the job's wall time (read back by ``job_seconds``)."""
+    return f"{stage}: {seconds:.3f} s"
+
+
+def job_seconds(log_text: str) -> float | None:
+    """The wall time a finished job's log ends with; None for a log cut short (a killed job)."""
+    last = log_text.rstrip().rpartition("\n")[2]
+    stage, _, seconds = last.rpartition(": ")
+    if not stage or not seconds.endswith(" s"):
+        return None
+    try:
+        return float(seconds[:-2])
+    except ValueError:
+        return None
+
+
 class OutputDiskError(OSError):
     """A write failed because the disk is full or read-only (the message is one line)."""
 
@@ -87,7 +104,7 @@ def _collected(log_path: str, stage: str, lines: list[str]):
         lines.append(traceback.format_exc())
         raise
     finally:
-        lines.append(f"{stage}: {time.perf_counter() - started:.3f} s")
+        lines.append(timing_line(stage, time.perf_counter() - started))
         with contextlib.suppress(OSError):  # the log may not fit on a full disk either
             write_text(log_path, "\n".join(lines) + "\n")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import os
-import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -17,13 +16,12 @@ import cv2
 import numpy as np
 
 from .distributions import CLASSES
+from .joblog import job_seconds
 from .pages import render_page, template_text
 from .registry import STRATEGIES
 
 BEFORE_COLOUR, AFTER_COLOUR = "#9aa5b1", "#5b8def"
 THUMB_HEIGHT = 120
-# The last line every job log ends with (joblog.job_log).
-TIMING_LINE = re.compile(r"^.+: ([0-9.]+) s$")
 
 def _shares(counts: dict[str, int]) -> dict[str, float]:
     total = sum(counts.values())
@@ -110,10 +108,9 @@ def stage_times(logs_dir: Path, results: list[dict]) -> dict[str, dict]:
             continue
         if stage in STRATEGIES and planned.get(log.stem) != stage or stage == "analyze" and log.stem not in planned:
             continue
-        lines = log.read_text(encoding="utf-8", errors="replace").rstrip().splitlines()
-        match = TIMING_LINE.match(lines[-1]) if lines else None
-        if match:
-            totals[stage].append(float(match.group(1)))
+        seconds = job_seconds(log.read_text(encoding="utf-8", errors="replace"))
+        if seconds is not None:
+            totals[stage].append(seconds)
     return {stage: {"jobs": len(times), "seconds": round(sum(times), 3), "max": round(max(times), 3)}
             for stage, times in totals.items()}
 
