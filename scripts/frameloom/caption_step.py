@@ -16,8 +16,6 @@ manifest maps each image to its caption record for the merge.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sys
 from pathlib import Path
 
@@ -26,6 +24,7 @@ import numpy as np
 from . import captions
 from .imageio import read_image, read_json, write_json
 from .joblog import batch_step_parser, job_log
+from .stepcache import content_key
 
 KEY_VERSION = "1"  # bump when the caption records change for the same inputs
 VLM, TEMPLATE = "qwen2_vl", "template"
@@ -33,10 +32,8 @@ VLM, TEMPLATE = "qwen2_vl", "template"
 
 def caption_key(image_path: str, entry: dict, template: str, settings: dict) -> str:
     """Image bytes, subject, template, facts and settings (the model's file fingerprint included)."""
-    digest = hashlib.sha256(f"{KEY_VERSION}:{entry['subject']}".encode())
-    digest.update(Path(image_path).read_bytes())
-    digest.update(json.dumps([template, entry["facts"], settings], sort_keys=True).encode())
-    return digest.hexdigest()[:32]
+    return content_key(f"{KEY_VERSION}:{entry['subject']}", Path(image_path).read_bytes(),
+                       [template, entry["facts"], settings])
 
 
 def vlm_input(image_path: str, max_pixels: int) -> np.ndarray:

@@ -17,7 +17,6 @@ fails the job (its traceback is in the log), so Snakemake can retry it.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from .detector import DEFAULT_PROMPTS, FINDER, CharacterDetector, model_label, t
 from .devices import cpu_because
 from .imageio import FrameDecodeError, read_image, read_json, write_json
 from .joblog import job_log
+from .stepcache import content_key
 
 CACHE_VERSION = "1"  # bump when a detection record changes for the same inputs
 
@@ -52,7 +52,7 @@ def settings_stamp(model_dir: str, prompts: list[str], box_threshold: float, tex
 
 
 def cache_key(frame_path: str, stamp: bytes) -> str:
-    return hashlib.sha256(stamp + Path(frame_path).read_bytes()).hexdigest()[:32]
+    return content_key(stamp, Path(frame_path).read_bytes())
 
 
 def run_detections(frames: dict[str, str], out_dir: str, model_dir: str, prompts: list[str], log_path: str,

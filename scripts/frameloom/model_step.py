@@ -29,8 +29,6 @@ RunConfig.step_settings(step)}, written by the workflow's job_parameters rule.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import sys
@@ -43,22 +41,17 @@ import numpy as np
 from .imageio import read_image, read_json, write_image, write_json
 from .joblog import batch_step_parser, job_log
 from .registry import MODEL_STEPS
-from .stepcache import ALPHA, BACKGROUND, IMAGE, RECORD, entry_dir, entry_name
+from .stepcache import ALPHA, BACKGROUND, IMAGE, RECORD, content_key, entry_dir, entry_name
 
 KEY_VERSION = "4"  # bump when a step's output changes for the same inputs
 
 
 def cache_key(step: str, member: dict, source_key: str | None, settings: dict) -> str:
-    digest = hashlib.sha256(f"{KEY_VERSION}:{step}".encode())
+    models = [f"{model['path']}:{stat.st_size}:{stat.st_mtime_ns}"
+              for model in settings["models"].values() if model["present"] and (stat := os.stat(model["path"]))]
     # A continued entry's key already hashes the frame (and everything before it).
-    digest.update(source_key.encode() if source_key else Path(member["frame"]).read_bytes())
-    digest.update(Path(member["analysis"]).read_bytes())
-    digest.update(json.dumps(settings, sort_keys=True).encode())
-    for model in settings["models"].values():
-        if model["present"]:
-            stat = os.stat(model["path"])
-            digest.update(f"{model['path']}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    return digest.hexdigest()[:32]
+    return content_key(f"{KEY_VERSION}:{step}", source_key or Path(member["frame"]).read_bytes(),
+                       Path(member["analysis"]).read_bytes(), settings, *models)
 
 
 class BatchFrameFailures(RuntimeError):

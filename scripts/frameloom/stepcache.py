@@ -1,4 +1,6 @@
-"""The model steps' cache entries: their layout, and how a frame's entries are found.
+"""Content-addressed caches: the key every batched step (model steps, captions, the finder)
+files its results under, and the model steps' cache entries: their layout, and how a frame's
+entries are found.
 
 A model step (frameloom.model_step) leaves per frame an entry
 ``<cache>/<step>/<key>/`` holding ``record.json`` and its result (``image.png``,
@@ -9,14 +11,30 @@ the metas name.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 from .imageio import read_json
 
+KEY_DIGITS = 32  # hex digits of a cache key
 RECORD = "record.json"
 IMAGE = "image.png"
 ALPHA = "alpha.npy"
 BACKGROUND = "background.png"
+
+
+def content_key(*parts: bytes | str | dict | list) -> str:
+    """The cache key of a result: the sha256 of what it depends on, in order (bytes as they are,
+    text as UTF-8, other values as sorted-key JSON)."""
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, str):
+            part = part.encode()
+        elif not isinstance(part, bytes):
+            part = json.dumps(part, sort_keys=True).encode()
+        digest.update(part)
+    return digest.hexdigest()[:KEY_DIGITS]
 
 
 def entry_dir(cache_dir: str, step: str, key: str) -> Path:
