@@ -23,8 +23,8 @@ if FINDER["present"]:
         threads: MODEL_THREADS
         resources:
             gpu=int(RUN.uses_gpu),
-            mem_mb=lambda wildcards, attempt: JOB_MEMORY_MB["finder"] * attempt,
-            runtime=lambda wildcards, attempt: 30 * attempt,
+            mem_mb=by_attempt(JOB_MEMORY_MB["finder"]),
+            runtime=by_attempt(30),
         params:
             python=MODEL_PYTHON,
             scripts=SCRIPTS_DIR,

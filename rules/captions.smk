@@ -19,8 +19,8 @@ rule caption_batch:
     threads: 4
     resources:
         gpu=int(RUN.run["device"] != "cpu"),
-        mem_mb=lambda wildcards, attempt: JOB_MEMORY_MB["captions"] * attempt,
-        runtime=lambda wildcards, attempt: 60 * attempt,
+        mem_mb=by_attempt(JOB_MEMORY_MB["captions"]),
+        runtime=by_attempt(60),
     params:
         python=MODEL_PYTHON,
         scripts=SCRIPTS_DIR,

@@ -243,6 +243,11 @@ MODEL_FRAMES_PER_JOB = RUN.model_frames_per_job
 FRAME_STEPS = {name: RUN.frame_steps(name) for name, strategy in STRATEGY_REGISTRY.items() if strategy.uses_models}
 
 
+# Each model step's settings (its keys, model, device, references), worked out once per DAG,
+# not once per batch job.
+STEP_SETTINGS = {step: RUN.step_settings(step) for step in MODEL_STEPS}
+
+
 @functools.lru_cache(maxsize=4)
 def _batch_plan(plan_path, plan_mtime):
     """The batches of one version of the plan (frameloom.batching), built once: input functions
@@ -275,7 +280,7 @@ def step_inputs(step):
 
 def step_parameters(step, batch):
     """A model step job's parameters file content: its members and the step's settings."""
-    return {"members": batch_plan().step_members(step, batch, frame_file), "settings": RUN.step_settings(step)}
+    return {"members": batch_plan().step_members(step, batch, frame_file), "settings": STEP_SETTINGS[step]}
 
 
 def by_attempt(base):

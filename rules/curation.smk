@@ -24,8 +24,8 @@ if EMBEDDER["present"]:
         threads: MODEL_THREADS
         resources:
             gpu=int(RUN.uses_gpu),
-            mem_mb=lambda wildcards, attempt: JOB_MEMORY_MB["embedding"] * attempt,
-            runtime=lambda wildcards, attempt: 30 * attempt,
+            mem_mb=by_attempt(JOB_MEMORY_MB["embedding"]),
+            runtime=by_attempt(30),
         params:
             python=MODEL_PYTHON,
             scripts=SCRIPTS_DIR,

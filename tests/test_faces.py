@@ -34,9 +34,9 @@ def _matches(found, truth) -> bool:
 def test_real_weights_load_and_default_is_yunet(real_models_dir):
     detector = load_face_detector(real_models_dir)
     assert detector.name == "yunet"
-    combined = load_face_detector(real_models_dir, cascade_path=real_models_dir / "faces" / faces.ANIME_CASCADE_FILE)
+    combined = load_face_detector(real_models_dir, cascade_path=real_models_dir / faces.ANIME_CASCADE_DEFAULT)
     assert combined.name == "yunet+lbp_animeface"
-    anime_only = faces._build_detector(None, None, real_models_dir / "faces" / faces.ANIME_CASCADE_FILE)
+    anime_only = faces._build_detector(None, None, real_models_dir / faces.ANIME_CASCADE_DEFAULT)
     assert anime_only.name == "lbp_animeface"
 
 

@@ -40,7 +40,8 @@ def model_requirements(segment_cfg: dict | None, model_paths: dict, models_dir: 
                            ("face_enhance", enhance_cfg["face_enhance_model"])):
             if step in steps and name != "lanczos":
                 wanted[step] = name
-    wanted = {step: (name, model_paths.get(model_named(name).key, model_named(name).default_path))
+    models = {step: model_named(name) for step, name in wanted.items()}
+    wanted = {step: (name, model_paths.get(models[step].key, models[step].default_path))
               for step, name in wanted.items()}
     return {
         step: {"name": name, "path": str(models_dir / relative), "present": (models_dir / relative).is_file()}

@@ -255,7 +255,6 @@ def preview_lines(plan: dict[str, str], analyses: list[dict], decisions: dict[st
 
 
 def command_preview(args: argparse.Namespace) -> int:
-    from . import layout
     from .plan import read_plan
 
     code, out_dir, run = _run_workflow(args, lambda run: [f"{run.output_dir}/plan.tsv"])

@@ -45,8 +45,9 @@ import numpy as np
 from . import mtcnn
 from .models import MODEL_REGISTRY
 
-YUNET_FILE = Path(MODEL_REGISTRY["yunet"].default_path).name
-ANIME_CASCADE_FILE = Path(MODEL_REGISTRY["anime_face_cascade"].default_path).name
+# Under models_dir (the model registry's default paths).
+YUNET_DEFAULT = MODEL_REGISTRY["yunet"].default_path
+ANIME_CASCADE_DEFAULT = MODEL_REGISTRY["anime_face_cascade"].default_path
 FALLBACK_CASCADE_FILE = "haarcascade_frontalface_alt2.xml"
 
 # Longest side of the copy the detectors see: on the labelled real frames a
@@ -230,11 +231,11 @@ def _build_detector(models_dir: Path | None, yunet_path: Path | None, cascade_pa
         if explicit is not None and not explicit.is_file():
             raise FaceDetectorUnavailable(f"face weights not found: {explicit}")
     faces_dir = models_dir / "faces" if models_dir is not None else None
-    if yunet_path is None and faces_dir is not None and (faces_dir / YUNET_FILE).is_file():
-        yunet_path = faces_dir / YUNET_FILE
-    if cascade_path is None and yunet_path is None and faces_dir is not None:
-        if (faces_dir / ANIME_CASCADE_FILE).is_file():
-            cascade_path = faces_dir / ANIME_CASCADE_FILE
+    if yunet_path is None and models_dir is not None and (models_dir / YUNET_DEFAULT).is_file():
+        yunet_path = models_dir / YUNET_DEFAULT
+    if cascade_path is None and yunet_path is None and models_dir is not None:
+        if (models_dir / ANIME_CASCADE_DEFAULT).is_file():
+            cascade_path = models_dir / ANIME_CASCADE_DEFAULT
     backends: list = []
     if yunet_path is not None:
         backends.append(_YuNetBackend(yunet_path))

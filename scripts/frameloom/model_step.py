@@ -46,12 +46,17 @@ from .stepcache import ALPHA, BACKGROUND, IMAGE, RECORD, content_key, entry_dir,
 KEY_VERSION = "4"  # bump when a step's output changes for the same inputs
 
 
-def cache_key(step: str, member: dict, source_key: str | None, settings: dict) -> str:
-    models = [f"{model['path']}:{stat.st_size}:{stat.st_mtime_ns}"
-              for model in settings["models"].values() if model["present"] and (stat := os.stat(model["path"]))]
+def model_stamps(settings: dict) -> list[str]:
+    """Path, size and mtime of each model file the step loads: new weights change its keys.
+    Taken once per job."""
+    return [f"{model['path']}:{stat.st_size}:{stat.st_mtime_ns}"
+            for model in settings["models"].values() if model["present"] and (stat := os.stat(model["path"]))]
+
+
+def cache_key(step: str, member: dict, source_key: str | None, settings: dict, stamps: list[str]) -> str:
     # A continued entry's key already hashes the frame (and everything before it).
     return content_key(f"{KEY_VERSION}:{step}", source_key or Path(member["frame"]).read_bytes(),
-                       Path(member["analysis"]).read_bytes(), settings, *models)
+                       Path(member["analysis"]).read_bytes(), settings, *stamps)
 
 
 class BatchFrameFailures(RuntimeError):
@@ -170,10 +175,11 @@ def run_batch(step: str, members: dict[str, dict], settings: dict, cache_dir: st
         backends = step_backends(settings)
         manifest, failed, computed, cached = {}, {}, 0, 0
         sources: dict[str, dict] = {}
+        stamps = model_stamps(settings)
         for frame, member in sorted(members.items()):
             try:
                 source, source_key = _source(member, sources, cache_dir, frame)
-                key = cache_key(step, member, source_key, settings)
+                key = cache_key(step, member, source_key, settings, stamps)
                 entry = entry_dir(cache_dir, step, key)
                 if (entry / RECORD).is_file():
                     cached += 1

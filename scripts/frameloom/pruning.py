@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from .imageio import read_json
-from .registry import STRATEGIES
+from .registry import MODEL_STEPS, STRATEGIES
 
 
 def prune_stale_outputs(out_dir: str, plan: dict[str, str]) -> list[str]:
@@ -37,8 +37,6 @@ def prune_stale_outputs(out_dir: str, plan: dict[str, str]) -> list[str]:
 def prune_cache(cache_dir: str, metas: list[dict]) -> list[str]:
     """Drop model-step cache entries no current output was made from: each export's meta names
     the entries it used and those they continue (frameloom.model_step)."""
-    from .registry import MODEL_STEPS
-
     used = {name for meta in metas for name in meta.get("cache", [])}
     removed = []
     for step in MODEL_STEPS:

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from .distributions import CLASSES
+from .imageops import on_grey
 from .joblog import job_seconds
 from .pages import render_page, template_text
 from .registry import STRATEGIES
@@ -48,7 +49,7 @@ def distribution_chart(dimension: str, before: dict[str, int], after: dict[str, 
 
 
 def thumbnail_uri(path: str, height: int = THUMB_HEIGHT) -> str | None:
-    """A small inline JPEG of an image (a cut-out's alpha over mid grey); None when unreadable."""
+    """A small inline JPEG of an image (a cut-out on the neutral grey); None when unreadable."""
     image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if image is None:
         return None
@@ -57,8 +58,7 @@ def thumbnail_uri(path: str, height: int = THUMB_HEIGHT) -> str | None:
     if image.dtype != np.uint8:
         image = (image / 257).astype(np.uint8)
     if image.shape[2] == 4:
-        alpha = image[:, :, 3:4].astype(np.float32) / 255
-        image = (image[:, :, :3] * alpha + 128 * (1 - alpha)).astype(np.uint8)
+        image = on_grey(image[:, :, :3], image[:, :, 3:4].astype(np.float32) / 255)
     scale = height / image.shape[0]
     if scale < 1:
         image = cv2.resize(image, (max(1, round(image.shape[1] * scale)), height), interpolation=cv2.INTER_AREA)
