@@ -15,12 +15,17 @@ import hashlib
 import json
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 def summary_digest(output_dir: Path) -> str:
-    """The summary with the output folder's own path written as ``OUT``: the same run
-    into another folder gives the same digest."""
+    """The summary with the output folder's path written as ``OUT`` and the checkout's as ``REPO``
+    (fallback names carry the missing weights' paths): the same run into another folder, or
+    from another clone, gives the same digest."""
     report = json.loads((output_dir / "processing_report.json").read_text())
     text = json.dumps(report["summary"], sort_keys=True).replace(str(output_dir.resolve()), "OUT")
+    # A relative output_dir (the default "results") leaves relative paths in the report.
+    text = text.replace(f'"{output_dir}/', '"OUT/').replace(str(REPO), "REPO")
     return hashlib.sha256(text.encode()).hexdigest()
 
 
