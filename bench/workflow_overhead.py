@@ -104,9 +104,10 @@ def loop_stages(workdir: Path, config: dict) -> None:
                                 curation, log)
             continue
         manifests = run_frame_steps(strategy, frame, str(path), analysis, run, layout.cache_dir(out), f"{out}/steps")
-        stages.export_model_frame(strategy, frame, str(path), analysis, {**outputs, "curated": curated[-1]},
-                                  SimpleNamespace(manifests=manifests, cache=layout.cache_dir(out), settings=settings,
-                                                  curation=curation), log)
+        stages.export_model_frame(strategy, frame, {"frame": str(path), "analysis": analysis, **manifests},
+                                  {**outputs, "curated": curated[-1]},
+                                  SimpleNamespace(cache=layout.cache_dir(out), settings=settings, curation=curation),
+                                  log)
     selection = f"{out}/curation/selection.json"
     stages.select_dataset(curated, run.run["curation"], run.references(), selection, f"{out}/curation/augmented",
                           str(logs / "select_dataset.log"))

@@ -33,7 +33,7 @@ if FINDER["present"]:
             settings=FINDER["settings"],
             fingerprint=FINDER["fingerprint"],
             device=RUN.run["device"],
-            cache=layout.finder_cache_dir(OUT),
+            cache=CACHE_DIR,
         shell:
             "PYTHONPATH={params.scripts:q} {params.python} -m frameloom.detect_step"
             " --frames {input.params:q} --out-dir {output:q} --model-dir {params.model:q}"

@@ -24,7 +24,7 @@ rule caption_batch:
     params:
         python=MODEL_PYTHON,
         scripts=SCRIPTS_DIR,
-        cache=layout.caption_cache_dir(OUT),
+        cache=CACHE_DIR,
     shell:
         "PYTHONPATH={params.scripts:q} {params.python} -m frameloom.caption_step"
         " --params {input.params:q} --cache-dir {params.cache:q}"

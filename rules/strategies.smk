@@ -92,11 +92,8 @@ for strategy in (name for name, spec in STRATEGY_REGISTRY.items() if spec.uses_m
         log:
             f"{LOGS}/{strategy}/{{frame}}.log",
         params:
-            manifests=frame_step_manifests(strategy),
             settings=strategy_params(strategy),
             curation=CURATION,
             cache=CACHE_DIR,
         run:
-            stages.export_model_frame(
-                rule, wildcards.frame, input.frame, input.analysis, dict(output.items()), params, log[0]
-            )
+            stages.export_model_frame(rule, wildcards.frame, input, output, params, log[0])

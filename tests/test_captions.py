@@ -238,6 +238,14 @@ def test_caption_step_checks_frames_and_caches(tmp_path):
         "character": "Describe.", "background": "Describe the place."}), str(tmp_path / "cache"),
         str(tmp_path / "m3.json"), str(tmp_path / "log"), captioner=changed)
     assert sum(n for n, _ in changed.calls) == 4
+    # The merge keeps the entries the current manifest names and drops the earlier prompts'.
+    from frameloom.pruning import prune_cache
+
+    current = json.loads((tmp_path / "m3.json").read_text())["images"].values()
+    removed = prune_cache(str(tmp_path / "cache"), {f"captions/{record['key']}" for record in current})
+    assert sorted(removed) == sorted(str(tmp_path / "cache" / "captions" / record["key"])
+                                     for record in records.values())
+    assert len(list((tmp_path / "cache" / "captions").glob("*/record.json"))) == 4
 
 
 def test_caption_step_names_generation_errors(tmp_path):
@@ -252,7 +260,8 @@ def test_caption_step_names_generation_errors(tmp_path):
     (record,) = records.values()
     assert record["source"] == "template" and record["rejected"] == "generation_error"
     assert record["error"] == "RuntimeError: CUDA out of memory"
-    assert not list((tmp_path / "cache").glob("*.json")), "a failed answer is retried next run, not cached"
+    assert not list((tmp_path / "cache").glob("captions/*/record.json")), \
+        "a failed answer is retried next run, not cached"
     assert "generation failed for 1 images" in (tmp_path / "log").read_text()
 
 
@@ -278,5 +287,5 @@ def test_a_captioner_that_does_not_load_leaves_the_templates_and_says_why(tmp_pa
     for record in records.values():
         assert record["source"] == "template" and record["rejected"] == captions.REJECT_LOAD
         assert record["caption"].startswith("template for ") and record["error"]
-    assert not list((tmp_path / "cache").glob("*.json"))
+    assert not list((tmp_path / "cache").glob("captions/*/record.json"))
     assert "the captioner did not load" in (tmp_path / "log").read_text()

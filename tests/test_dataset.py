@@ -16,7 +16,7 @@ from frameloom.demo import FrameSpec, render_frame, render_reference
 from frameloom.imageio import read_image, write_image, write_json
 from frameloom.matte import soft_alpha
 from frameloom.schema import ConfigError
-from frameloom.strategies import cutout
+from frameloom.strategies import cutout, placement
 
 REPO = Path(__file__).resolve().parents[1]
 CFG = load_run_config({}, REPO).run["curation"]
@@ -54,7 +54,7 @@ def segment_frame(root: Path, name: str, spec: FrameSpec) -> tuple[str, str, str
     out = root / "segment" / "images" / f"{name}_character.png"
     write_image(out, character)
     meta = root / "segment" / "meta" / f"{name}.json"
-    write_json(meta, {"frame": name, "strategy": "segment", "segmentation": {"crop_box": crop_box}, "outputs": [
+    write_json(meta, {"frame": name, "strategy": "segment", "segmentation": placement(crop_box), "outputs": [
         {"image": str(out), "caption": None, "role": "character", "backend": "grabcut", "train": True,
          "subject": "character", "facts": []}]})
     analysis = root / "analysis" / f"{name}.json"
@@ -183,7 +183,7 @@ def wall_cut_out(root: Path, name: str, spec: FrameSpec) -> tuple[str, str, str]
     write_image(record["outputs"][0]["image"], character)
     plate = root / "segment" / "images" / f"{name}_background.png"
     write_image(plate, image)  # the character is still in it
-    record["segmentation"]["crop_box"] = crop_box
+    record["segmentation"] = placement(crop_box)
     record["outputs"].append({"image": str(plate), "caption": None, "role": "background", "backend": "opencv_ns",
                               "train": True, "subject": "background", "facts": []})
     write_json(meta, record)
@@ -286,7 +286,7 @@ def test_a_plate_where_only_the_head_was_filled_is_not_trained_on(tmp_path):
     character, crop_box = cutout(image, alpha)
     record = json.loads(Path(meta).read_text())
     write_image(record["outputs"][0]["image"], character)
-    record["segmentation"]["crop_box"] = crop_box
+    record["segmentation"] = placement(crop_box)
     plate = tmp_path / "segment" / "images" / "head_background.png"
     write_image(plate, image)
     record["outputs"].append({"image": str(plate), "caption": None, "role": "background", "backend": "lama",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from analysis_records import PICTURE
 
@@ -132,6 +133,12 @@ def test_training_folder_pairs_and_prefixes(tmp_path):
     # Rebuilding replaces the folder instead of accumulating files.
     build_training_folder(selection_of(kept[:1]), str(tmp_path / "training"), one_folder)
     assert len(list(concept.iterdir())) == 2
+    # A build that fails half-way leaves the last good folder and no staging debris.
+    missing = {**kept[1], "curated": str(tmp_path / "gone.png")}
+    with pytest.raises(FileNotFoundError):
+        build_training_folder(selection_of([kept[0], missing]), str(tmp_path / "training"), one_folder)
+    assert len(list(concept.iterdir())) == 2
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".training")) == []
 
 
 def test_rejected_images_are_linked_by_reason(tmp_path):

@@ -134,7 +134,7 @@ def test_cache_entries_no_export_was_made_from_are_pruned(batch):
 
     segment_steps(batch)
     meta = export_of(batch["tmp"], "segment", batch["run"], "f0", batch["frames"], ("masks", "inpaint"))["meta"]
-    removed = prune_cache(str(batch["tmp"] / "cache"), [meta])
+    removed = prune_cache(str(batch["tmp"] / "cache"), set(meta["cache"]))
     kept = {step: read_json(batch["tmp"] / f"{step}.json")["frames"] for step in ("masks", "inpaint")}
     assert sorted(removed) == sorted(str(batch["tmp"] / "cache" / step / keys[f])
                                      for step, keys in kept.items() for f in ("f1", "f2"))
@@ -209,6 +209,9 @@ def test_an_enhanced_frame_goes_through_upscale_restore_faces_and_masks(tmp_path
                                                         "identity_guard"]
     assert meta["enhanced_size"] == [upscaled.shape[1], upscaled.shape[0]]
     assert meta["segmentation"]["backend"].startswith("grabcut") and len(meta["cache"]) == 3
+    # The cut-out says where it sits on the frame's own grid (curation reads the frame there).
+    assert meta["segmentation"]["scale"] == 2.0
+    assert meta["segmentation"]["source_box"] == [round(v / 2) for v in meta["segmentation"]["crop_box"]]
     import cv2
 
     assert cv2.imread(exported["outputs"]["image"], cv2.IMREAD_UNCHANGED).shape[2] == 4  # the cut-out, with alpha

@@ -5,13 +5,14 @@ Each frame's meta file lists its images, their template captions, the subject
 loads the VLM once, captions the images ``captioning.batch_size`` at a time,
 checks each answer (frameloom.captions.check_vlm_text) and frames it with the
 trigger word, prefix and facts; a rejected answer keeps the template caption.
-Results go to a content-addressed cache, ``<cache>/<key>.json`` (the key
-hashes the image bytes, the template caption, the facts and the settings,
-the model files' fingerprint included), so re-batching after a plan change recomputes nothing; the job's
+Results go to the content-addressed cache (frameloom.stepcache), an entry
+``<cache>/captions/<key>/record.json`` per image (the key hashes the image bytes,
+the template caption, the facts and the settings, the model files' fingerprint
+included), so re-batching after a plan change recomputes nothing; the job's
 manifest maps each image to its caption record for the merge.
 
     python -m frameloom.caption_step --params results/params/captions/<batch>.json \\
-        --cache-dir results/.cache/captions --manifest results/captions/batches/<batch>.json --log L
+        --cache-dir results/.cache --manifest results/captions/batches/<batch>.json --log L
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ import numpy as np
 from . import captions
 from .imageio import read_image, read_json, write_json
 from .joblog import batch_step_parser, job_log
-from .stepcache import content_key
+from .stepcache import cached_record, content_key, store_record
 
 KEY_VERSION = "1"  # bump when the caption records change for the same inputs
+CACHE_STEP = "captions"  # the cache's folder for caption records
 VLM, TEMPLATE = "qwen2_vl", "template"
 
 
@@ -106,9 +108,9 @@ def run_captions(members: dict[str, str], settings: dict, cache_dir: str, manife
                     continue
                 template = Path(entry["caption"]).read_text(encoding="utf-8").strip()
                 key = caption_key(entry["image"], entry, template, settings)
-                cached = Path(cache_dir, f"{key}.json")
-                if cached.is_file():
-                    records[entry["image"]] = {**read_json(cached), "key": key}
+                cached = cached_record(cache_dir, CACHE_STEP, key)
+                if cached is not None:
+                    records[entry["image"]] = {**cached, "key": key}
                 else:
                     pending.append((entry, template, key))
         load_error = None
@@ -131,7 +133,7 @@ def run_captions(members: dict[str, str], settings: dict, cache_dir: str, manife
                         else _caption_chunk(captioner, chunk, subject, settings, lines))
                 for (entry, _, key), record in zip(chunk, made, strict=True):
                     if record["rejected"] not in (captions.REJECT_GENERATION, captions.REJECT_LOAD):
-                        write_json(Path(cache_dir, f"{key}.json"), record)  # errors are retried next run
+                        store_record(cache_dir, CACHE_STEP, key, record)  # errors are retried next run
                     records[entry["image"]] = {**record, "key": key}
         write_json(manifest_path, {"images": dict(sorted(records.items()))})
         sources = {name: sum(1 for r in records.values() if r["source"] == name) for name in (VLM, TEMPLATE)}

@@ -34,7 +34,7 @@ import yaml
 
 from . import layout
 from .config import RunConfig, load_project_config
-from .imageio import link_or_copy, staged_folder, swap_in_folder, write_json, write_text
+from .imageio import building_folder, link_or_copy, write_json, write_text
 from .layout import RUN_FLAGS_FILE
 from .registry import STRATEGIES, STRATEGY_REGISTRY
 from .schema import ConfigError, load_schema
@@ -290,13 +290,12 @@ def command_merge(args: argparse.Namespace) -> int:
 def copy_folder(source: Path, target: Path, files: list[Path] | None = None) -> int:
     """``source`` (or only ``files`` under it) into ``target``, replaced whole and atomically;
     hard links where the filesystem allows (outputs are only ever replaced by rename)."""
-    staging = staged_folder(target)
     chosen = files if files is not None else [p for p in sorted(source.rglob("*")) if p.is_file()]
-    for path in chosen:
-        destination = staging / path.relative_to(source)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        link_or_copy(path, destination)
-    swap_in_folder(staging, target)
+    with building_folder(target) as staging:
+        for path in chosen:
+            destination = staging / path.relative_to(source)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            link_or_copy(path, destination)
     return len(chosen)
 
 

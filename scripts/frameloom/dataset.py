@@ -14,7 +14,6 @@ removed is listed with why, and the merge links it under ``rejected/``.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import cv2
@@ -25,7 +24,7 @@ from .backends import FALLBACK_MARK
 from .curation import OPAQUE_ABOVE, measure_quality, normalize_colour, quality_failures, refine_alpha
 from .dedup import choose_representatives, near_duplicate_groups, phash, ssim_thumbnail
 from .faces import box_overlap
-from .imageio import read_image, read_json, staged_folder, swap_in_folder, write_image, write_json
+from .imageio import building_folder, read_image, read_json, write_image, write_json
 from .imageops import uniform_background
 from .seeding import stable_seed
 from .segmentation import mask_bounding_box
@@ -42,10 +41,9 @@ CURATED_RECORD = "curated.json"
 
 def _source_region(meta: dict, frame: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, float, list[int]]:
     """The frame's pixels behind a cut-out, at the cut-out's size, the scale from frame to
-    cut-out coordinates and the crop box (frame coordinates)."""
-    x, y, w, h = meta["segmentation"]["crop_box"]
-    scale = meta["enhanced_size"][0] / frame.shape[1] if "enhanced_size" in meta else 1.0
-    box = [int(round(v / scale)) for v in (x, y, w, h)]
+    cut-out coordinates and the crop box (frame coordinates), as the cut-out's placement
+    records them (frameloom.strategies.placement)."""
+    box, scale = meta["segmentation"]["source_box"], meta["segmentation"]["scale"]
     region = frame[box[1]:box[1] + box[3], box[0]:box[0] + box[2]]
     if region.shape[:2] != shape[:2]:
         region = cv2.resize(region, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
@@ -208,14 +206,14 @@ def _mask_backend(meta: dict) -> str:
 
 def _frame_mask(meta: dict, shape: tuple[int, ...]) -> np.ndarray | None:
     """The character's mask on the frame's grid (bool): the segment step's mask file, else
-    the cut-out's alpha put back at its crop box; None without either."""
+    the cut-out's alpha put back where it was cut from the frame; None without either."""
     by_role = {entry["role"]: entry["image"] for entry in meta["outputs"] if Path(entry["image"]).is_file()}
     if "mask" in by_role:
         mask = read_image(by_role["mask"], keep_alpha=True)
         mask = mask if mask.ndim == 2 else mask[..., 0]
         return cv2.resize(mask, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > OPAQUE_ABOVE
-    crop = (meta.get("segmentation") or {}).get("crop_box")
-    if "character" not in by_role or not crop or "enhanced_size" in meta:
+    crop = (meta.get("segmentation") or {}).get("source_box")
+    if "character" not in by_role or not crop:
         return None
     cut_out = read_image(by_role["character"], keep_alpha=True)
     if cut_out.ndim != 3 or cut_out.shape[2] != 4:
@@ -232,14 +230,8 @@ def curate_frame(meta_path: str, analysis_path: str, frame_path: str, out_dir: s
     staged folder and swapped in: a job killed half-way leaves no folder that looks complete."""
     meta, analysis = read_json(meta_path), read_json(analysis_path)
     frame = read_image(frame_path)
-    staging = staged_folder(out_dir)
-    try:
-        result = _curate_into(staging, out_dir, meta, analysis, frame, cfg, good_lighting)
-        swap_in_folder(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return result
+    with building_folder(out_dir) as staging:
+        return _curate_into(staging, out_dir, meta, analysis, frame, cfg, good_lighting)
 
 
 def _curate_into(staging: Path, out_dir: str, meta: dict, analysis: dict, frame, cfg: dict,

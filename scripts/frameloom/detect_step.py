@@ -25,9 +25,10 @@ from .detector import DEFAULT_PROMPTS, FINDER, CharacterDetector, model_label, t
 from .devices import cpu_because
 from .imageio import FrameDecodeError, read_image, read_json, write_json
 from .joblog import job_log
-from .stepcache import content_key
+from .stepcache import cached_record, content_key, store_record
 
 CACHE_VERSION = "1"  # bump when a detection record changes for the same inputs
+CACHE_STEP = "finder"  # the cache's folder for detection records
 
 
 def frame_record(frame: str, detector, prompts: list[str], detections: list[dict]) -> dict:
@@ -61,8 +62,8 @@ def run_detections(frames: dict[str, str], out_dir: str, model_dir: str, prompts
     """Detect the characters of every frame ``{frame_id: path}``; one JSON per frame in ``out_dir``.
 
     With ``cache_dir``, a frame whose bytes, model and settings were detected before
-    (``<cache_dir>/<key>.json``) is not detected again, so a re-formed batch recomputes
-    only its new frames. ``detector`` (tests) replaces the one built from ``model_dir``;
+    (the entry ``<cache_dir>/finder/<key>/``, frameloom.stepcache) is not detected again,
+    so a re-formed batch recomputes only its new frames. ``detector`` (tests) replaces the one built from ``model_dir``;
     either way the model is loaded at most once, and only when a frame needs it.
     Returns the records written, by frame."""
     with job_log(log_path, "detect batch", live=True) as lines:
@@ -80,9 +81,9 @@ def run_detections(frames: dict[str, str], out_dir: str, model_dir: str, prompts
                 lines.append(f"{frame}: {records[frame]['error']}")
                 write_json(Path(out_dir, f"{frame}.json"), records[frame])
                 continue
-            cached = Path(cache_dir, f"{keys[frame]}.json") if cache_dir else None
-            if cached is not None and cached.is_file():
-                records[frame] = {**read_json(cached), "frame": frame}
+            cached = cached_record(cache_dir, CACHE_STEP, keys[frame]) if cache_dir else None
+            if cached is not None:
+                records[frame] = {**cached, "frame": frame}
                 write_json(Path(out_dir, f"{frame}.json"), records[frame])
             else:
                 pending.append((frame, path))
@@ -110,7 +111,7 @@ def run_detections(frames: dict[str, str], out_dir: str, model_dir: str, prompts
             for frame, detections in zip(images, found, strict=True):
                 records[frame] = frame_record(frame, detector, prompts, detections)
                 if cache_dir:
-                    write_json(Path(cache_dir, f"{keys[frame]}.json"), records[frame])
+                    store_record(cache_dir, CACHE_STEP, keys[frame], records[frame])
             for frame, _ in chunk:
                 write_json(Path(out_dir, f"{frame}.json"), records[frame])
         failed = sum(1 for record in records.values() if not record["ok"])

@@ -11,7 +11,7 @@ import os
 
 # What to do when CUDA is unusable, in the line that says so.
 CUDA_ADVICE = ("set device to 'auto' or 'cpu', or install a torch build for your driver "
-               "(README: \"A GPU for the model steps\")")
+               "(docs/models.md: \"A GPU for the model steps\")")
 
 
 def cuda_problem() -> str | None:

@@ -11,10 +11,12 @@ allocating it, and the EXIF orientation, applied after decoding.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -133,25 +135,28 @@ def _atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
         raise
 
 
-def staged_folder(final: str | os.PathLike) -> Path:
-    """An empty temporary sibling of ``final`` to build a folder output in (see ``swap_in_folder``)."""
+@contextlib.contextmanager
+def building_folder(final: str | os.PathLike) -> Iterator[Path]:
+    """An empty temporary sibling of ``final`` to build a folder output in. When the block
+    ends it is renamed to ``final`` (an old ``final`` moved aside first and deleted after), so
+    readers see the old folder or the new one, never a mix; when the block raises it is
+    removed, and the old ``final`` stays as it was."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
-
-
-def swap_in_folder(staging: Path, final: str | os.PathLike) -> None:
-    """Rename a complete ``staging`` folder to ``final``; an old ``final`` is moved aside first and
-    deleted after, so readers see the old folder or the new one, never a mix."""
-    final = Path(final)
-    os.chmod(staging, 0o777 & ~_current_umask())
-    aside = None
-    if final.exists():
-        aside = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".old"))
-        os.replace(final, aside / final.name)
-    os.replace(staging, final)
-    if aside is not None:
-        shutil.rmtree(aside)
+    staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    try:
+        yield staging
+        os.chmod(staging, 0o777 & ~_current_umask())
+        aside = None
+        if final.exists():
+            aside = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".old"))
+            os.replace(final, aside / final.name)
+        os.replace(staging, final)
+        if aside is not None:
+            shutil.rmtree(aside)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def update_json_folder(folder: str | os.PathLike, payloads: dict[str, Any]) -> tuple[int, int]:

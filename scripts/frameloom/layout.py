@@ -111,18 +111,9 @@ def job_parameters(out: str, step: str) -> str:
 
 
 def cache_dir(out: str) -> str:
-    """Content-addressed results of the batched model steps (frameloom.model_step)."""
+    """Content-addressed results of the batched steps: model steps, captions, the finder
+    (frameloom.stepcache)."""
     return f"{out}/.cache"
-
-
-def finder_cache_dir(out: str) -> str:
-    """Content-addressed character-finder detections (frameloom.detect_step)."""
-    return f"{cache_dir(out)}/finder"
-
-
-def caption_cache_dir(out: str) -> str:
-    """Content-addressed VLM captions (frameloom.caption_step)."""
-    return f"{cache_dir(out)}/captions"
 
 
 def training_dir(out: str) -> str:

@@ -228,8 +228,8 @@ def summary_warnings(report: dict, selection: dict) -> list[str]:
                    if where.get("cpu_because")})
     if lost:
         names = ", ".join(name for name, where in summary["model_devices"].items() if where.get("cpu_because"))
-        warnings.append(f"{names} ran on the CPU although device is auto: {lost[0]}. The README's "
-                        "\"A GPU for the model steps\" says which driver the pinned torch needs.")
+        warnings.append(f"{names} ran on the CPU although device is auto: {lost[0]}. docs/models.md, "
+                        "\"A GPU for the model steps\", says which driver the pinned torch needs.")
     if summary["excluded"]:
         reasons = ", ".join(f"{reason} {n}" for reason, n in summary["excluded_reasons"].items())
         warnings.append(f"{summary['excluded']} of the {summary['total_frames']} frames were excluded ({reasons}); "

@@ -30,15 +30,13 @@ RunConfig.step_settings(step)}, written by the workflow's job_parameters rule.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 import traceback
 from pathlib import Path
 
 import numpy as np
 
-from .imageio import read_image, read_json, write_image, write_json
+from .imageio import building_folder, read_image, read_json, write_image, write_json
 from .joblog import batch_step_parser, job_log
 from .registry import MODEL_STEPS
 from .stepcache import ALPHA, BACKGROUND, IMAGE, RECORD, content_key, entry_dir, entry_name
@@ -132,19 +130,12 @@ COMPUTE = {"upscale": _upscale, "restore_faces": _restore_faces, "masks": _masks
 
 def _compute(step: str, member: dict, source: Path | None, settings: dict, backends, entry: Path) -> None:
     """One frame's entry, built in a sibling temp dir and renamed (no half entry)."""
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}."))
-    try:
+    with building_folder(entry) as staging:
         record = COMPUTE[step](member, read_json(member["analysis"]), source, settings, backends, staging)
         # Where this frame's model ran, and the entries it continues (kept while this one is).
         record |= {"step": step, "devices": dict(backends.devices),
                    "chain": [*read_json(source / RECORD)["chain"], entry_name(source)] if source else []}
         write_json(staging / RECORD, record)
-        shutil.rmtree(entry, ignore_errors=True)
-        os.replace(staging, entry)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def _source(member: dict, manifests: dict[str, dict], cache_dir: str, frame: str) -> tuple[Path | None, str | None]:

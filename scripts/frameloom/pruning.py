@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from .caption_step import CACHE_STEP as CAPTION_STEP
 from .imageio import read_json
 from .registry import MODEL_STEPS, STRATEGIES
 
@@ -34,25 +35,19 @@ def prune_stale_outputs(out_dir: str, plan: dict[str, str]) -> list[str]:
     return removed
 
 
-def prune_cache(cache_dir: str, metas: list[dict]) -> list[str]:
-    """Drop model-step cache entries no current output was made from: each export's meta names
-    the entries it used and those they continue (frameloom.model_step)."""
-    used = {name for meta in metas for name in meta.get("cache", [])}
+# The cache folders the merge prunes. The finder's entries stay: a frame's detections are
+# read by its analysis, not by the merge, and one record per frame is small.
+PRUNED_STEPS = (*MODEL_STEPS, CAPTION_STEP)
+
+
+def prune_cache(cache_dir: str, used: set[str]) -> list[str]:
+    """Drop the entries no current output names (``step/key``: an export's meta names the
+    model-step entries it used and those they continue, a caption manifest its captions;
+    frameloom.stepcache)."""
     removed = []
-    for step in MODEL_STEPS:
+    for step in PRUNED_STEPS:
         for entry in sorted(Path(cache_dir, step).glob("*")):
             if entry.is_dir() and not entry.name.startswith(".") and f"{step}/{entry.name}" not in used:
                 shutil.rmtree(entry)
                 removed.append(str(entry))
-    return removed
-
-
-def prune_caption_cache(cache_dir: str, records: dict[str, dict]) -> list[str]:
-    """Drop cached captions no current manifest refers to."""
-    used = {record["key"] for record in records.values()}
-    removed = []
-    for cached in sorted(Path(cache_dir).glob("*.json")):
-        if cached.stem not in used:
-            cached.unlink()
-            removed.append(str(cached))
     return removed

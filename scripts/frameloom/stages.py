@@ -138,19 +138,24 @@ def run_strategy(strategy: str, frame_path: str, analysis_path: str, outputs: di
         _curate(outputs["meta"], analysis_path, frame_path, curated_dir, curation, lines)
 
 
-def export_model_frame(strategy: str, frame: str, frame_path: str, analysis_path: str, outputs: dict, params,
-                       log: str) -> None:
+def export_model_frame(strategy: str, frame: str, inputs, outputs, params, log: str) -> None:
     """A model strategy's outputs assembled from the frame's model-step cache entries, then curated,
-    like ``run_strategy``; a frame a step failed for gets placeholders and that error. ``params``:
-    .manifests ({step: its batch's manifest}), .cache (the cache folder), .settings, .curation."""
+    like ``run_strategy``; a frame a step failed for gets placeholders and that error. ``inputs``
+    (the rule's named inputs, or a dict): frame, analysis and, under each model step's name, its
+    batch's manifest; ``outputs``: the rule's named outputs; ``params``: .cache (the cache
+    folder), .settings, .curation."""
     from .model_step import write_placeholders
+    from .registry import MODEL_STEPS
     from .stepcache import frame_entries
     from .strategies import export
 
-    outputs = dict(outputs)
+    inputs = dict(inputs.items())
+    frame_path, analysis_path = inputs["frame"], inputs["analysis"]
+    manifests = {step: path for step, path in inputs.items() if step in MODEL_STEPS}
+    outputs = dict(outputs.items())
     curated_dir = outputs.pop("curated")
     with job_log(log, strategy) as lines:
-        entries, error = frame_entries(frame, params.manifests, params.cache)
+        entries, error = frame_entries(frame, manifests, params.cache)
         if error:
             write_placeholders(frame, strategy, frame_path, outputs, error)
             lines.append(f"{frame}: a model step failed: {error}")
@@ -189,18 +194,18 @@ def merge(out_dir: str, metas: dict[str, str], inputs, outputs, settings: dict, 
     from .exports import kohya_dataset_toml, onetrainer_concepts, plan_concepts
     from .merge import build_report, read_caption_manifests, summary_warnings
     from .plan import read_plan
-    from .pruning import prune_cache, prune_caption_cache, prune_stale_outputs
+    from .pruning import CAPTION_STEP, prune_cache, prune_stale_outputs
     from .training import build_rejected_folder, build_training_folder
 
     with job_log(log, "merge") as lines:
         planned = read_plan(inputs.plan)
         removed = prune_stale_outputs(out_dir, planned)
         lines.append(f"pruned {len(removed)} stale outputs of earlier decisions")
-        dropped = prune_cache(layout.cache_dir(out_dir), [read_json(path) for path in metas.values()])
-        lines.append(f"dropped {len(dropped)} unused model-step cache entries")
         vlm_captions = read_caption_manifests(list(inputs.captions))
-        dropped = prune_caption_cache(layout.caption_cache_dir(out_dir), vlm_captions)
-        lines.append(f"dropped {len(dropped)} unused cached captions")
+        used = {name for path in metas.values() for name in read_json(path).get("cache", [])}
+        used |= {f"{CAPTION_STEP}/{record['key']}" for record in vlm_captions.values()}
+        dropped = prune_cache(layout.cache_dir(out_dir), used)
+        lines.append(f"dropped {len(dropped)} unused cache entries (model steps, captions)")
         selection = read_json(inputs.selection)
         merge_cfg = settings["merge"]
         concepts = plan_concepts(selection["kept"] + selection["augmented"], settings["trigger_word"],

@@ -1,12 +1,12 @@
-"""Content-addressed caches: the key every batched step (model steps, captions, the finder)
-files its results under, and the model steps' cache entries: their layout, and how a frame's
-entries are found.
+"""The content-addressed cache every batched step files its results in: the key, the entry
+layout, how a frame's entries are found, and what the merge keeps.
 
-A model step (frameloom.model_step) leaves per frame an entry
-``<cache>/<step>/<key>/`` holding ``record.json`` and its result (``image.png``,
-``alpha.npy`` or ``background.png``); its batch manifest maps frames to keys. The
-strategy exports (frameloom.strategies) read the entries; the merge keeps those
-the metas name.
+Each result is an entry ``<cache>/<step>/<key>/`` holding ``record.json``: a model step
+(frameloom.model_step) adds its result file (``image.png``, ``alpha.npy`` or
+``background.png``) and its batch manifest maps frames to keys; the caption step
+(``captions``) and the character finder (``finder``) keep only the record. The strategy
+exports (frameloom.strategies) read the model-step entries; the merge keeps the entries
+the metas, caption manifests and detection files name (``step/key``) and drops the rest.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from .imageio import read_json
+from .imageio import read_json, write_json
 
 KEY_DIGITS = 32  # hex digits of a cache key
 RECORD = "record.json"
@@ -39,6 +39,17 @@ def content_key(*parts: bytes | str | dict | list) -> str:
 
 def entry_dir(cache_dir: str, step: str, key: str) -> Path:
     return Path(cache_dir, step, key)
+
+
+def cached_record(cache_dir: str, step: str, key: str) -> dict | None:
+    """The record of a cached result, None when it was never made."""
+    path = entry_dir(cache_dir, step, key) / RECORD
+    return read_json(path) if path.is_file() else None
+
+
+def store_record(cache_dir: str, step: str, key: str, record: dict) -> None:
+    """File a record-only result (the caption step's, the finder's)."""
+    write_json(entry_dir(cache_dir, step, key) / RECORD, record)
 
 
 def entry_name(entry: Path) -> str:

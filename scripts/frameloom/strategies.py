@@ -58,10 +58,18 @@ def cutout(image: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, list[int]]
     return bgra, [int(x0), int(y0), int(x1 - x0), int(y1 - y0)]
 
 
-def _segmentation_record(masks: dict, crop_box: list[int] | None) -> dict:
+def placement(crop_box: list[int] | None, scale: float = 1.0) -> dict:
+    """Where a cut-out sits: ``crop_box`` on the grid it was cut from, ``source_box`` the same
+    crop on the frame's own grid and ``scale`` the cut-out's pixels per frame pixel (above 1 for
+    an enhanced frame), so curation takes the frame's pixels behind it as they are."""
+    source_box = None if crop_box is None else [int(round(v / scale)) for v in crop_box]
+    return {"crop_box": crop_box, "source_box": source_box, "scale": scale}
+
+
+def _segmentation_record(masks: dict, crop_box: list[int] | None, scale: float = 1.0) -> dict:
     """The meta's segmentation record, from the masks step's record (frameloom.model_step)."""
     keys = ("instances_found", "target_index", "target_score", "notes")
-    return {"backend": masks["backend"], **{key: masks[key] for key in keys}, "crop_box": crop_box}
+    return {"backend": masks["backend"], **{key: masks[key] for key in keys}, **placement(crop_box, scale)}
 
 
 def scaled_hint(analysis: dict, scale: float) -> dict:
@@ -183,7 +191,7 @@ def export_enhance_segment(frame_path: str, analysis: dict, outputs: dict, setti
         masks = read_json(entries["masks"] / RECORD)
         found = masks["error"] is None
         result, crop_box = cutout(enhanced, np.load(entries["masks"] / ALPHA))
-        meta["segmentation"] = _segmentation_record(masks, crop_box)
+        meta["segmentation"] = _segmentation_record(masks, crop_box, enhanced.shape[1] / analysis["width"])
         meta["error"] = masks["error"]
         backend = f"{enhance_backend} -> {masks['backend']}"
         with_background = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .exports import concept_of
-from .imageio import link_or_copy, staged_folder, swap_in_folder
+from .imageio import building_folder, link_or_copy
 
 
 def build_training_folder(selection: dict, training_dir: str, concepts: dict[str, dict],
@@ -21,30 +21,27 @@ def build_training_folder(selection: dict, training_dir: str, concepts: dict[str
     a half-merged dataset.
     """
     vlm_captions = vlm_captions or {}
-    target = Path(training_dir)
-    staging = staged_folder(target)
-    for name in concepts:
-        (staging / name).mkdir()
-    records = selection["kept"] + selection["augmented"]
-    for record in records:
-        concept = staging / concept_of(concepts, record["strategy"])
-        stem = Path(record["curated"]).stem
-        link_or_copy(record["curated"], concept / f"{stem}.png")
-        if record["image"] in vlm_captions:
-            (concept / f"{stem}.txt").write_text(vlm_captions[record["image"]]["caption"] + "\n", encoding="utf-8")
-        elif record["caption"]:
-            link_or_copy(record["caption"], concept / f"{stem}.txt")
-    swap_in_folder(staging, target)
+    with building_folder(training_dir) as staging:
+        for name in concepts:
+            (staging / name).mkdir()
+        records = selection["kept"] + selection["augmented"]
+        for record in records:
+            concept = staging / concept_of(concepts, record["strategy"])
+            stem = Path(record["curated"]).stem
+            link_or_copy(record["curated"], concept / f"{stem}.png")
+            if record["image"] in vlm_captions:
+                (concept / f"{stem}.txt").write_text(vlm_captions[record["image"]]["caption"] + "\n",
+                                                     encoding="utf-8")
+            elif record["caption"]:
+                link_or_copy(record["caption"], concept / f"{stem}.txt")
     return len(records)
 
 
 def build_rejected_folder(selection: dict, rejected_dir: str) -> int:
     """``rejected_dir/{reason}/``: a link to every curated image the curation removed (nothing is deleted)."""
-    target = Path(rejected_dir)
-    staging = staged_folder(target)
-    for entry in selection["rejected"]:
-        folder = staging / (entry.get("filter") or entry["reason"])
-        folder.mkdir(exist_ok=True)
-        link_or_copy(entry["curated"], folder / Path(entry["curated"]).name)
-    swap_in_folder(staging, target)
+    with building_folder(rejected_dir) as staging:
+        for entry in selection["rejected"]:
+            folder = staging / (entry.get("filter") or entry["reason"])
+            folder.mkdir(exist_ok=True)
+            link_or_copy(entry["curated"], folder / Path(entry["curated"]).name)
     return len(selection["rejected"])

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from collections import deque
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .imageio import staged_folder, swap_in_folder, write_image, write_json
+from .imageio import building_folder, write_image, write_json
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".webm", ".avi")
 INDEX_FILE = "frames.json"
@@ -123,8 +122,7 @@ def extract_frames(video_path: str | Path, out_dir: str | Path, sampling: dict, 
     want_best = sampling["mode"] == "per_shot" or sampling["sharpest_per_shot"]
     lookahead = min(MAX_PERSIST_FRAMES, max(1, round(PERSIST_SECONDS * fps)))
     threshold = sampling["cut_threshold"]
-    staging = staged_folder(out_dir)
-    try:
+    with building_folder(out_dir) as staging:
         writer = _Writer(staging, stem or video_path.stem, fps, sampling["min_change"])
         state = {"shot": 0, "previous": None, "best": None, "best_frame": None}
         cuts: list[int] = []
@@ -168,10 +166,6 @@ def extract_frames(video_path: str | Path, out_dir: str | Path, sampling: dict, 
         index = sorted(writer.index, key=lambda entry: entry["frame"])
         write_json(staging / INDEX_FILE, {"video": video_path.name, "fps": fps, "frames_decoded": number + 1,
                                           "shots": len(cuts) + 1, "cuts": cuts, "extracted": index})
-        swap_in_folder(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return index
 
 
