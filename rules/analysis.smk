@@ -19,7 +19,7 @@ if FINDER["present"]:
         benchmark:
             f"{LOGS}/benchmarks/find_characters/{{batch}}.tsv"
         conda:
-            "../envs/detector.yaml"
+            f"../envs/{MODEL_REGISTRY['grounding_dino'].env}.yaml"
         threads: MODEL_THREADS
         resources:
             gpu=int(RUN.uses_gpu),

@@ -15,7 +15,7 @@ rule caption_batch:
     benchmark:
         f"{LOGS}/benchmarks/captions/{{batch}}.tsv"
     conda:
-        "../envs/vlm.yaml"
+        f"../envs/{MODEL_REGISTRY['qwen2_vl'].env}.yaml"
     threads: 4
     resources:
         gpu=int(RUN.run["device"] != "cpu"),

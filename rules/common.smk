@@ -20,6 +20,7 @@ from frameloom import layout, stages
 from frameloom.analysis import ANALYSIS_VERSION
 from frameloom.batching import BatchPlan
 from frameloom.config import load_run_config
+from frameloom.models import MODEL_REGISTRY, requirement_env
 from frameloom.registry import MODEL_STEPS, STRATEGY_REGISTRY
 from frameloom.schema import ConfigError
 from frameloom.discovery import discover_frames, discover_videos, relative_files

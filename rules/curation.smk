@@ -20,7 +20,7 @@ if EMBEDDER["present"]:
         benchmark:
             f"{LOGS}/benchmarks/embed_cut_outs.tsv"
         conda:
-            "../envs/embedding.yaml"
+            f"../envs/{MODEL_REGISTRY['dinov2'].env}.yaml"
         threads: MODEL_THREADS
         resources:
             gpu=int(RUN.uses_gpu),

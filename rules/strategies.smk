@@ -36,7 +36,7 @@ for strategy in (name for name, spec in STRATEGY_REGISTRY.items() if not spec.us
 # or a changed model setting recomputes that step (and the steps after it) for the frames
 # it touches, nothing else. A frame of segment goes through masks then inpaint; of
 # enhance_segment through upscale, restore_faces, then masks (RunConfig.frame_steps).
-for step, (_, _, _, env) in MODEL_STEPS.items():
+for step, (_, _, requirement) in MODEL_STEPS.items():
 
     rule:
         name:
@@ -51,7 +51,7 @@ for step, (_, _, _, env) in MODEL_STEPS.items():
         benchmark:
             f"{LOGS}/benchmarks/{step}/{{batch}}.tsv"
         conda:
-            f"../envs/{env}.yaml"
+            f"../envs/{requirement_env(requirement)}.yaml"
         threads: MODEL_THREADS
         resources:
             gpu=int(RUN.uses_gpu),

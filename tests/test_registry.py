@@ -45,9 +45,11 @@ def test_model_steps_chain_in_order(run, name):
 def test_every_model_step_serves_a_strategy_and_has_an_env(run):
     served = {step for name, spec in STRATEGY_REGISTRY.items() if spec.uses_models for step in run.frame_steps(name)}
     assert served == set(MODEL_STEPS)
-    for step, (strategy, keys, _, env) in MODEL_STEPS.items():
+    from frameloom.models import requirement_env
+
+    for step, (strategy, keys, requirement) in MODEL_STEPS.items():
         assert strategy in STRATEGIES and set(keys) <= set(run.strategy_cfg(strategy)), step
-        assert (REPO / "envs" / f"{env}.yaml").is_file(), step
+        assert (REPO / "envs" / f"{requirement_env(requirement)}.yaml").is_file(), step
 
 
 def _schema_enum(schema: dict, *path: str) -> list[str]:
@@ -100,9 +102,9 @@ def test_models_run_in_their_steps_env_and_their_loaders_exist(run):
     from frameloom.models import MODEL_REGISTRY, model_named
 
     requirements = run.model_requirements()
-    for step, (_, _, requirement, env) in MODEL_STEPS.items():
+    for step, (_, _, requirement) in MODEL_STEPS.items():
         if requirement in requirements:
-            assert model_named(requirements[requirement]["name"]).env == env, step
+            assert model_named(requirements[requirement]["name"]).serves == requirement, step
     for model in MODEL_REGISTRY.values():
         assert model.env is None or (REPO / "envs" / f"{model.env}.yaml").is_file(), model.key
         module, name = model.loader.rsplit(".", 1)

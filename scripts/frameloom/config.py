@@ -85,7 +85,7 @@ class RunConfig:
     def step_settings(self, step: str) -> dict:
         """What a model step reads (MODEL_STEPS): its keys of the strategy block, its model,
         the device, and the inference batch or the reference images where it uses them."""
-        strategy, keys, requirement, _ = MODEL_STEPS[step]
+        strategy, keys, requirement = MODEL_STEPS[step]
         cfg = self.strategy_cfg(strategy)
         model = self.model_requirements().get(requirement)
         settings = {"cfg": {key: cfg[key] for key in keys}, "models": {requirement: model} if model else {},

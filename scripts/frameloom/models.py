@@ -24,6 +24,7 @@ class Model:
     loader: str  # the adapter that loads it
     env: str | None  # envs/<env>.yaml of the job that runs it; None: the main environment
     config_names: tuple[str, ...] = ()  # how strategy settings name it, when not by its key
+    serves: str | None = None  # the model requirement it can fill (backends.model_requirements)
 
     @property
     def files(self) -> list:
@@ -47,12 +48,12 @@ _FACE_RESTORER = "frameloom.face_restore.load_face_restorer"
 _FACES = "frameloom.faces.load_face_detector"
 
 MODEL_REGISTRY: dict[str, Model] = {model.key: model for model in (
-    *(Model(name, name, _SAM2, "sam2") for name in MODELS if name.startswith("sam2")),
-    Model("lama", "lama", "frameloom.lama_backend.LamaInpainter", "lama"),
-    Model("realesrgan", "realesrgan", _ESRGAN, "realesrgan", ("RealESRGAN_x4plus_anime_6B",)),
-    Model("realesr-animevideov3", "realesr-animevideov3", _ESRGAN, "realesrgan"),
-    Model("codeformer", "codeformer", _FACE_RESTORER, "face_restore", ("CodeFormer",)),
-    Model("gfpgan", "gfpgan", _FACE_RESTORER, "face_restore", ("GFPGAN",)),
+    *(Model(name, name, _SAM2, "sam2", serves="segmentation") for name in MODELS if name.startswith("sam2")),
+    Model("lama", "lama", "frameloom.lama_backend.LamaInpainter", "lama", serves="inpainting"),
+    Model("realesrgan", "realesrgan", _ESRGAN, "realesrgan", ("RealESRGAN_x4plus_anime_6B",), "upscale"),
+    Model("realesr-animevideov3", "realesr-animevideov3", _ESRGAN, "realesrgan", serves="upscale"),
+    Model("codeformer", "codeformer", _FACE_RESTORER, "face_restore", ("CodeFormer",), "face_enhance"),
+    Model("gfpgan", "gfpgan", _FACE_RESTORER, "face_restore", ("GFPGAN",), "face_enhance"),
     Model("qwen2_vl", "qwen2_vl", "frameloom.vlm_backend.QwenVLCaptioner", "vlm"),
     Model("grounding_dino", "grounding_dino_tiny", "frameloom.detector.CharacterDetector", "detector"),
     Model("dinov2", "dinov2_small", "frameloom.embedding.ImageEmbedder", "embedding"),
@@ -60,6 +61,15 @@ MODEL_REGISTRY: dict[str, Model] = {model.key: model for model in (
     Model("anime_face_cascade", "anime_face_cascade", _FACES, None),
 )}
 _BY_CONFIG_NAME = {name: model for model in MODEL_REGISTRY.values() for name in (model.key, *model.config_names)}
+
+
+def requirement_env(requirement: str) -> str:
+    """The conda env of a model step's job: the env of the models that can fill its requirement
+    (frameloom.registry.MODEL_STEPS), which share one."""
+    envs = {model.env for model in MODEL_REGISTRY.values() if model.serves == requirement}
+    if len(envs) != 1:
+        raise ValueError(f"the models serving {requirement!r} must share one env, not {sorted(map(str, envs))}")
+    return envs.pop()
 
 
 def model_named(name: str) -> Model:

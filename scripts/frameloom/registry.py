@@ -86,13 +86,13 @@ STRATEGIES = tuple(STRATEGY_REGISTRY)
 
 # The batched model steps (frameloom.model_step), each one rule and one conda env: the
 # strategy block it reads, the keys of it that change its results (and so rerun it and
-# only what follows), the model requirement it loads (backends.model_requirements) and
-# its env file under envs/.
+# only what follows) and the model requirement it loads (backends.model_requirements;
+# the models that can fill it, and so the step's env, are in models.MODEL_REGISTRY).
 MODEL_STEPS = {
     "upscale": ("enhance_segment", ("enhancement_steps", "upscale_model", "upscale_factor", "upscale_below",
-                                    "upscale_tile", "deblur_below"), "upscale", "realesrgan"),
+                                    "upscale_tile", "deblur_below"), "upscale"),
     "restore_faces": ("enhance_segment", ("enhancement_steps", "face_enhance_model", "face_enhance_fidelity",
-                                          "identity_max_drift", "deblur_below"), "face_enhance", "face_restore"),
-    "masks": ("segment", ("segmentation_model", "min_instance_size", "points_per_side"), "segmentation", "sam2"),
-    "inpaint": ("segment", ("inpainting_model", "inpainting_fallback", "mask_dilation"), "inpainting", "lama"),
+                                          "identity_max_drift", "deblur_below"), "face_enhance"),
+    "masks": ("segment", ("segmentation_model", "min_instance_size", "points_per_side"), "segmentation"),
+    "inpaint": ("segment", ("inpainting_model", "inpainting_fallback", "mask_dilation"), "inpainting"),
 }
