@@ -116,7 +116,7 @@ def loop_stages(workdir: Path, config: dict) -> None:
                                  kohya=f"{out}/exports/kohya_dataset.toml",
                                  onetrainer=f"{out}/exports/onetrainer_concepts.json",
                                  report=f"{out}/processing_report.json"),
-                 {"decision": run.decision, "merge": run.run["merge"],
+                 {"decision": run.decision, "enabled": run.enabled_strategies, "merge": run.run["merge"],
                   "trigger_word": run.run["character"]["trigger_word"], "captioner": run.caption_status()},
                  {frame: str(path) for frame, path in frames.items()}, str(logs / "merge.log"))
     stages.html_report(f"{out}/processing_report.json",

@@ -56,9 +56,11 @@ def test_there_are_envs():
 
 
 def test_every_model_step_has_its_own_env():
+    from frameloom.models import requirement_env
     from frameloom.registry import MODEL_STEPS
 
-    assert {f"{env}.yaml" for *_, env in MODEL_STEPS.values()} <= {env.name for env in ENVS}
+    assert {f"{requirement_env(requirement)}.yaml" for *_, requirement in MODEL_STEPS.values()} <= {
+        env.name for env in ENVS}
 
 
 def test_install_script_installs_with_the_constraints():

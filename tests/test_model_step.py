@@ -134,7 +134,11 @@ def test_cache_entries_no_export_was_made_from_are_pruned(batch):
 
     segment_steps(batch)
     meta = export_of(batch["tmp"], "segment", batch["run"], "f0", batch["frames"], ("masks", "inpaint"))["meta"]
+    half_built = batch["tmp"] / "cache" / "masks" / ".a-killed-job.x1y2.tmp"  # staging a SIGKILL left
+    half_built.mkdir()
     removed = prune_cache(str(batch["tmp"] / "cache"), set(meta["cache"]))
+    assert str(half_built) in removed and not half_built.exists()
+    removed.remove(str(half_built))
     kept = {step: read_json(batch["tmp"] / f"{step}.json")["frames"] for step in ("masks", "inpaint")}
     assert sorted(removed) == sorted(str(batch["tmp"] / "cache" / step / keys[f])
                                      for step, keys in kept.items() for f in ("f1", "f2"))

@@ -43,11 +43,12 @@ PRUNED_STEPS = (*MODEL_STEPS, CAPTION_STEP)
 def prune_cache(cache_dir: str, used: set[str]) -> list[str]:
     """Drop the entries no current output names (``step/key``: an export's meta names the
     model-step entries it used and those they continue, a caption manifest its captions;
-    frameloom.stepcache)."""
+    frameloom.stepcache), and the staging folders of entries a killed job left half-built
+    (dot names: no job writes the cache while the merge runs)."""
     removed = []
     for step in PRUNED_STEPS:
-        for entry in sorted(Path(cache_dir, step).glob("*")):
-            if entry.is_dir() and not entry.name.startswith(".") and f"{step}/{entry.name}" not in used:
+        for entry in sorted(Path(cache_dir, step).glob("*")):  # dot names included
+            if entry.is_dir() and (entry.name.startswith(".") or f"{step}/{entry.name}" not in used):
                 shutil.rmtree(entry)
                 removed.append(str(entry))
     return removed
