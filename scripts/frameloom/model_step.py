@@ -100,9 +100,10 @@ def _restore_faces(member: dict, analysis: dict, source: Path, settings: dict, b
 def _masks(member: dict, analysis: dict, source: Path | None, settings: dict, backends, out: Path) -> dict:
     from .strategies import scaled_hint, segment_target
 
-    frame = read_image(member["frame"])
-    image = frame if source is None else read_image(source / IMAGE)
-    hint = analysis if source is None else scaled_hint(analysis, image.shape[1] / frame.shape[1])
+    # An enhanced source is cut on its own grid: the analysis' boxes scaled to it (the frame's
+    # width is the analysis', so the frame is not decoded for it).
+    image = read_image(member["frame"] if source is None else source / IMAGE)
+    hint = analysis if source is None else scaled_hint(analysis, image.shape[1] / analysis["width"])
     seg, backend, error = segment_target(image, hint, backends)
     found = error is None
     alpha = seg.target_alpha if found else np.zeros(image.shape[:2], np.float32)
