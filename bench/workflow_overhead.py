@@ -111,7 +111,7 @@ def loop_stages(workdir: Path, config: dict) -> None:
     selection = f"{out}/curation/selection.json"
     stages.select_dataset(curated, run.run["curation"], run.references(), selection, f"{out}/curation/augmented",
                           str(logs / "select_dataset.log"))
-    stages.merge(out, metas, SimpleNamespace(plan=f"{out}/plan.tsv", captions=[], selection=selection),
+    stages.merge(out, metas, SimpleNamespace(plan=f"{out}/plan.tsv", captions=[], detections=[], selection=selection),
                  SimpleNamespace(training=layout.training_dir(out), rejected=f"{out}/rejected",
                                  kohya=f"{out}/exports/kohya_dataset.toml",
                                  onetrainer=f"{out}/exports/onetrainer_concepts.json",

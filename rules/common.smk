@@ -184,6 +184,13 @@ def finder_detections(wildcards):
     return {"detections": f"{OUT}/detections/batches/{batch}"}
 
 
+def finder_batch_folders(wildcards):
+    """The finder's batch folders of the current frames (the merge keeps their cache entries)."""
+    if not FINDER["present"]:
+        return []
+    return [f"{OUT}/detections/batches/{batch}" for batch in _finder_batches(frame_ids())[0]]
+
+
 def all_analyses(wildcards):
     return [layout.analysis(OUT).format(frame=frame) for frame in frame_ids()]
 

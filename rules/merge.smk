@@ -7,6 +7,7 @@ rule merge:
         metas=lambda wildcards: list(planned_metas(wildcards).values()),
         decisions=rules.decide.output.decisions,
         captions=caption_manifests,
+        detections=finder_batch_folders,
         selection=f"{OUT}/curation/selection.json",
     output:
         training=directory(layout.training_dir(OUT)),

@@ -291,7 +291,8 @@ def test_detect_step_with_a_given_detector_names_a_missing_frame(detector, tmp_p
 def test_the_workflow_runs_the_finder_before_the_analysis_and_the_analysis_takes_its_cast(tiny_grounding_dino,
                                                                                           tmp_path):
     """With the finder's weights present: one find_characters job per frames_per_job frames, each loading
-    the model once, and every analysis names the finder and counts the characters it found."""
+    the model once, every analysis names the finder and counts the characters it found, and the merge
+    keeps the finder's cache entries."""
     import shutil
     import subprocess
     import sys
@@ -313,10 +314,9 @@ def test_the_workflow_runs_the_finder_before_the_analysis_and_the_analysis_takes
     strategy["character_finder"]["frames_per_job"] = 2
     strategy["model_paths"]["grounding_dino"] = "detection/tiny-grounding-dino"
     (tmp_path / "config" / "strategy_configs.yaml").write_text(yaml.safe_dump(strategy))
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"), "--cores", "2",
-         "--directory", str(tmp_path), "--until", "decide"],
-        capture_output=True, text=True, timeout=600)
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"), "--cores", "2",
+               "--directory", str(tmp_path)]
+    result = subprocess.run(command + ["--until", "decide"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     batches = sorted((tmp_path / "results" / "detections" / "batches").iterdir())
     assert 1 <= len(batches) <= 3 and sum(len(list(b.glob("*.json"))) for b in batches) == 3  # about 2 a job
@@ -329,6 +329,13 @@ def test_the_workflow_runs_the_finder_before_the_analysis_and_the_analysis_takes
         found = read_json(next(b / path.name for b in batches if (b / path.name).exists()))
         assert record["finder"] == "grounding_dino" == found["finder"]
         assert record["instance_count"] == len(found["detections"])
+    # The merge keeps the finder's cache entries the current detection files name, and only those
+    # (the rest of the run: the random-weight finder's boxes fail some frames, so exit code 1).
+    (tmp_path / "results" / ".cache" / "finder" / "0123456789abcdef").mkdir()
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode in (0, 1) and "processing_report.json" in result.stdout + result.stderr
+    entries = sorted(p.name for p in (tmp_path / "results" / ".cache" / "finder").iterdir())
+    assert entries == sorted(read_json(p)["cache"].split("/")[1] for b in batches for p in b.glob("*.json"))
 
 
 @pytest.mark.slow
@@ -360,5 +367,12 @@ def test_detections_are_cached_by_content_so_a_reformed_batch_detects_only_its_n
     assert again == first
     detect(["f0", "f1", "f2"], "reformed")
     assert "from cache 2" in (tmp_path / "reformed.log").read_text() and len(loads) == 2
-    detect(["f0"], "other_prompts", prompts=["person"])
+    other = detect(["f0"], "other_prompts", prompts=["person"])
     assert "from cache 0" in (tmp_path / "other_prompts.log").read_text()
+    # Each detection file names its cache entry; the merge keeps the entries current files name.
+    from frameloom.pruning import prune_cache
+
+    current = detect(["f0", "f1", "f2"], "current")
+    assert all((tmp_path / "cache" / record["cache"] / "record.json").is_file() for record in current.values())
+    removed = prune_cache(str(tmp_path / "cache"), {record["cache"] for record in current.values()})
+    assert removed == [str(tmp_path / "cache" / other["f0"]["cache"])]

@@ -111,6 +111,8 @@ def run_detections(frames: dict[str, str], out_dir: str, model_dir: str, prompts
             for frame, detections in zip(images, found, strict=True):
                 records[frame] = frame_record(frame, detector, prompts, detections)
                 if cache_dir:
+                    # The entry's name rides along, so the merge keeps the entries current frames use.
+                    records[frame]["cache"] = f"{CACHE_STEP}/{keys[frame]}"
                     store_record(cache_dir, CACHE_STEP, keys[frame], records[frame])
             for frame, _ in chunk:
                 write_json(Path(out_dir, f"{frame}.json"), records[frame])

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from .caption_step import CACHE_STEP as CAPTION_STEP
+from .detect_step import CACHE_STEP as FINDER_STEP
 from .imageio import read_json
 from .registry import MODEL_STEPS, STRATEGIES
 
@@ -35,16 +36,16 @@ def prune_stale_outputs(out_dir: str, plan: dict[str, str]) -> list[str]:
     return removed
 
 
-# The cache folders the merge prunes. The finder's entries stay: a frame's detections are
-# read by its analysis, not by the merge, and one record per frame is small.
-PRUNED_STEPS = (*MODEL_STEPS, CAPTION_STEP)
+# Every cache folder: the merge prunes them all.
+PRUNED_STEPS = (*MODEL_STEPS, CAPTION_STEP, FINDER_STEP)
 
 
 def prune_cache(cache_dir: str, used: set[str]) -> list[str]:
     """Drop the entries no current output names (``step/key``: an export's meta names the
-    model-step entries it used and those they continue, a caption manifest its captions;
-    frameloom.stepcache), and the staging folders of entries a killed job left half-built
-    (dot names: no job writes the cache while the merge runs)."""
+    model-step entries it used and those they continue, a caption manifest its captions, a
+    detection file its finder entry; frameloom.stepcache), and the staging folders of
+    entries a killed job left half-built (dot names: no job writes the cache while the
+    merge runs)."""
     removed = []
     for step in PRUNED_STEPS:
         for entry in sorted(Path(cache_dir, step).glob("*")):  # dot names included

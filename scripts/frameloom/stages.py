@@ -184,7 +184,8 @@ def merge(out_dir: str, metas: dict[str, str], inputs, outputs, settings: dict, 
           log: str) -> None:
     """The training folder, the rejected links, the trainer configs and the report.
 
-    ``inputs``: .plan, .captions (caption manifests), .selection; ``outputs``:
+    ``inputs``: .plan, .captions (caption manifests), .detections (the finder's batch folders,
+    when it ran), .selection; ``outputs``:
     .training, .rejected, .kohya, .onetrainer, .report (the rule's named files);
     ``settings``: decision, enabled (strategies), merge (the config's merge section), trigger_word, captioner;
     ``frame_files``: {frame id: its image file}."""
@@ -204,8 +205,9 @@ def merge(out_dir: str, metas: dict[str, str], inputs, outputs, settings: dict, 
         vlm_captions = read_caption_manifests(list(inputs.captions))
         used = {name for path in metas.values() for name in read_json(path).get("cache", [])}
         used |= {f"{CAPTION_STEP}/{record['key']}" for record in vlm_captions.values()}
+        used |= {read_json(path).get("cache") for folder in inputs.detections for path in Path(folder).glob("*.json")}
         dropped = prune_cache(layout.cache_dir(out_dir), used)
-        lines.append(f"dropped {len(dropped)} unused cache entries (model steps, captions)")
+        lines.append(f"dropped {len(dropped)} unused cache entries (model steps, captions, finder)")
         selection = read_json(inputs.selection)
         merge_cfg = settings["merge"]
         concepts = plan_concepts(selection["kept"] + selection["augmented"], settings["trigger_word"],
