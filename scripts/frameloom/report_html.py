@@ -73,6 +73,17 @@ def _sample(items: list, count: int) -> list:
     return [items[round(i * (len(items) - 1) / max(count - 1, 1))] for i in range(count)]
 
 
+def input_file(result: dict, input_root: Path) -> Path:
+    """The frame a report result was made from: its own path (a video's extracted frame), else
+    its source under the input folder."""
+    return Path(result.get("input") or input_root / result["frame"])
+
+
+def result_images(result: dict) -> list[str]:
+    """A report result's image outputs (its captions left out)."""
+    return [path for path in result["outputs"] if not path.endswith(".txt")]
+
+
 def contact_sheets(results: list[dict], input_root: Path, frames_per_strategy: int) -> list[dict]:
     """Per strategy: sampled frames, the input beside every image made from it (inline thumbnails)."""
     sheets = []
@@ -82,9 +93,9 @@ def contact_sheets(results: list[dict], input_root: Path, frames_per_strategy: i
             continue
         rows = []
         for result in _sample(done, frames_per_strategy):
-            cells = [("input", result.get("input") or str(input_root / result["frame"]))]
+            cells = [("input", str(input_file(result, input_root)))]
             cells += [(Path(p).stem.removeprefix(result["frame_id"]).strip("_") or "output", p)
-                      for p in result["outputs"] if not p.endswith(".txt")]
+                      for p in result_images(result)]
             rows.append({"frame_id": result["frame_id"],
                          "cells": [{"uri": uri, "label": label} for label, path in cells
                                    if (uri := thumbnail_uri(path))]})
@@ -150,7 +161,7 @@ def render_report(report: dict, base_dir: Path, input_root: Path | None = None, 
     frames = [{"frame": r["frame"], "strategy": r["strategy"], "confidence": r["confidence"],
                "reasoning": r["reasoning"], "failed": not r["success"], "error": r["error"],
                "thumbs": [{"src": os.path.relpath(p, base_dir), "title": r["backends"].get(p, "")}
-                          for p in r["outputs"] if not p.endswith(".txt")]} for r in results]
+                          for p in result_images(r)]} for r in results]
     return render_page(
         "report.html.j2", style=template_text("report.css"), warnings=summary.get("warnings", []),
         summary={**summary, "excluded": summary.get("excluded", 0)}, mix=mix,

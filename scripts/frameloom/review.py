@@ -26,6 +26,7 @@ from .layout import RUN_FLAGS_FILE, demo_frames_dir
 from .overrides import load_overrides, save_overrides
 from .pages import inline_json, render_page, template_text
 from .registry import STRATEGIES
+from .report_html import input_file, result_images
 from .schema import ConfigError
 
 HOST = "127.0.0.1"
@@ -45,9 +46,9 @@ def _served_input(path: Path, out_dir: Path, input_root: Path) -> str:
 
 
 def _frame_entry(result: dict, page_dir: Path, out_dir: Path, input_root: Path) -> dict:
-    images = [p for p in result["outputs"] if not p.endswith(".txt")]
+    images = result_images(result)
     source = result["frame"]
-    frame_file = Path(result.get("input") or input_root / source)
+    frame_file = input_file(result, input_root)
     return {
         "id": result["frame_id"],
         "source": source,
