@@ -10,7 +10,7 @@ import yaml
 from analysis_records import PICTURE
 
 from frameloom.exports import plan_concepts
-from frameloom.imageio import write_json
+from frameloom.imageio import read_json, write_json
 from frameloom.merge import build_report
 from frameloom.plan import read_plan, write_plan
 from frameloom.pruning import prune_stale_outputs
@@ -74,7 +74,7 @@ def test_report_counts_failures_and_strategies(tmp_path):
     rejected = {**curated(tmp_path, records["b"][2]), "reason": "quality", "filter": "blur_threshold",
                 "value": 12.5, "limit": 80}
     report = build_report(plan, {f: r[0] for f, r in records.items()}, {f: r[1] for f, r in records.items()},
-                          {f: r[2] for f, r in records.items() if r[2]}, DECISION_CFG,
+                          {f: read_json(r[2]) for f, r in records.items() if r[2]}, DECISION_CFG,
                           selection_of([kept], rejected=[rejected]))
     summary = report["summary"]
     assert (summary["produced_images"], summary["training_images"]) == (2, 1)
@@ -105,7 +105,8 @@ def test_excluded_frames_are_counted_apart(tmp_path):
     plan = write_plan(decisions, str(tmp_path / "plan.tsv"))
     assert plan == {"a": "keep_full", "b": "excluded"}
     report = build_report(plan, {f: r[0] for f, r in records.items()}, {f: r[1] for f, r in records.items()},
-                          {"a": records["a"][2]}, DECISION_CFG, selection_of([curated(tmp_path, records["a"][2])]))
+                          {"a": read_json(records["a"][2])}, DECISION_CFG,
+                          selection_of([curated(tmp_path, records["a"][2])]))
     summary = report["summary"]
     assert (summary["total_frames"], summary["successful"], summary["failed"], summary["excluded"]) == (2, 1, 0, 1)
     excluded = next(r for r in report["results"] if r["frame_id"] == "b")

@@ -65,13 +65,14 @@ def _curation_summary(selection: dict) -> dict:
 
 
 def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict[str, str],
-                 metas: dict[str, str], decision_cfg: dict, selection: dict,
+                 metas: dict[str, dict], decision_cfg: dict, selection: dict,
                  vlm_captions: dict[str, dict] | None = None, captioner: str = "template",
                  inputs: dict[str, str] | None = None, enabled: list[str] | None = None) -> dict:
     """processing_report.json in the seed's shape, plus backends, captions, curation, the achieved
     mix and the plan (target, achieved and what binds per strategy, frameloom.planner).
 
-    ``inputs``: {frame id: the image file it was read from} (a video frame's is the extracted file);
+    ``analyses``, ``decisions``: {frame id: its file}; ``metas``: {frame id: its strategy meta (the
+    record)}; ``inputs``: {frame id: the image file it was read from} (a video frame's is the extracted file);
     ``enabled``: the enabled strategies (default all)."""
     vlm_captions = vlm_captions or {}
     curation = _curation_status(selection)
@@ -89,7 +90,7 @@ def build_report(plan: dict[str, str], analyses: dict[str, str], decisions: dict
     for frame in sorted(plan):
         analysis = read_json(analyses[frame])
         decision = decision_records[frame] = read_json(decisions[frame])
-        meta = read_json(metas[frame]) if frame in metas else None
+        meta = metas.get(frame)
         error = decision.get("error") or (meta or {}).get("error")
         outputs, output_backends, output_captions, output_curation = [], {}, {}, {}
         output_verification = {}

@@ -203,7 +203,8 @@ def merge(out_dir: str, metas: dict[str, str], inputs, outputs, settings: dict, 
         removed = prune_stale_outputs(out_dir, planned)
         lines.append(f"pruned {len(removed)} stale outputs of earlier decisions")
         vlm_captions = read_caption_manifests(list(inputs.captions))
-        used = {name for path in metas.values() for name in read_json(path).get("cache", [])}
+        meta_records = {frame: read_json(path) for frame, path in metas.items()}
+        used = {name for meta in meta_records.values() for name in meta.get("cache", [])}
         used |= {f"{CAPTION_STEP}/{record['key']}" for record in vlm_captions.values()}
         used |= {read_json(path).get("cache") for folder in inputs.detections for path in Path(folder).glob("*.json")}
         dropped = prune_cache(layout.cache_dir(out_dir), used)
@@ -222,7 +223,7 @@ def merge(out_dir: str, metas: dict[str, str], inputs, outputs, settings: dict, 
         lines.append(f"{rejected} rejected images linked in {outputs.rejected}")
         analyses = {frame: layout.analysis(out_dir).format(frame=frame) for frame in planned}
         decisions = {frame: layout.decision(out_dir).format(frame=frame) for frame in planned}
-        report = build_report(planned, analyses, decisions, metas, settings["decision"], selection, vlm_captions,
+        report = build_report(planned, analyses, decisions, meta_records, settings["decision"], selection, vlm_captions,
                               settings["captioner"], frame_files, settings["enabled"])
         # Per concept folder: its repeats, images, target share and achieved effective share.
         report["summary"]["repeats"] = concepts
