@@ -41,6 +41,7 @@ if FINDER["present"]:
             " --box-threshold {params.settings[box_threshold]}"
             " --text-threshold {params.settings[text_threshold]}"
             " --batch-size {params.settings[batch_size]} --cache-dir {params.cache:q}"
+            " --model-fingerprint {params.fingerprint}"
             " --threads {threads} --log {log:q}"
 
 

@@ -356,10 +356,11 @@ def test_detections_are_cached_by_content_so_a_reformed_batch_detects_only_its_n
     monkeypatch.setattr(transformers.AutoModelForZeroShotObjectDetection, "from_pretrained",
                         lambda *args, **kwargs: loads.append(args) or real(*args, **kwargs))
 
-    def detect(names, log, prompts=PROMPTS):
+    def detect(names, log, prompts=PROMPTS, fingerprint="tiny-1"):
         return detect_step.run_detections({name: paths[name] for name in names}, str(tmp_path / log),
                                           str(tiny_grounding_dino), prompts, str(tmp_path / f"{log}.log"),
-                                          device="cpu", cache_dir=str(tmp_path / "cache"))
+                                          device="cpu", cache_dir=str(tmp_path / "cache"),
+                                          model_fingerprint=fingerprint)
 
     first = detect(["f0", "f1"], "first")
     again = detect(["f0", "f1"], "again")
@@ -369,10 +370,12 @@ def test_detections_are_cached_by_content_so_a_reformed_batch_detects_only_its_n
     assert "from cache 2" in (tmp_path / "reformed.log").read_text() and len(loads) == 2
     other = detect(["f0"], "other_prompts", prompts=["person"])
     assert "from cache 0" in (tmp_path / "other_prompts.log").read_text()
+    detect(["f0"], "other_weights", fingerprint="tiny-2")  # new weights: detected again
+    assert "from cache 0" in (tmp_path / "other_weights.log").read_text()
     # Each detection file names its cache entry; the merge keeps the entries current files name.
     from frameloom.pruning import prune_cache
 
     current = detect(["f0", "f1", "f2"], "current")
     assert all((tmp_path / "cache" / record["cache"] / "record.json").is_file() for record in current.values())
     removed = prune_cache(str(tmp_path / "cache"), {record["cache"] for record in current.values()})
-    assert removed == [str(tmp_path / "cache" / other["f0"]["cache"])]
+    assert len(removed) == 2 and str(tmp_path / "cache" / other["f0"]["cache"]) in removed

@@ -43,13 +43,10 @@ def failed_record(frame: str, model_dir: str, error: Exception) -> dict:
             "error": f"{type(error).__name__}: {message}"}
 
 
-def settings_stamp(model_dir: str, prompts: list[str], box_threshold: float, text_threshold: float) -> bytes:
-    """What besides a frame's bytes its detections depend on: the model's files (names, sizes,
-    mtimes) and the settings. Taken once per job."""
-    model = Path(model_dir)
-    files = sorted(path for path in model.rglob("*") if path.is_file()) if model.is_dir() else []
-    stamps = [f"{path.relative_to(model)}:{path.stat().st_size}:{path.stat().st_mtime_ns}" for path in files]
-    return f"{CACHE_VERSION}:{text_prompt(prompts)}:{box_threshold}:{text_threshold}:{stamps}".encode()
+def settings_stamp(model_fingerprint: str, prompts: list[str], box_threshold: float, text_threshold: float) -> bytes:
+    """What besides a frame's bytes its detections depend on: the model's files (their fingerprint,
+    RunConfig.finder's, which the rule also reruns on) and the settings."""
+    return f"{CACHE_VERSION}:{text_prompt(prompts)}:{box_threshold}:{text_threshold}:{model_fingerprint}".encode()
 
 
 def cache_key(frame_path: str, stamp: bytes) -> str:
@@ -58,10 +55,11 @@ def cache_key(frame_path: str, stamp: bytes) -> str:
 
 def run_detections(frames: dict[str, str], out_dir: str, model_dir: str, prompts: list[str], log_path: str,
                    device: str = "auto", box_threshold: float = 0.3, text_threshold: float = 0.25,
-                   batch_size: int = 4, detector=None, cache_dir: str | None = None) -> dict[str, dict]:
+                   batch_size: int = 4, detector=None, cache_dir: str | None = None,
+                   model_fingerprint: str = "") -> dict[str, dict]:
     """Detect the characters of every frame ``{frame_id: path}``; one JSON per frame in ``out_dir``.
 
-    With ``cache_dir``, a frame whose bytes, model and settings were detected before
+    With ``cache_dir``, a frame whose bytes, model (``model_fingerprint``) and settings were detected before
     (the entry ``<cache_dir>/finder/<key>/``, frameloom.stepcache) is not detected again,
     so a re-formed batch recomputes only its new frames. ``detector`` (tests) replaces the one built from ``model_dir``;
     either way the model is loaded at most once, and only when a frame needs it.
@@ -72,7 +70,7 @@ def run_detections(frames: dict[str, str], out_dir: str, model_dir: str, prompts
         records: dict[str, dict] = {}
         keys: dict[str, str] = {}
         pending = []
-        stamp = settings_stamp(model_dir, prompts, box_threshold, text_threshold) if cache_dir else b""
+        stamp = settings_stamp(model_fingerprint, prompts, box_threshold, text_threshold) if cache_dir else b""
         for frame, path in sorted(frames.items()):
             try:
                 keys[frame] = cache_key(path, stamp) if cache_dir else ""
@@ -149,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=4, help="frames per forward pass")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch and OpenCV")
     parser.add_argument("--cache-dir", help="content-addressed detections: frames found here are not detected again")
+    parser.add_argument("--model-fingerprint", default="",
+                        help="the model files' fingerprint (RunConfig.finder): new weights, new cache keys")
     parser.add_argument("--log", required=True)
     args = parser.parse_args(argv)
     import cv2
@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     cv2.setNumThreads(args.threads)
     torch.set_num_threads(args.threads)
     run_detections(args.frames, args.out_dir, args.model_dir, args.prompts, args.log, args.device,
-                   args.box_threshold, args.text_threshold, args.batch_size, cache_dir=args.cache_dir)
+                   args.box_threshold, args.text_threshold, args.batch_size, cache_dir=args.cache_dir,
+                   model_fingerprint=args.model_fingerprint)
     return 0
 
 
