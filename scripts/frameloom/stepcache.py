@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 from .imageio import read_json, write_json
 
@@ -57,20 +58,28 @@ def entry_name(entry: Path) -> str:
     return f"{entry.parent.name}/{entry.name}"
 
 
-def frame_entries(frame: str, manifests: dict[str, str], cache_dir: str) -> tuple[dict[str, Path], str | None]:
+class Entry(NamedTuple):
+    """A frame's model-step entry: its folder (the result files) and its record, read once."""
+
+    path: Path
+    record: dict
+
+
+def frame_entries(frame: str, manifests: dict[str, str], cache_dir: str) -> tuple[dict[str, Entry], str | None]:
     """{step: entry} of one frame from its batches' manifests, or the first step's error."""
     entries = {}
     for step, path in manifests.items():
         manifest = read_json(path)
         if frame in manifest["failed"]:
             return {}, f"{step}: {manifest['failed'][frame]}"
-        entries[step] = entry_dir(cache_dir, step, manifest["frames"][frame])
+        folder = entry_dir(cache_dir, step, manifest["frames"][frame])
+        entries[step] = Entry(folder, read_json(folder / RECORD))
     return entries, None
 
 
-def entries_used(entries: dict[str, Path]) -> list[str]:
+def entries_used(entries: dict[str, Entry]) -> list[str]:
     """``step/key`` of a frame's entries and of every entry they continue: what its meta keeps alive."""
     used = set()
     for entry in entries.values():
-        used |= {entry_name(entry), *read_json(entry / RECORD)["chain"]}
+        used |= {entry_name(entry.path), *entry.record["chain"]}
     return sorted(used)

@@ -21,7 +21,7 @@ from .matte import soft_alpha
 from .occlusion import make_occlusion_variants
 from .seeding import stable_seed
 from .segmentation import Segmentation
-from .stepcache import ALPHA, BACKGROUND, IMAGE, RECORD, entries_used
+from .stepcache import ALPHA, BACKGROUND, IMAGE, entries_used
 
 CROP_MARGIN = 0.1  # of the character's box, kept around it in the cut-out
 
@@ -116,7 +116,7 @@ def run_keep_full(frame_path: str, analysis: dict, outputs: dict, settings: dict
 def _entry_devices(entries: dict) -> dict:
     devices = {}
     for entry in entries.values():
-        devices |= read_json(entry / RECORD)["devices"]
+        devices |= entry.record["devices"]
     return devices
 
 
@@ -124,15 +124,15 @@ def export_segment(frame_path: str, analysis: dict, outputs: dict, settings: dic
     """The segment outputs from the frame's ``masks`` and ``inpaint`` cache entries (frameloom.model_step)."""
     cfg = settings["strategy"]
     image = read_image(frame_path)
-    masks = read_json(entries["masks"] / RECORD)
+    masks = entries["masks"].record
     found = masks["error"] is None
-    alpha = np.load(entries["masks"] / ALPHA)
+    alpha = np.load(entries["masks"].path / ALPHA)
     entries_out = []
     crop_box = None
     # No inpaint entry when neither the background nor the composite is saved.
     if "inpaint" in entries:
-        background = read_image(entries["inpaint"] / BACKGROUND)
-        inpaint_backend = read_json(entries["inpaint"] / RECORD)["backend"]
+        background = read_image(entries["inpaint"].path / BACKGROUND)
+        inpaint_backend = entries["inpaint"].record["backend"]
     if "character" in outputs:
         character, crop_box = cutout(image, alpha)
         write_image(outputs["character"], character)
@@ -180,17 +180,17 @@ def export_enhance_segment(frame_path: str, analysis: dict, outputs: dict, setti
     """The enhance_segment output from the frame's ``restore_faces`` entry (the enhanced frame, every
     enhancement step's record) and, with apply_segmentation, its ``masks`` entry."""
     cfg = settings["strategy"]
-    restored = read_json(entries["restore_faces"] / RECORD)
-    enhanced = read_image(entries["restore_faces"] / IMAGE)
+    restored = entries["restore_faces"].record
+    enhanced = read_image(entries["restore_faces"].path / IMAGE)
     steps = restored["steps"]
     # The enhanced frame's size: crop boxes below are in its coordinates.
     meta = {"steps": steps, "enhanced_size": restored["enhanced_size"], "devices": _entry_devices(entries),
             "error": None}
     enhance_backend = "+".join(step["backend"] for step in steps if step["applied"]) or "none"
     if "masks" in entries:
-        masks = read_json(entries["masks"] / RECORD)
+        masks = entries["masks"].record
         found = masks["error"] is None
-        result, crop_box = cutout(enhanced, np.load(entries["masks"] / ALPHA))
+        result, crop_box = cutout(enhanced, np.load(entries["masks"].path / ALPHA))
         meta["segmentation"] = _segmentation_record(masks, crop_box, enhanced.shape[1] / analysis["width"])
         meta["error"] = masks["error"]
         backend = f"{enhance_backend} -> {masks['backend']}"
@@ -222,7 +222,7 @@ def execute(strategy: str, frame_path: str, analysis_path: str, outputs: dict, s
 
 def export(strategy: str, frame_path: str, analysis_path: str, outputs: dict, settings: dict,
            entries: dict) -> dict:
-    """Assemble a model strategy's outputs from the frame's model-step cache entries (``{step: entry}``)
+    """Assemble a model strategy's outputs from the frame's model-step cache entries (``{step: Entry}``)
     and write its meta file last; the meta names the entries it used (the merge keeps those)."""
     meta = {"frame": settings["frame"], "strategy": strategy}
     meta |= EXPORTERS[strategy](frame_path, read_json(analysis_path), outputs, settings, entries)
