@@ -25,10 +25,9 @@ import numpy as np
 from . import captions
 from .imageio import read_image, read_json, write_json
 from .joblog import batch_step_parser, job_log
-from .stepcache import cached_record, content_key, store_record
+from .stepcache import CAPTIONS, cached_record, content_key, store_record
 
 KEY_VERSION = "1"  # bump when the caption records change for the same inputs
-CACHE_STEP = "captions"  # the cache's folder for caption records
 VLM, TEMPLATE = "qwen2_vl", "template"
 
 
@@ -108,7 +107,7 @@ def run_captions(members: dict[str, str], settings: dict, cache_dir: str, manife
                     continue
                 template = Path(entry["caption"]).read_text(encoding="utf-8").strip()
                 key = caption_key(entry["image"], entry, template, settings)
-                cached = cached_record(cache_dir, CACHE_STEP, key)
+                cached = cached_record(cache_dir, CAPTIONS, key)
                 if cached is not None:
                     records[entry["image"]] = {**cached, "key": key}
                 else:
@@ -133,7 +132,7 @@ def run_captions(members: dict[str, str], settings: dict, cache_dir: str, manife
                         else _caption_chunk(captioner, chunk, subject, settings, lines))
                 for (entry, _, key), record in zip(chunk, made, strict=True):
                     if record["rejected"] not in (captions.REJECT_GENERATION, captions.REJECT_LOAD):
-                        store_record(cache_dir, CACHE_STEP, key, record)  # errors are retried next run
+                        store_record(cache_dir, CAPTIONS, key, record)  # errors are retried next run
                     records[entry["image"]] = {**record, "key": key}
         write_json(manifest_path, {"images": dict(sorted(records.items()))})
         sources = {name: sum(1 for r in records.values() if r["source"] == name) for name in (VLM, TEMPLATE)}

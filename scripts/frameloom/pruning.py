@@ -5,10 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from .caption_step import CACHE_STEP as CAPTION_STEP
-from .detect_step import CACHE_STEP as FINDER_STEP
 from .imageio import read_json
 from .registry import MODEL_STEPS, STRATEGIES
+from .stepcache import CAPTIONS, FINDER, entry_name
 
 
 def prune_stale_outputs(out_dir: str, plan: dict[str, str]) -> list[str]:
@@ -37,7 +36,7 @@ def prune_stale_outputs(out_dir: str, plan: dict[str, str]) -> list[str]:
 
 
 # Every cache folder: the merge prunes them all.
-PRUNED_STEPS = (*MODEL_STEPS, CAPTION_STEP, FINDER_STEP)
+PRUNED_STEPS = (*MODEL_STEPS, CAPTIONS, FINDER)
 
 
 def prune_cache(cache_dir: str, used: set[str]) -> list[str]:
@@ -49,7 +48,7 @@ def prune_cache(cache_dir: str, used: set[str]) -> list[str]:
     removed = []
     for step in PRUNED_STEPS:
         for entry in sorted(Path(cache_dir, step).glob("*")):  # dot names included
-            if entry.is_dir() and (entry.name.startswith(".") or f"{step}/{entry.name}" not in used):
+            if entry.is_dir() and (entry.name.startswith(".") or entry_name(step, entry.name) not in used):
                 shutil.rmtree(entry)
                 removed.append(str(entry))
     return removed

@@ -195,7 +195,8 @@ def merge(out_dir: str, metas: dict[str, str], inputs, outputs, settings: dict, 
     from .exports import kohya_dataset_toml, onetrainer_concepts, plan_concepts
     from .merge import build_report, read_caption_manifests, summary_warnings
     from .plan import read_plan
-    from .pruning import CAPTION_STEP, prune_cache, prune_stale_outputs
+    from .pruning import prune_cache, prune_stale_outputs
+    from .stepcache import CAPTIONS, entry_name
     from .training import build_rejected_folder, build_training_folder
 
     with job_log(log, "merge") as lines:
@@ -205,7 +206,8 @@ def merge(out_dir: str, metas: dict[str, str], inputs, outputs, settings: dict, 
         vlm_captions = read_caption_manifests(list(inputs.captions))
         meta_records = {frame: read_json(path) for frame, path in metas.items()}
         used = {name for meta in meta_records.values() for name in meta.get("cache", [])}
-        used |= {f"{CAPTION_STEP}/{record['key']}" for record in vlm_captions.values()}
+        used |= {entry_name(CAPTIONS, record["key"]) for record in vlm_captions.values()}
+        # A failed frame's detection file names no entry.
         used |= {read_json(path).get("cache") for folder in inputs.detections for path in Path(folder).glob("*.json")}
         dropped = prune_cache(layout.cache_dir(out_dir), used)
         lines.append(f"dropped {len(dropped)} unused cache entries (model steps, captions, finder)")

@@ -23,6 +23,9 @@ RECORD = "record.json"
 IMAGE = "image.png"
 ALPHA = "alpha.npy"
 BACKGROUND = "background.png"
+# The folders of the record-only steps, beside the model steps' (registry.MODEL_STEPS).
+CAPTIONS = "captions"
+FINDER = "finder"
 
 
 def content_key(*parts: bytes | str | dict | list) -> str:
@@ -53,9 +56,9 @@ def store_record(cache_dir: str, step: str, key: str, record: dict) -> None:
     write_json(entry_dir(cache_dir, step, key) / RECORD, record)
 
 
-def entry_name(entry: Path) -> str:
-    """``step/key``: how metas and records name a cache entry."""
-    return f"{entry.parent.name}/{entry.name}"
+def entry_name(step: str, key: str) -> str:
+    """``step/key``: how metas, manifests and records name a cache entry (what the merge keeps)."""
+    return f"{step}/{key}"
 
 
 class Entry(NamedTuple):
@@ -81,5 +84,5 @@ def entries_used(entries: dict[str, Entry]) -> list[str]:
     """``step/key`` of a frame's entries and of every entry they continue: what its meta keeps alive."""
     used = set()
     for entry in entries.values():
-        used |= {entry_name(entry.path), *entry.record["chain"]}
+        used |= {entry_name(entry.path.parent.name, entry.path.name), *entry.record["chain"]}
     return sorted(used)
