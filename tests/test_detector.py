@@ -372,6 +372,8 @@ def test_detections_are_cached_by_content_so_a_reformed_batch_detects_only_its_n
     assert "from cache 0" in (tmp_path / "other_prompts.log").read_text()
     detect(["f0"], "other_weights", fingerprint="tiny-2")  # new weights: detected again
     assert "from cache 0" in (tmp_path / "other_weights.log").read_text()
+    with pytest.raises(ValueError, match="fingerprint"):  # a cache that cannot tell weights apart
+        detect(["f0"], "no_fingerprint", fingerprint="")
     # Each detection file names its cache entry; the merge keeps the entries current files name.
     from frameloom.pruning import prune_cache
 

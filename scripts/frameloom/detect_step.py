@@ -25,10 +25,10 @@ from .detector import DEFAULT_PROMPTS, FINDER, CharacterDetector, model_label, t
 from .devices import cpu_because
 from .imageio import FrameDecodeError, read_image, read_json, write_json
 from .joblog import job_log
-from .stepcache import cached_record, content_key, store_record
+from .stepcache import FINDER as FINDER_CACHE
+from .stepcache import cached_record, content_key, entry_name, store_record
 
 CACHE_VERSION = "1"  # bump when a detection record changes for the same inputs
-CACHE_STEP = "finder"  # the cache's folder for detection records
 
 
 def frame_record(frame: str, detector, prompts: list[str], detections: list[dict]) -> dict:
@@ -64,6 +64,9 @@ def run_detections(frames: dict[str, str], out_dir: str, model_dir: str, prompts
     so a re-formed batch recomputes only its new frames. ``detector`` (tests) replaces the one built from ``model_dir``;
     either way the model is loaded at most once, and only when a frame needs it.
     Returns the records written, by frame."""
+    if cache_dir and not model_fingerprint:
+        # Without it, new weights would be answered from the old weights' cache.
+        raise ValueError("caching detections needs the model files' fingerprint (model_fingerprint)")
     with job_log(log_path, "detect batch", live=True) as lines:
         loads = 0
         lines.append(f"prompt: {text_prompt(prompts)!r}")
@@ -79,7 +82,7 @@ def run_detections(frames: dict[str, str], out_dir: str, model_dir: str, prompts
                 lines.append(f"{frame}: {records[frame]['error']}")
                 write_json(Path(out_dir, f"{frame}.json"), records[frame])
                 continue
-            cached = cached_record(cache_dir, CACHE_STEP, keys[frame]) if cache_dir else None
+            cached = cached_record(cache_dir, FINDER_CACHE, keys[frame]) if cache_dir else None
             if cached is not None:
                 records[frame] = {**cached, "frame": frame}
                 write_json(Path(out_dir, f"{frame}.json"), records[frame])
@@ -110,8 +113,8 @@ def run_detections(frames: dict[str, str], out_dir: str, model_dir: str, prompts
                 records[frame] = frame_record(frame, detector, prompts, detections)
                 if cache_dir:
                     # The entry's name rides along, so the merge keeps the entries current frames use.
-                    records[frame]["cache"] = f"{CACHE_STEP}/{keys[frame]}"
-                    store_record(cache_dir, CACHE_STEP, keys[frame], records[frame])
+                    records[frame]["cache"] = entry_name(FINDER_CACHE, keys[frame])
+                    store_record(cache_dir, FINDER_CACHE, keys[frame], records[frame])
             for frame, _ in chunk:
                 write_json(Path(out_dir, f"{frame}.json"), records[frame])
         failed = sum(1 for record in records.values() if not record["ok"])
@@ -151,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the model files' fingerprint (RunConfig.finder): new weights, new cache keys")
     parser.add_argument("--log", required=True)
     args = parser.parse_args(argv)
+    if args.cache_dir and not args.model_fingerprint:
+        parser.error("--cache-dir needs --model-fingerprint (new weights must not be answered from the cache)")
     import cv2
     import torch
 

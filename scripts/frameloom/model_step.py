@@ -29,6 +29,7 @@ RunConfig.step_settings(step)}, written by the workflow's job_parameters rule.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import traceback
@@ -39,7 +40,7 @@ import numpy as np
 from .imageio import building_folder, read_image, read_json, write_image, write_json
 from .joblog import batch_step_parser, job_log
 from .registry import MODEL_STEPS
-from .stepcache import ALPHA, BACKGROUND, IMAGE, RECORD, content_key, entry_dir, entry_name
+from .stepcache import ALPHA, BACKGROUND, IMAGE, RECORD, Entry, content_key, entry_dir, entry_name
 
 KEY_VERSION = "4"  # bump when a step's output changes for the same inputs
 
@@ -51,10 +52,11 @@ def model_stamps(settings: dict) -> list[str]:
             for model in settings["models"].values() if model["present"] and (stat := os.stat(model["path"]))]
 
 
-def cache_key(step: str, member: dict, source_key: str | None, settings: dict, stamps: list[str]) -> str:
+def cache_key(step: str, member: dict, source_key: str | None, analysis: bytes, settings: dict,
+              stamps: list[str]) -> str:
     # A continued entry's key already hashes the frame (and everything before it).
-    return content_key(f"{KEY_VERSION}:{step}", source_key or Path(member["frame"]).read_bytes(),
-                       Path(member["analysis"]).read_bytes(), settings, *stamps)
+    return content_key(f"{KEY_VERSION}:{step}", source_key or Path(member["frame"]).read_bytes(), analysis,
+                       settings, *stamps)
 
 
 class BatchFrameFailures(RuntimeError):
@@ -70,7 +72,7 @@ def step_backends(settings: dict):
                     settings["cfg"], settings.get("batch_size", 1))
 
 
-def _upscale(member: dict, analysis: dict, source: Path | None, settings: dict, backends, out: Path) -> dict:
+def _upscale(member: dict, analysis: dict, source: Entry | None, settings: dict, backends, out: Path) -> dict:
     from .enhance import EnhanceState, run_steps, split_at_face_restoration
 
     cfg = settings["cfg"]
@@ -82,13 +84,13 @@ def _upscale(member: dict, analysis: dict, source: Path | None, settings: dict, 
     return {"steps": [vars(step) for step in steps], "source_grid": state.source_grid}
 
 
-def _restore_faces(member: dict, analysis: dict, source: Path, settings: dict, backends, out: Path) -> dict:
+def _restore_faces(member: dict, analysis: dict, source: Entry, settings: dict, backends, out: Path) -> dict:
     from .enhance import EnhanceState, EnhanceStep, identity_guard, run_steps, split_at_face_restoration
 
     cfg = settings["cfg"]
     frame = read_image(member["frame"])
-    before = read_json(source / RECORD)
-    image, steps = run_steps(read_image(source / IMAGE), analysis, cfg,
+    before = source.record
+    image, steps = run_steps(read_image(source.path / IMAGE), analysis, cfg,
                              split_at_face_restoration(cfg["enhancement_steps"])[1], backends,
                              EnhanceState(frame.shape[1], before["source_grid"]))
     earlier = [EnhanceStep(**step) for step in before["steps"]]
@@ -97,12 +99,12 @@ def _restore_faces(member: dict, analysis: dict, source: Path, settings: dict, b
     return {"steps": [vars(step) for step in steps], "enhanced_size": [image.shape[1], image.shape[0]]}
 
 
-def _masks(member: dict, analysis: dict, source: Path | None, settings: dict, backends, out: Path) -> dict:
+def _masks(member: dict, analysis: dict, source: Entry | None, settings: dict, backends, out: Path) -> dict:
     from .strategies import scaled_hint, segment_target
 
     # An enhanced source is cut on its own grid: the analysis' boxes scaled to it (the frame's
     # width is the analysis', so the frame is not decoded for it).
-    image = read_image(member["frame"] if source is None else source / IMAGE)
+    image = read_image(member["frame"] if source is None else source.path / IMAGE)
     hint = analysis if source is None else scaled_hint(analysis, image.shape[1] / analysis["width"])
     seg, backend, error = segment_target(image, hint, backends)
     found = error is None
@@ -113,12 +115,11 @@ def _masks(member: dict, analysis: dict, source: Path | None, settings: dict, ba
             "notes": seg.notes}
 
 
-def _inpaint(member: dict, analysis: dict, source: Path, settings: dict, backends, out: Path) -> dict:
+def _inpaint(member: dict, analysis: dict, source: Entry, settings: dict, backends, out: Path) -> dict:
     frame = read_image(member["frame"])
-    masks = read_json(source / RECORD)
     inpainter, backend = backends.inpainter()
-    if masks["error"] is None:
-        alpha = np.load(source / ALPHA)
+    if source.record["error"] is None:
+        alpha = np.load(source.path / ALPHA)
         background = inpainter.inpaint(frame, alpha > 0.05, dilation=settings["cfg"]["mask_dilation"])
     else:
         background = frame  # no target: nothing to remove (the export trains on neither)
@@ -129,13 +130,16 @@ def _inpaint(member: dict, analysis: dict, source: Path, settings: dict, backend
 COMPUTE = {"upscale": _upscale, "restore_faces": _restore_faces, "masks": _masks, "inpaint": _inpaint}
 
 
-def _compute(step: str, member: dict, source: Path | None, settings: dict, backends, entry: Path) -> None:
-    """One frame's entry, built in a sibling temp dir and renamed (no half entry)."""
+def _compute(step: str, member: dict, analysis: dict, source: Path | None, settings: dict, backends,
+             entry: Path) -> None:
+    """One frame's entry, built in a sibling temp dir and renamed (no half entry); the entry it
+    continues (``source``) is read once, here."""
+    continued = Entry(source, read_json(source / RECORD)) if source else None
     with building_folder(entry) as staging:
-        record = COMPUTE[step](member, read_json(member["analysis"]), source, settings, backends, staging)
+        record = COMPUTE[step](member, analysis, continued, settings, backends, staging)
         # Where this frame's model ran, and the entries it continues (kept while this one is).
-        record |= {"step": step, "devices": dict(backends.devices),
-                   "chain": [*read_json(source / RECORD)["chain"], entry_name(source)] if source else []}
+        chain = [*continued.record["chain"], entry_name(source.parent.name, source.name)] if continued else []
+        record |= {"step": step, "devices": dict(backends.devices), "chain": chain}
         write_json(staging / RECORD, record)
 
 
@@ -171,12 +175,13 @@ def run_batch(step: str, members: dict[str, dict], settings: dict, cache_dir: st
         for frame, member in sorted(members.items()):
             try:
                 source, source_key = _source(member, sources, cache_dir, frame)
-                key = cache_key(step, member, source_key, settings, stamps)
+                analysis = Path(member["analysis"]).read_bytes()  # read once: the key, then the step
+                key = cache_key(step, member, source_key, analysis, settings, stamps)
                 entry = entry_dir(cache_dir, step, key)
                 if (entry / RECORD).is_file():
                     cached += 1
                 else:
-                    _compute(step, member, source, settings, backends, entry)
+                    _compute(step, member, json.loads(analysis), source, settings, backends, entry)
                     computed += 1
             except Exception as error:  # noqa: BLE001 (any failure of one frame stays that frame's)
                 failed[frame] = f"{type(error).__name__}: " + (str(error).strip().splitlines() or ["no message"])[0]
