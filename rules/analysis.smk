@@ -13,7 +13,7 @@ if FINDER["present"]:
             frames=finder_batch_frames,
             params=layout.job_parameters(OUT, "finder"),
         output:
-            directory(f"{OUT}/detections/batches/{{batch}}"),
+            directory(layout.finder_batch(OUT)),
         log:
             f"{LOGS}/find_characters/{{batch}}.log",
         benchmark:

@@ -181,14 +181,14 @@ def finder_detections(wildcards):
     if not FINDER["present"]:
         return {}
     batch = _finder_batches(frame_ids())[1][wildcards.frame]
-    return {"detections": f"{OUT}/detections/batches/{batch}"}
+    return {"detections": layout.finder_batch(OUT).format(batch=batch)}
 
 
 def finder_batch_folders(wildcards):
     """The finder's batch folders of the current frames (the merge keeps their cache entries)."""
     if not FINDER["present"]:
         return []
-    return [f"{OUT}/detections/batches/{batch}" for batch in _finder_batches(frame_ids())[0]]
+    return [layout.finder_batch(OUT).format(batch=batch) for batch in _finder_batches(frame_ids())[0]]
 
 
 def all_analyses(wildcards):

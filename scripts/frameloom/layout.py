@@ -100,6 +100,11 @@ def frame_outputs(patterns: dict, frame: str) -> dict:
     }
 
 
+def finder_batch(out: str) -> str:
+    """A character-finder job's folder: one detection file per frame of its batch."""
+    return f"{out}/detections/batches/{{batch}}"
+
+
 def step_manifest(out: str, step: str) -> str:
     """What a model step's batch job made: {frame: cache key} and the frames that failed."""
     return f"{out}/steps/{step}/{{batch}}.json"
